@@ -1,0 +1,3 @@
+"""sav-benchmark: accuracy, speed and memory of promptable video segmentation on SA-V."""
+
+__version__ = "0.1.0"

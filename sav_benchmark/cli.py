@@ -1,0 +1,230 @@
+"""Command line: `run` (the default), `prepare` and `models`.
+
+Anything wrong before the first job ends the command with exit code 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import socket
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import UsageError
+from .prepare import PreparedSplit, prepare_split
+from .results import ResultWriter, manifest_path, prepared_path, write_manifest
+from .runners import MODELS, ModelSpec, resolve_models
+from .summary import summary_text
+
+COMMANDS = ("run", "prepare", "models")
+PROG = "jetson_benchmark.py"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one line, as every other usage error is."""
+
+    command = ""  # the sub-command whose flags were being parsed, for the help hint
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        help_of = f"{self.prog} {self.command}" if self.command and self.prog == PROG else self.prog
+        raise UsageError(f"{message} (see {help_of} --help)")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or more, not {text}")
+    return value
+
+
+def _add_selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--split_dir", help="SA-V val/test split: JPEGImages_24fps/, Annotations_6fps/, optional sav_val.txt")
+    parser.add_argument("--video_ids", help="comma-separated videos to run (default: all, in the split's list order)")
+    parser.add_argument("--limit_videos", type=_positive, help="run only the first N selected videos")
+    parser.add_argument("--limit_objects", type=_positive, help="run only the first K objects of each video")
+    parser.add_argument("--num_points", type=_positive, default=1, help="positive clicks for *_points models (default 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Accuracy (J&F), speed and memory of promptable video segmentation on SA-V.")
+    parser.add_argument("--version", action="version", version=f"sav-benchmark {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,prepare,models}", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="prepare the split, then benchmark every (video, object, model); the default command")
+    _add_selection(run)
+    run.add_argument("--prepared", help="a manifest written by `prepare`, instead of --split_dir and the selection flags")
+    run.add_argument("--models", default="sam2.1_tiny_points", help="comma-separated model names (list: `models`); default sam2.1_tiny_points")
+    run.add_argument("--checkpoint_dir", default="checkpoints", help="folder of the official checkpoint files (default checkpoints/)")
+    run.add_argument("--weights", choices=("checkpoint", "random"), default="checkpoint", help="random: build from the config without a checkpoint (speed only)")
+    run.add_argument("--imgsz", type=_positive, help="model input resolution (default: the model's own, 1024)")
+    run.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto", help="auto = CUDA when available")
+    run.add_argument("--autocast_dtype", choices=("bfloat16", "float16", "float32"), default="bfloat16", help="autocast dtype; float32 = no autocast (default bfloat16)")
+    run.add_argument("--warmup_frames", type=_non_negative, help="warm-up frames before each model's first job (default 8 on CUDA, 0 on CPU)")
+    run.add_argument("--output", help="result CSV (default results/<UTC time>_<host>.csv); the manifest goes beside it as .json")
+    run.add_argument("--save_masks", help="write predicted masks as DIR/<model>/<video>/<object>/<frame>.png for the official evaluator")
+    run.add_argument("--do_not_skip_first_and_last_frame", action="store_true", help="score the first and last annotated frames too")
+
+    prepare = sub.add_parser("prepare", help="only index, check and select the split, and write the prepared manifest")
+    _add_selection(prepare)
+    prepare.add_argument("--output", help="prepared manifest path (default results/<split name>.prepared.json)")
+
+    sub.add_parser("models", help="list the model names")
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version"):
+        argv = ["run", *argv]
+    parser = build_parser()
+    parser.command = argv[0] if argv[0] in COMMANDS else ""
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = parse_args(argv)
+        if args.command == "models":
+            return _cmd_models()
+        if args.command == "prepare":
+            return _cmd_prepare(args)
+        return _cmd_run(args, argv)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return UsageError.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; finished rows are in the CSV", file=sys.stderr)
+        return 130
+
+
+def _cmd_models() -> int:
+    for spec in MODELS.values():
+        source = f"{spec.config}, checkpoint {spec.checkpoint}" if spec.uses_torch else "baseline, no model"
+        print(f"{spec.name:<28} prompt={spec.prompt:<6} {source}")
+    return 0
+
+
+def _selection(args: argparse.Namespace) -> PreparedSplit:
+    if not args.split_dir:
+        raise UsageError("--split_dir is required: the folder of an SA-V split (make a demo one with: python -m sav_benchmark.synthetic --out DIR)")
+    video_ids = [v.strip() for v in args.video_ids.split(",") if v.strip()] if args.video_ids else None
+    return prepare_split(args.split_dir, video_ids, args.limit_videos, args.limit_objects, args.num_points)
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    split = _selection(args)
+    output = Path(args.output) if args.output else Path("results") / f"{Path(split.split_dir).name}.prepared.json"
+    split.save(output)
+    n_objects = sum(len(v.objects) for v in split.videos)
+    print(f"prepared {len(split.videos)} videos, {n_objects} objects: {output}")
+    return 0
+
+
+def _check_models_runnable(specs: list[ModelSpec], args: argparse.Namespace) -> None:
+    """Everything a model needs, checked before any work: its package, config and checkpoint."""
+    for spec in specs:
+        if spec.family not in ("sam2", "sam2.1"):
+            continue
+        found = importlib.util.find_spec("sam2")
+        if found is None or not found.submodule_search_locations:
+            raise UsageError(f"{spec.name} needs the sam2 package, which is not installed; install it as the README's Install section says")
+        config = Path(list(found.submodule_search_locations)[0]) / spec.config
+        if not config.is_file():
+            raise UsageError(f"{spec.name}: the installed sam2 package has no {spec.config}; install sam2 1.0 or later")
+        if args.weights == "checkpoint":
+            checkpoint = Path(args.checkpoint_dir) / spec.checkpoint
+            if not checkpoint.is_file():
+                raise UsageError(
+                    f"{spec.name}: checkpoint {checkpoint} not found; fetch it with scripts/download_checkpoints.sh, "
+                    "point --checkpoint_dir at its folder, or use --weights random for a speed-only run"
+                )
+
+
+def _default_output() -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return Path("results") / f"{stamp}_{socket.gethostname()}.csv"
+
+
+def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    from .run import Benchmark, RunOptions
+    from .runners.base import RunSettings
+
+    specs = resolve_models(args.models)
+    _check_models_runnable(specs, args)
+    uses_torch = any(spec.uses_torch for spec in specs)
+    device, dtype = "cpu", args.autocast_dtype
+    if uses_torch:
+        from .device import check_dtype, resolve_device
+        from .runners.sam2_family import image_size_overrides
+
+        image_size_overrides(args.imgsz)  # refuses a size the model cannot take
+        device = resolve_device(args.device)
+        check_dtype(device, dtype)
+    split = PreparedSplit.load(Path(args.prepared)) if args.prepared else _selection(args)
+    output = Path(args.output) if args.output else _default_output()
+    if output.exists():
+        raise UsageError(f"--output {output} already exists; choose a new path so that no earlier result is mixed in")
+    save_masks = Path(args.save_masks) if args.save_masks else None
+    warmup = args.warmup_frames if args.warmup_frames is not None else (8 if device == "cuda" else 0)
+
+    settings = RunSettings(device, dtype, args.imgsz, args.weights, Path(args.checkpoint_dir))
+    options = RunOptions(settings, warmup, save_masks, not args.do_not_skip_first_and_last_frame, uuid.uuid4().hex[:12])
+    if not args.prepared:
+        split.save(prepared_path(output))
+    writer = ResultWriter(output)
+    _setup_log(output.with_suffix(".log"))
+    from .environment import describe
+
+    manifest: dict[str, Any] = {
+        "run_id": options.run_id,
+        "command": [sys.executable, *sys.argv] if argv == sys.argv[1:] else [PROG, *argv],
+        "config": {**vars(args), "device": device, "warmup_frames": warmup},
+        "models": [spec.name for spec in specs],
+        "split_dir": split.split_dir,
+        "prepared": args.prepared or str(prepared_path(output)),
+        "videos": [v.video_id for v in split.videos],
+        "environment": describe(device, uses_torch),
+        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_manifest(manifest_path(output), manifest)
+    start = time.perf_counter()
+    benchmark = Benchmark(split, specs, options, writer)
+    try:
+        report = benchmark.run()
+    finally:
+        writer.close()
+        manifest.update(
+            finished_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            wall_s=time.perf_counter() - start,
+            warmup_s=benchmark.report.warmup_s,
+            rows=len(benchmark.report.rows),
+        )
+        write_manifest(manifest_path(output), manifest)
+    print(summary_text(report.rows))
+    print(f"rows: {output}  manifest: {manifest_path(output)}" + (f"  masks: {save_masks}" if save_masks else ""))
+    failed = [r for r in report.rows if r["status"] not in ("ok", "skipped")]
+    return 1 if failed else 0
+
+
+def _setup_log(path: Path) -> None:
+    """Tracebacks of failed jobs go to a log beside the CSV; the user sees the one-line reason in the row."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("sav_benchmark")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

@@ -1,0 +1,10 @@
+"""Errors that end a command before any work, shown to the user as one line with exit code 2."""
+
+
+class UsageError(Exception):
+    """Bad command line, configuration or input found before any job ran.
+
+    The message must say what is wrong, where, and how to fix it, in one line.
+    """
+
+    exit_code = 2

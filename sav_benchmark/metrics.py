@@ -1,0 +1,160 @@
+"""J, F and J&F exactly as the SA-V evaluation defines them (see SPEC-metrics.md in shared/).
+
+Edge cases, as the spec writes them down:
+- J is 1 when both masks are empty.
+- F: no boundary in the prediction but one in the ground truth gives precision 1, recall 0;
+  the reverse gives precision 0, recall 1; neither gives 1 and 1; F is 0 when
+  precision + recall is 0.
+- Per object, frames count only from the first evaluated frame where the ground truth or the
+  prediction is non-empty; from then on every evaluated frame counts, empty ones too (J = F = 1).
+- An object whose ground truth is empty on every evaluated frame has no score: it is reported
+  as missing with a reason, never as 0 or 100. So is one with no evaluated frame at all.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+
+BOUNDARY_TOLERANCE = 0.008
+
+
+def evaluated_frames(annotated: Sequence[int], skip_first_and_last: bool = True) -> list[int]:
+    """The annotated frames that are scored: all but the first and last, sorted."""
+    frames = sorted(annotated)
+    return frames[1:-1] if skip_first_and_last else frames
+
+
+def region_similarity(pred: np.ndarray, gt: np.ndarray) -> float:
+    """J: intersection over union of two boolean masks; 1 when both are empty."""
+    union = np.count_nonzero(pred | gt)
+    if union == 0:
+        return 1.0
+    return np.count_nonzero(pred & gt) / union
+
+
+def boundary_map(mask: np.ndarray) -> np.ndarray:
+    """One-pixel-wide boundary of a boolean mask, offset half a pixel toward the origin."""
+    east = np.zeros_like(mask)
+    east[:, :-1] = mask[:, 1:]
+    south = np.zeros_like(mask)
+    south[:-1, :] = mask[1:, :]
+    south_east = np.zeros_like(mask)
+    south_east[:-1, :-1] = mask[1:, 1:]
+    boundary = (mask ^ east) | (mask ^ south) | (mask ^ south_east)
+    boundary[-1, :] = mask[-1, :] ^ east[-1, :]
+    boundary[:, -1] = mask[:, -1] ^ south[:, -1]
+    boundary[-1, -1] = False
+    return boundary
+
+
+def tolerance_radius(height: int, width: int) -> int:
+    """Boundary tolerance in pixels: ceil(0.008 x image diagonal)."""
+    return math.ceil(BOUNDARY_TOLERANCE * math.hypot(height, width))
+
+
+@lru_cache(maxsize=8)
+def disk_kernel(radius: int) -> np.ndarray:
+    """All integer offsets (dx, dy) with dx^2 + dy^2 <= radius^2, as a uint8 structuring element."""
+    offsets = np.arange(-radius, radius + 1)
+    return (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius**2).astype(np.uint8)
+
+
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Dilation by the disk of `radius`; pixels outside the image count as background."""
+    kernel = disk_kernel(radius)
+    # cv2's default border for dilation never wins the max, which is zero padding here.
+    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+
+
+def contour_accuracy(pred: np.ndarray, gt: np.ndarray) -> float:
+    """F: boundary F-measure with the spec's tolerance and empty-boundary cases."""
+    pred_boundary = boundary_map(pred)
+    gt_boundary = boundary_map(gt)
+    n_pred = np.count_nonzero(pred_boundary)
+    n_gt = np.count_nonzero(gt_boundary)
+    if n_pred == 0 and n_gt == 0:
+        precision, recall = 1.0, 1.0
+    elif n_pred == 0:
+        precision, recall = 1.0, 0.0
+    elif n_gt == 0:
+        precision, recall = 0.0, 1.0
+    else:
+        radius = tolerance_radius(*gt.shape)
+        precision = np.count_nonzero(pred_boundary & dilate(gt_boundary, radius)) / n_pred
+        recall = np.count_nonzero(gt_boundary & dilate(pred_boundary, radius)) / n_gt
+    if precision + recall == 0:
+        return 0.0
+    return 2 * precision * recall / (precision + recall)
+
+
+def frame_scores(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
+    """(J, F) of one frame; masks must have the same shape."""
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in size")
+    pred = pred.astype(bool, copy=False)
+    gt = gt.astype(bool, copy=False)
+    return region_similarity(pred, gt), contour_accuracy(pred, gt)
+
+
+@dataclass(frozen=True)
+class ObjectScore:
+    """J, F and J&F of one object, in percent; all None when the object has no score."""
+
+    J: float | None
+    F: float | None
+    JF: float | None
+    n_frames: int
+    missing_reason: str = ""
+
+
+class ObjectScorer:
+    """Streaming per-object accumulator: feed its evaluated frames in order, then conclude."""
+
+    def __init__(self) -> None:
+        self._j: list[float] = []
+        self._f: list[float] = []
+        self._fed = 0
+        self._gt_seen = False
+
+    def feed(self, pred: np.ndarray, gt: np.ndarray) -> None:
+        self._fed += 1
+        gt_present = bool(gt.any())
+        self._gt_seen = self._gt_seen or gt_present
+        if not self._j and not gt_present and not pred.any():
+            return  # before the object first shows up nothing counts
+        j, f = frame_scores(pred, gt)
+        self._j.append(j)
+        self._f.append(f)
+
+    def conclude(self) -> ObjectScore:
+        if self._fed == 0:
+            return ObjectScore(None, None, None, 0, "no evaluated frame (fewer than 3 annotated frames)")
+        if not self._gt_seen:
+            return ObjectScore(None, None, None, 0, "ground truth empty on every evaluated frame")
+        j = 100.0 * float(np.mean(self._j))
+        f = 100.0 * float(np.mean(self._f))
+        return ObjectScore(j, f, (j + f) / 2, len(self._j))
+
+
+def score_object(preds: Iterable[np.ndarray], gts: Iterable[np.ndarray]) -> ObjectScore:
+    """Score one object from its evaluated frames' predictions and ground truths, in order."""
+    scorer = ObjectScorer()
+    for pred, gt in zip(preds, gts, strict=True):
+        scorer.feed(pred, gt)
+    return scorer.conclude()
+
+
+def global_scores(object_scores: Iterable[tuple[float, float]]) -> tuple[float, float, float]:
+    """Global (J&F, J, F): object-weighted means of per-object J and F; NaN when none."""
+    pairs = list(object_scores)
+    if not pairs:
+        return math.nan, math.nan, math.nan
+    j = float(np.mean([p[0] for p in pairs]))
+    f = float(np.mean([p[1] for p in pairs]))
+    return (j + f) / 2, j, f

@@ -1,0 +1,204 @@
+"""Phase 1: index an SA-V split, check it, select videos and objects, derive their prompts.
+
+The result is a prepared manifest (JSON) that the run phase reads, so that every problem with
+the input is found before any model is built.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+
+from .errors import UsageError
+from .masks import png_size, read_mask
+from .prompts import click_points, tight_box
+
+FRAMES_DIR = "JPEGImages_24fps"
+ANNOTATIONS_DIR = "Annotations_6fps"
+LIST_FILES = ("sav_val.txt", "sav_test.txt")
+FORMAT = "sav-benchmark-prepared/1"
+DEMO_HINT = "make a demo split with: python -m sav_benchmark.synthetic --out DIR"
+
+
+@dataclass
+class PreparedObject:
+    object_id: str
+    annotated_frames: list[int]
+    annotation_files: list[str]
+    prompt_frame: int | None = None
+    points: list[list[int]] = field(default_factory=list)
+    box: list[int] = field(default_factory=list)
+    skip_reason: str = ""
+
+    def mask_file(self, frame: int) -> str:
+        return self.annotation_files[self.annotated_frames.index(frame)]
+
+
+@dataclass
+class PreparedVideo:
+    video_id: str
+    n_frames: int
+    height: int
+    width: int
+    objects: list[PreparedObject]
+
+
+@dataclass
+class PreparedSplit:
+    split_dir: str
+    num_points: int
+    videos: list[PreparedVideo]
+
+    def frames_dir(self, video: PreparedVideo) -> Path:
+        return Path(self.split_dir) / FRAMES_DIR / video.video_id
+
+    def mask_path(self, video: PreparedVideo, obj: PreparedObject, frame: int) -> Path:
+        return Path(self.split_dir) / ANNOTATIONS_DIR / video.video_id / obj.object_id / obj.mask_file(frame)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"format": FORMAT, **asdict(self)}, indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> "PreparedSplit":
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--prepared {path}: cannot read it ({exc}); make one with: jetson_benchmark.py prepare") from exc
+        if data.pop("format", None) != FORMAT:
+            raise UsageError(f"--prepared {path} is not a prepared manifest ({FORMAT}); make one with: jetson_benchmark.py prepare")
+        videos = [
+            PreparedVideo(**{**v, "objects": [PreparedObject(**o) for o in v["objects"]]})
+            for v in data.pop("videos")
+        ]
+        return cls(videos=videos, **data)
+
+
+def prepare_split(
+    split_dir: str | Path,
+    video_ids: list[str] | None = None,
+    limit_videos: int | None = None,
+    limit_objects: int | None = None,
+    num_points: int = 1,
+) -> PreparedSplit:
+    """Index, check and select an SA-V val/test split; raise UsageError on any bad input."""
+    root = Path(split_dir)
+    _check_layout(root)
+    selected = _select_videos(root, _list_videos(root), video_ids, limit_videos)
+    videos = [_prepare_video(root, vid, limit_objects, num_points) for vid in selected]
+    return PreparedSplit(str(root.resolve()), num_points, videos)
+
+
+def _check_layout(root: Path) -> None:
+    if not root.is_dir():
+        raise UsageError(f"--split_dir {root} does not exist; give the folder of an SA-V split ({DEMO_HINT})")
+    for sub in (FRAMES_DIR, ANNOTATIONS_DIR):
+        if not (root / sub).is_dir():
+            raise UsageError(
+                f"--split_dir {root} has no {sub}/ folder; an SA-V val/test split holds "
+                f"{FRAMES_DIR}/ and {ANNOTATIONS_DIR}/ ({DEMO_HINT})"
+            )
+
+
+def _list_videos(root: Path) -> list[str]:
+    """Videos in the split's list file order when it has one, else every annotated video, sorted."""
+    for name in LIST_FILES:
+        list_file = root / name
+        if list_file.is_file():
+            videos = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
+            for vid in videos:
+                if not (root / ANNOTATIONS_DIR / vid).is_dir():
+                    raise UsageError(f"{list_file} lists video {vid}, but {root / ANNOTATIONS_DIR / vid} does not exist")
+            break
+    else:
+        videos = sorted(p.name for p in (root / ANNOTATIONS_DIR).iterdir() if p.is_dir())
+    if not videos:
+        raise UsageError(f"--split_dir {root} holds no videos: {root / ANNOTATIONS_DIR} is empty ({DEMO_HINT})")
+    return videos
+
+
+def _select_videos(root: Path, videos: list[str], video_ids: list[str] | None, limit: int | None) -> list[str]:
+    if video_ids:
+        for vid in video_ids:
+            if vid not in videos:
+                close = difflib.get_close_matches(vid, videos, n=1)
+                hint = f"did you mean {close[0]}? " if close else ""
+                raise UsageError(f"--video_ids: {vid} is not in the split {root}; {hint}(it has {len(videos)} videos)")
+        videos = [v for v in videos if v in video_ids]
+    return videos[:limit] if limit is not None else videos
+
+
+def _frame_indices(frames_dir: Path, video_id: str) -> int:
+    """Number of frames, checking that the JPEGs are numbered 0..n-1 as the predictor expects."""
+    if not frames_dir.is_dir():
+        raise UsageError(f"video {video_id}: frame folder {frames_dir} does not exist")
+    stems = [p.stem for p in frames_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg")]
+    if not stems:
+        raise UsageError(f"video {video_id}: no .jpg frames in {frames_dir}")
+    try:
+        numbers = sorted(int(s) for s in stems)
+    except ValueError:
+        raise UsageError(f"video {video_id}: frame names in {frames_dir} must be frame numbers (00000.jpg, 00001.jpg, ...)") from None
+    if numbers != list(range(len(numbers))):
+        missing = sorted(set(range(numbers[-1] + 1)) - set(numbers))[:3]
+        raise UsageError(f"video {video_id}: frames in {frames_dir} are not numbered 0..{len(numbers) - 1} without gaps (missing e.g. {missing})")
+    return len(numbers)
+
+
+def _frame_size(frames_dir: Path, video_id: str) -> tuple[int, int]:
+    first = min(frames_dir.iterdir(), key=lambda p: int(p.stem) if p.stem.isdigit() else -1)
+    image = cv2.imread(str(first))
+    if image is None:
+        raise UsageError(f"video {video_id}: cannot decode frame {first}")
+    return image.shape[0], image.shape[1]
+
+
+def _prepare_video(root: Path, video_id: str, limit_objects: int | None, num_points: int) -> PreparedVideo:
+    frames_dir = root / FRAMES_DIR / video_id
+    n_frames = _frame_indices(frames_dir, video_id)
+    height, width = _frame_size(frames_dir, video_id)
+    object_dirs = sorted(p for p in (root / ANNOTATIONS_DIR / video_id).iterdir() if p.is_dir())
+    if not object_dirs:
+        raise UsageError(f"video {video_id}: no object folders in {root / ANNOTATIONS_DIR / video_id}")
+    if limit_objects is not None:
+        object_dirs = object_dirs[:limit_objects]
+    objects = [_prepare_object(obj_dir, video_id, n_frames, (height, width), num_points) for obj_dir in object_dirs]
+    return PreparedVideo(video_id, n_frames, height, width, objects)
+
+
+def _prepare_object(obj_dir: Path, video_id: str, n_frames: int, frame_size: tuple[int, int], num_points: int) -> PreparedObject:
+    where = f"video {video_id}, object {obj_dir.name}"
+    files = sorted((p for p in obj_dir.iterdir() if p.suffix.lower() == ".png"), key=lambda p: p.stem)
+    if not files:
+        raise UsageError(f"{where}: no .png masks in {obj_dir}")
+    frames = []
+    for path in files:
+        if not path.stem.isdigit() or int(path.stem) >= n_frames:
+            raise UsageError(f"{where}: mask {path} names no frame of the video (it has frames 0..{n_frames - 1})")
+        try:
+            size = png_size(path)
+        except ValueError as exc:
+            raise UsageError(f"{where}: {exc}") from None
+        if size != frame_size:
+            raise UsageError(
+                f"{where}, frame {path.stem}: mask {path} is {size[1]}x{size[0]} but the video's frames are "
+                f"{frame_size[1]}x{frame_size[0]}; ground truth must be at frame resolution"
+            )
+        frames.append(int(path.stem))
+    order = sorted(range(len(frames)), key=frames.__getitem__)
+    obj = PreparedObject(obj_dir.name, [frames[i] for i in order], [files[i].name for i in order])
+    for frame, name in zip(obj.annotated_frames, obj.annotation_files):
+        try:
+            mask = read_mask(obj_dir / name)
+        except ValueError as exc:
+            raise UsageError(f"{where}, frame {frame}: {exc}") from None
+        if mask.any():
+            obj.prompt_frame, obj.points, obj.box = frame, click_points(mask, num_points), tight_box(mask)
+            break
+    else:
+        obj.skip_reason = "object never appears in the ground truth"
+    return obj

@@ -1,0 +1,72 @@
+"""The row schema, the CSV writer (one durable append per row) and the run manifest."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+COLUMNS = [
+    "run_id", "timestamp_utc", "video_id", "object_id", "model", "prompt", "prompt_detail",
+    "weights", "device", "dtype", "imgsz", "status", "error",
+    "n_frames", "prompt_frame", "n_propagated", "n_eval_frames", "J", "F", "JF",
+    "fps", "latency_ms_mean", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "latency_ms_max",
+    "build_s", "init_s", "prompt_ms", "propagate_s",
+    "mem_alloc_before_mb", "peak_alloc_mb", "peak_reserved_mb", "mem_alloc_after_cleanup_mb",
+]  # fmt: skip
+
+STATUS_OK, STATUS_SKIPPED, STATUS_ERROR, STATUS_OOM = "ok", "skipped", "error", "oom"
+
+
+def _cell(value: Any) -> str:
+    """Empty for unknown values (never 0); floats at full precision."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if value != value else repr(value)
+    return str(value)
+
+
+class ResultWriter:
+    """Appends rows to a CSV; each row is one write, flushed and fsynced before the next job."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "a", newline="")
+        if path.stat().st_size == 0:
+            self._append(COLUMNS)
+
+    def write(self, row: dict[str, Any]) -> None:
+        unknown = set(row) - set(COLUMNS)
+        if unknown:
+            raise KeyError(f"row has columns outside the schema: {sorted(unknown)}")
+        self._append([_cell(row.get(c)) for c in COLUMNS])
+
+    def _append(self, cells: list[str]) -> None:
+        buffer = io.StringIO()
+        csv.writer(buffer).writerow(cells)
+        self._file.write(buffer.getvalue())
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def manifest_path(output: Path) -> Path:
+    return output.with_suffix(".json")
+
+
+def prepared_path(output: Path) -> Path:
+    return output.with_suffix(".prepared.json")
+
+
+def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """Write atomically, so that a crash leaves the previous version rather than half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, default=str))
+    os.replace(tmp, path)

@@ -1,0 +1,283 @@
+"""Phase 2: for each video, each object, each model: build, init, prompt, propagate, clean up, score.
+
+Timed regions are synchronised with the device and hold only the model's work (and reading the
+mask back to the host); scoring, saving masks and writing rows come after them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from .masks import read_mask, write_mask
+from .metrics import ObjectScorer, evaluated_frames
+from .prepare import PreparedObject, PreparedSplit, PreparedVideo
+from .results import STATUS_ERROR, STATUS_OK, STATUS_OOM, STATUS_SKIPPED, ResultWriter
+from .runners import ModelSpec, load_runner_class
+from .runners.base import Job, MemoryReading, RunSettings
+
+log = logging.getLogger("sav_benchmark")
+DEFAULT_IMGSZ = 1024
+
+
+@dataclass
+class RunOptions:
+    settings: RunSettings
+    warmup_frames: int = 0
+    save_masks: Path | None = None
+    skip_first_and_last: bool = True
+    run_id: str = ""
+
+
+@dataclass
+class PropagateResult:
+    masks: dict[int, np.ndarray]
+    latencies_s: list[float]
+    propagate_s: float
+
+
+@dataclass
+class RunReport:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    warmup_s: dict[str, float | str] = field(default_factory=dict)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA, CPU and Jetson NvMap allocator failures: such a job gets status 'oom'."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "nvmapmemalloc" in text)
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or "no message"
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+def _timed(runner, step: Callable[[Job], None], job: Job) -> float:
+    runner.synchronize()
+    start = time.perf_counter()
+    step(job)
+    runner.synchronize()
+    return time.perf_counter() - start
+
+
+def _propagate_timed(runner, job: Job, keep: set[int]) -> PropagateResult:
+    """Per-frame latency: from asking for a frame to its mask on the host, device synchronised."""
+    masks: dict[int, np.ndarray] = {}
+    latencies: list[float] = []
+    runner.synchronize()
+    start = previous = time.perf_counter()
+    for frame, mask in runner.propagate(job):
+        runner.synchronize()
+        now = time.perf_counter()
+        latencies.append(now - previous)
+        previous = now
+        if frame in keep:
+            masks[frame] = mask
+    return PropagateResult(masks, latencies, previous - start)
+
+
+def _latency_columns(latencies_s: list[float], propagate_s: float) -> dict[str, Any]:
+    ms = np.asarray(latencies_s) * 1000.0
+    if ms.size == 0:
+        return {"n_propagated": 0}
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+    return {
+        "n_propagated": int(ms.size),
+        "fps": ms.size / propagate_s if propagate_s > 0 else math.nan,
+        "latency_ms_mean": float(ms.mean()),
+        "latency_ms_p50": float(p50),
+        "latency_ms_p90": float(p90),
+        "latency_ms_p99": float(p99),
+        "latency_ms_max": float(ms.max()),
+    }
+
+
+class Benchmark:
+    """Runs every (video, object, model) job of a prepared split and writes one row per job."""
+
+    def __init__(self, split: PreparedSplit, specs: list[ModelSpec], options: RunOptions, writer: ResultWriter) -> None:
+        self.split = split
+        self.specs = specs
+        self.options = options
+        self.writer = writer
+        self.report = RunReport()
+        self._runner_classes = {spec.name: load_runner_class(spec) for spec in specs}
+
+    def run(self) -> RunReport:
+        total = sum(len(v.objects) for v in self.split.videos) * len(self.specs)
+        with tqdm(total=total, unit="job", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
+            for video in self.split.videos:
+                for obj in video.objects:
+                    ground_truth: dict[int, np.ndarray] = {}
+                    for spec in self.specs:
+                        bar.set_description(f"{video.video_id}/{obj.object_id} {spec.name}")
+                        if spec.name not in self.report.warmup_s:
+                            self._warm_up(spec)
+                        row = self._run_job(spec, video, obj, ground_truth)
+                        self.writer.write(row)
+                        self.report.rows.append(row)
+                        bar.update()
+                self._release_after_video()
+        return self.report
+
+    def _release_after_video(self) -> None:
+        if any(spec.uses_torch for spec in self.specs):
+            from .device import release_memory
+
+            release_memory(self.options.settings.device)
+
+    def _settings_columns(self, spec: ModelSpec) -> dict[str, Any]:
+        settings = self.options.settings
+        if not spec.uses_torch:
+            return {"weights": "none", "device": "cpu"}
+        return {
+            "weights": settings.weights,
+            "device": settings.device,
+            "dtype": settings.dtype,
+            "imgsz": settings.imgsz or DEFAULT_IMGSZ,
+        }
+
+    def _job(self, video: PreparedVideo, obj: PreparedObject, max_frames: int | None = None) -> Job:
+        mask = read_mask(self.split.mask_path(video, obj, obj.prompt_frame))
+        return Job(self.split.frames_dir(video), video.n_frames, obj.prompt_frame, obj.points, obj.box, mask, max_frames)
+
+    def _prompt_detail(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject) -> str:
+        if spec.prompt == "points":
+            return json.dumps({"points": obj.points})
+        if spec.prompt == "bbox":
+            return json.dumps({"box": obj.box})
+        return json.dumps({"mask": f"{video.video_id}/{obj.object_id}/{obj.mask_file(obj.prompt_frame)}"})
+
+    def _warm_up(self, spec: ModelSpec) -> None:
+        """Run the model on the first frames of the first video and discard the figures."""
+        frames = self.options.warmup_frames
+        target = next(((v, o) for v in self.split.videos for o in v.objects if not o.skip_reason), None)
+        if frames <= 0 or target is None:
+            self.report.warmup_s[spec.name] = 0.0
+            return
+        runner = self._runner_classes[spec.name](spec, self.options.settings)
+        start = time.perf_counter()
+        try:
+            job = self._job(*target, max_frames=frames)
+            runner.build()
+            with runner.inference_context():
+                runner.init_video(job)
+                runner.add_prompt(job)
+                for _ in runner.propagate(job):
+                    pass
+            self.report.warmup_s[spec.name] = time.perf_counter() - start
+        except Exception as exc:  # the measured jobs report the failure in their rows
+            log.warning("warm-up of %s failed: %s", spec.name, one_line(exc), exc_info=True)
+            self.report.warmup_s[spec.name] = f"failed: {one_line(exc)}"
+        finally:
+            runner.cleanup()
+
+    def _run_job(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject, ground_truth: dict[int, np.ndarray]) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "run_id": self.options.run_id,
+            "video_id": video.video_id,
+            "object_id": obj.object_id,
+            "model": spec.name,
+            "prompt": spec.prompt,
+            "n_frames": video.n_frames,
+            **self._settings_columns(spec),
+        }
+        if obj.skip_reason:
+            return _finish(row, STATUS_SKIPPED, obj.skip_reason)
+        row["prompt_frame"] = obj.prompt_frame
+        row["prompt_detail"] = self._prompt_detail(spec, video, obj)
+        try:
+            result = self._measure(spec, self._job(video, obj), obj, row)
+        except Exception as exc:
+            log.error("%s %s/%s failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
+            return _finish(row, STATUS_OOM if is_out_of_memory(exc) else STATUS_ERROR, one_line(exc))
+        try:
+            predictions = _annotated_predictions(obj, result.masks, (video.height, video.width))
+            if self.options.save_masks is not None:
+                self._save_masks(spec, video, obj, predictions)
+            self._score(row, video, obj, predictions, ground_truth)
+        except Exception as exc:
+            log.error("%s %s/%s: scoring failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
+            return _finish(row, STATUS_ERROR, one_line(exc))
+        return _finish(row, STATUS_OK, row.get("error", ""))
+
+    def _measure(self, spec: ModelSpec, job: Job, obj: PreparedObject, row: dict[str, Any]) -> PropagateResult:
+        """Build, init, prompt and propagate under the timers; clean up on every path."""
+        runner = self._runner_classes[spec.name](spec, self.options.settings)
+        counters = runner.memory_counters()
+        try:
+            counters.start()
+            row["build_s"] = _timed(runner, lambda _: runner.build(), job)
+            with runner.inference_context():
+                row["init_s"] = _timed(runner, runner.init_video, job)
+                row["prompt_ms"] = 1000.0 * _timed(runner, runner.add_prompt, job)
+                result = _propagate_timed(runner, job, set(obj.annotated_frames))
+            counters.record_peak()
+        finally:
+            runner.cleanup()
+            counters.record_after_cleanup()
+            row.update(_memory_columns(counters.reading))
+        row["propagate_s"] = result.propagate_s
+        row.update(_latency_columns(result.latencies_s, result.propagate_s))
+        return result
+
+    def _score(self, row: dict[str, Any], video: PreparedVideo, obj: PreparedObject, predictions: dict[int, np.ndarray], ground_truth: dict[int, np.ndarray]) -> None:
+        """J, F, J&F of the object; ground truth is decoded once per object and shared by its models."""
+        scorer = ObjectScorer()
+        for frame in evaluated_frames(obj.annotated_frames, self.options.skip_first_and_last):
+            if frame not in ground_truth:
+                ground_truth[frame] = read_mask(self.split.mask_path(video, obj, frame))
+            scorer.feed(predictions[frame], ground_truth[frame])
+        score = scorer.conclude()
+        row.update(J=score.J, F=score.F, JF=score.JF, n_eval_frames=score.n_frames)
+        if score.missing_reason:
+            row["error"] = f"no score: {score.missing_reason}"
+
+    def _save_masks(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject, predictions: dict[int, np.ndarray]) -> None:
+        """The official evaluator's layout: DIR/<model>/<video>/<object>/<frame>.png, every annotated frame."""
+        folder = self.options.save_masks / spec.name / video.video_id / obj.object_id
+        for frame, mask in predictions.items():
+            write_mask(folder / obj.mask_file(frame), mask)
+
+
+def _annotated_predictions(obj: PreparedObject, masks: dict[int, np.ndarray], size: tuple[int, int]) -> dict[int, np.ndarray]:
+    """A mask for every annotated frame: empty before the prompt frame, the model's from it on."""
+    predictions = {}
+    for frame in obj.annotated_frames:
+        if frame < obj.prompt_frame:
+            predictions[frame] = np.zeros(size, dtype=bool)
+        elif frame in masks:
+            predictions[frame] = masks[frame]
+        else:
+            raise RuntimeError(f"the model gave no mask for annotated frame {frame}")
+    return predictions
+
+
+def _memory_columns(reading: MemoryReading) -> dict[str, Any]:
+    return {
+        "mem_alloc_before_mb": reading.alloc_before_mb,
+        "peak_alloc_mb": reading.peak_alloc_mb,
+        "peak_reserved_mb": reading.peak_reserved_mb,
+        "mem_alloc_after_cleanup_mb": reading.alloc_after_cleanup_mb,
+    }
+
+
+def _finish(row: dict[str, Any], status: str, error: str) -> dict[str, Any]:
+    row["status"] = status
+    row["error"] = error
+    row["timestamp_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return row

@@ -1,0 +1,71 @@
+"""Registry of models. Nothing here imports torch: runner modules load only when a job needs them.
+
+A model name is `<model>_<prompt>`, e.g. `sam2.1_tiny_points`; `static_mask` is the baseline.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+
+from ..errors import UsageError
+from ..prompts import PROMPT_KINDS
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    prompt: str
+    module: str
+    family: str
+    config: str = ""
+    checkpoint: str = ""
+    uses_torch: bool = True
+
+
+SAM2_SIZES = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}
+# family prefix -> (config folder in the sam2 package, checkpoint name prefix)
+SAM2_FAMILIES = {"sam2.1": ("configs/sam2.1", "sam2.1_hiera"), "sam2": ("configs/sam2", "sam2_hiera")}
+
+
+def _build_registry() -> dict[str, ModelSpec]:
+    specs = {"static_mask": ModelSpec("static_mask", "mask", "sav_benchmark.runners.static_mask", "static", uses_torch=False)}
+    for family, (config_dir, ckpt_prefix) in SAM2_FAMILIES.items():
+        for size, short in SAM2_SIZES.items():
+            for prompt in PROMPT_KINDS:
+                name = f"{family}_{size}_{prompt}"
+                specs[name] = ModelSpec(
+                    name,
+                    prompt,
+                    "sav_benchmark.runners.sam2_family",
+                    family,
+                    config=f"{config_dir}/{ckpt_prefix}_{short}.yaml",
+                    checkpoint=f"{ckpt_prefix}_{size}.pt",
+                )
+    return specs
+
+
+MODELS: dict[str, ModelSpec] = _build_registry()
+
+
+def resolve_models(names: str) -> list[ModelSpec]:
+    """Specs for a comma-separated list of names; an unknown name is a UsageError with a suggestion."""
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    if not wanted:
+        raise UsageError("--models is empty; name at least one model (list them with: jetson_benchmark.py models)")
+    specs = []
+    for name in wanted:
+        if name not in MODELS:
+            close = difflib.get_close_matches(name, list(MODELS), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise UsageError(f"--models: unknown model {name}; {hint}known models: {', '.join(MODELS)}")
+        if MODELS[name] in specs:
+            raise UsageError(f"--models names {name} twice")
+        specs.append(MODELS[name])
+    return specs
+
+
+def load_runner_class(spec: ModelSpec) -> type:
+    """The runner class of a model family, importing its module (and torch) only now."""
+    return importlib.import_module(spec.module).RUNNER

@@ -1,0 +1,87 @@
+"""The runner protocol: build a predictor, run one job (init, prompt, propagate), clean up.
+
+The driver times each step the same way for every runner, so a runner only does the work.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import numpy as np
+
+
+@dataclass
+class MemoryReading:
+    """Device memory in MiB; None where the device has no such counter (CPU)."""
+
+    alloc_before_mb: float | None = None
+    peak_alloc_mb: float | None = None
+    peak_reserved_mb: float | None = None
+    alloc_after_cleanup_mb: float | None = None
+
+
+class NoMemoryCounters:
+    """Counters of a runner that holds nothing on a device: every reading stays None."""
+
+    def __init__(self) -> None:
+        self.reading = MemoryReading()
+
+    def start(self) -> None:
+        pass
+
+    def record_peak(self) -> None:
+        pass
+
+    def record_after_cleanup(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    device: str
+    dtype: str
+    imgsz: int | None
+    weights: str
+    checkpoint_dir: Path
+
+
+@dataclass
+class Job:
+    """One object of one video, prompted on one frame."""
+
+    frames_dir: Path
+    n_frames: int
+    prompt_frame: int
+    points: list[list[int]]
+    box: list[int]
+    prompt_mask: np.ndarray
+    max_frames: int | None = None  # set for warm-up runs
+
+
+class Runner(Protocol):
+    def build(self) -> None:
+        """Construct the predictor and load its weights."""
+
+    def inference_context(self) -> AbstractContextManager:
+        """The context every call of a job runs in (inference mode, autocast)."""
+
+    def init_video(self, job: Job) -> None:
+        """Load the video's frames and make a fresh tracking state."""
+
+    def add_prompt(self, job: Job) -> None:
+        """Give the prompt of the runner's kind on the job's prompt frame."""
+
+    def propagate(self, job: Job) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (frame index, boolean mask on the host) from the prompt frame to the last frame."""
+
+    def memory_counters(self):
+        """Counters with start(), record_peak(), record_after_cleanup() and a MemoryReading."""
+
+    def synchronize(self) -> None:
+        """Wait for queued device work, so that a clock read measures finished work."""
+
+    def cleanup(self) -> None:
+        """Drop the predictor, its state and device tensors, and release device memory."""

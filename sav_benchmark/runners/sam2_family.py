@@ -1,0 +1,136 @@
+"""SAM 2 and SAM 2.1 through the official `sam2` package's video predictor."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import warnings
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from ..device import DTYPES, MemoryCounters, release_memory, synchronize
+from ..errors import UsageError
+from .base import Job, RunSettings
+
+# Without its compiled extension the package skips hole filling and says so on every frame;
+# the manifest records whether the extension is present instead.
+warnings.filterwarnings("ignore", message=r"cannot import name '_C'", category=UserWarning)
+
+OBJ_ID = 1
+BACKBONE_STRIDE = 16
+# Hiera tiles an 8x8 window embedding over its stride-4 features, so sizes come in steps of 32.
+IMGSZ_STEP = 32
+
+
+def image_size_overrides(imgsz: int | None) -> list[str]:
+    """Hydra overrides that set the input resolution and every setting that depends on it."""
+    if imgsz is None:
+        return []
+    if imgsz % IMGSZ_STEP or imgsz < 2 * IMGSZ_STEP:
+        raise UsageError(f"--imgsz {imgsz}: SAM 2 needs a multiple of {IMGSZ_STEP} of at least {2 * IMGSZ_STEP} (e.g. 256, 512, 1024)")
+    feat = imgsz // BACKBONE_STRIDE
+    return [
+        f"++model.image_size={imgsz}",
+        f"++model.memory_attention.layer.self_attention.feat_sizes=[{feat},{feat}]",
+        f"++model.memory_attention.layer.cross_attention.feat_sizes=[{feat},{feat}]",
+    ]
+
+
+class Sam2Runner:
+    def __init__(self, spec, settings: RunSettings) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.predictor = None
+        self.state = None
+
+    def build(self) -> None:
+        from sam2.build_sam import build_sam2_video_predictor
+
+        _silence_progress_bars()
+        checkpoint = None
+        if self.settings.weights == "checkpoint":
+            checkpoint = str(self.settings.checkpoint_dir / self.spec.checkpoint)
+        try:
+            self.predictor = build_sam2_video_predictor(
+                self.spec.config,
+                checkpoint,
+                device=self.settings.device,
+                hydra_overrides_extra=image_size_overrides(self.settings.imgsz),
+            )
+        except KeyError as exc:
+            if checkpoint and exc.args == ("model",):
+                raise ValueError(f"checkpoint {checkpoint} has no 'model' entry; the official format is {{'model': state_dict}}") from exc
+            raise
+        except RuntimeError as exc:
+            if checkpoint and "state_dict" in str(exc):  # torch names the keys that do not fit
+                raise ValueError(f"checkpoint {checkpoint} does not fit {self.spec.config}: {exc}") from exc
+            raise
+
+    def inference_context(self) -> contextlib.ExitStack:
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        dtype = DTYPES[self.settings.dtype]
+        if dtype is not None:
+            stack.enter_context(torch.autocast(device_type=self.settings.device, dtype=dtype))
+        return stack
+
+    def init_video(self, job: Job) -> None:
+        self.state = self.predictor.init_state(str(job.frames_dir))
+
+    def add_prompt(self, job: Job) -> None:
+        if self.spec.prompt == "points":
+            points = np.asarray(job.points, dtype=np.float32)
+            labels = np.ones(len(points), dtype=np.int32)
+            self.predictor.add_new_points_or_box(self.state, job.prompt_frame, OBJ_ID, points=points, labels=labels)
+        elif self.spec.prompt == "bbox":
+            box = np.asarray(job.box, dtype=np.float32)
+            self.predictor.add_new_points_or_box(self.state, job.prompt_frame, OBJ_ID, box=box)
+        else:
+            self.predictor.add_new_mask(self.state, job.prompt_frame, OBJ_ID, job.prompt_mask)
+
+    def propagate(self, job: Job) -> Iterator[tuple[int, np.ndarray]]:
+        frames = self.predictor.propagate_in_video(self.state, start_frame_idx=job.prompt_frame)
+        for count, (frame, _, mask_logits) in enumerate(frames, start=1):
+            # Reading the mask back to the host is part of the frame's cost: an application needs it.
+            yield frame, (mask_logits[0, 0] > 0).cpu().numpy()
+            if job.max_frames is not None and count >= job.max_frames:
+                break
+
+    def memory_counters(self) -> MemoryCounters:
+        return MemoryCounters(self.settings.device)
+
+    def synchronize(self) -> None:
+        synchronize(self.settings.device)
+
+    def cleanup(self) -> None:
+        if self.predictor is not None and self.state is not None:
+            self.predictor.reset_state(self.state)
+        self.state = None
+        self.predictor = None
+        release_memory(self.settings.device)
+
+
+def _silence_progress_bars() -> None:
+    """The package draws a progress bar per init and propagate call; the driver shows one per run."""
+    for name in ("sam2.sam2_video_predictor", "sam2.utils.misc"):
+        module = importlib.import_module(name)
+        if hasattr(module, "tqdm"):
+            module.tqdm = _no_progress_bar
+
+
+def _no_progress_bar(iterable=None, *args, **kwargs):
+    return iterable
+
+
+def has_compiled_extension() -> bool:
+    """Whether the package's `_C` extension (hole filling in post-processing) is importable."""
+    try:
+        from sam2 import _C  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+RUNNER = Sam2Runner

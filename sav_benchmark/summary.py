@@ -1,0 +1,60 @@
+"""The per-model summary table printed at the end of a run."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import numpy as np
+
+from .metrics import global_scores
+from .results import STATUS_OK
+
+HEADER = ("model", "objects", "scored", "J&F", "J", "F", "FPS med", "lat p90 ms", "peak MB")
+
+
+def _number(value: Any) -> float:
+    """A cell as a float: rows read back from a CSV hold strings, empty for unknown."""
+    if value is None or value == "":
+        return math.nan
+    return float(value)
+
+
+def _fmt(value: float, digits: int = 1) -> str:
+    return "-" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def summarise(rows: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """One line per model in order of first appearance; aggregates follow SPEC-metrics."""
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_model.setdefault(row["model"], []).append(row)
+    lines = []
+    for model, model_rows in by_model.items():
+        ok = [r for r in model_rows if r["status"] == STATUS_OK]
+        scored = [(_number(r["J"]), _number(r["F"])) for r in ok if not math.isnan(_number(r["J"]))]
+        jf, j, f = global_scores(scored)
+        fps = [_number(r["fps"]) for r in ok]
+        p90 = [_number(r["latency_ms_p90"]) for r in ok]
+        peaks = [v for v in (_number(r["peak_alloc_mb"]) for r in ok) if not math.isnan(v)]
+        lines.append((
+            model, f"{len(ok)}/{len(model_rows)}", str(len(scored)), _fmt(jf), _fmt(j), _fmt(f),
+            _fmt(float(np.median(fps)) if fps else math.nan),
+            _fmt(float(np.median(p90)) if p90 else math.nan),
+            _fmt(max(peaks) if peaks else math.nan, 0),
+        ))  # fmt: skip
+    return lines
+
+
+def format_table(lines: list[tuple[str, ...]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(HEADER, *lines)]
+    rows = [HEADER, tuple("-" * w for w in widths), *lines]
+    return "\n".join("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in rows)
+
+
+def summary_text(rows: list[dict[str, Any]]) -> str:
+    """The table, with a warning when some rows come from random weights."""
+    text = format_table(summarise(rows))
+    if any(r.get("weights") == "random" for r in rows):
+        text += "\nwarning: rows with --weights random measure speed only; their J&F is meaningless."
+    return text

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Fetch the official SAM 2 (July 2024) and SAM 2.1 (September 2024) checkpoints into checkpoints/
+# (or the folder given as the first argument), under the file names the benchmark expects.
+set -euo pipefail
+dest=${1:-checkpoints}
+mkdir -p "$dest"
+base=https://dl.fbaipublicfiles.com/segment_anything_2
+for size in tiny small base_plus large; do
+  for pair in "092824/sam2.1_hiera_${size}.pt" "072824/sam2_hiera_${size}.pt"; do
+    file=${pair#*/}
+    if [ -s "$dest/$file" ]; then
+      echo "have $dest/$file"
+    else
+      echo "fetching $file"
+      curl -fL --retry 3 -o "$dest/$file.part" "$base/$pair" && mv "$dest/$file.part" "$dest/$file"
+    fi
+  done
+done

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install sav-benchmark and the sam2 package without ever replacing an installed torch.
+#
+# - torch already installed (e.g. NVIDIA's JetPack wheel): it and its torchvision are pinned as
+#   they are, so pip cannot swap them for registry builds.
+# - no torch: torch and torchvision come from the package registry (on a machine without a GPU
+#   their CUDA build runs on the CPU).
+# - sam2 is installed without its dependency list (it asks for torch>=2.5.1, which JetPack's
+#   pre-release builds do not satisfy on paper) and without build isolation (which would download
+#   another torch just to build it); SAM2_BUILD_CUDA=0 skips its optional CUDA extension unless set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+if ! "$PY" -c "import torch" 2>/dev/null; then
+  "$PY" -m pip install torch torchvision
+elif ! "$PY" -c "import torchvision" 2>/dev/null; then
+  echo "install.sh: torch $("$PY" -c 'import torch; print(torch.__version__)') is installed but torchvision is not;" \
+       "install the torchvision built for it (on Jetson: NVIDIA's wheel for your JetPack), then run this again" >&2
+  exit 2
+fi
+
+constraints=$(mktemp)
+trap 'rm -f "$constraints"' EXIT
+"$PY" -c "import torch, torchvision; print(f'torch=={torch.__version__}\ntorchvision=={torchvision.__version__}')" >"$constraints"
+
+"$PY" -m pip install -c "$constraints" -e ".[test]"
+if ! "$PY" -c "import sam2.build_sam" 2>/dev/null; then
+  "$PY" -m pip install -c "$constraints" "hydra-core>=1.3.2" "iopath>=0.1.10" "pillow>=9.4.0"
+  SAM2_BUILD_CUDA=${SAM2_BUILD_CUDA:-0} "$PY" -m pip install -c "$constraints" --no-deps --no-build-isolation "sam2>=1.0"
+fi

@@ -1,0 +1,148 @@
+"""The command line as a user meets it: run in a subprocess, exact output asserted."""
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from sav_benchmark.masks import write_mask
+from sav_benchmark.synthetic import make_split
+
+PROG = "jetson_benchmark.py: error: "
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, str(ROOT / "jetson_benchmark.py"), *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def assert_usage_error(result, message):
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", PROG + message + "\n")
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    root = tmp_path_factory.mktemp("split")
+    make_split(root, videos=2, frames=9, width=64, height=48)
+    return root
+
+
+def test_help_models_and_static_baseline_never_import_torch(split, tmp_path):
+    code = (
+        "import sys; from sav_benchmark.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"assert main(['models']) == 0\n"
+        f"assert main(['--split_dir', {str(split)!r}, '--models', 'static_mask', '--output', {str(tmp_path / 'o.csv')!r}]) == 0\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+
+def test_models_lists_every_family_and_prompt():
+    result = cli("models")
+    assert result.returncode == 0
+    names = [line.split()[0] for line in result.stdout.splitlines()]
+    assert names[0] == "static_mask"
+    assert {"sam2.1_tiny_points", "sam2.1_base_plus_mask", "sam2_large_bbox"} <= set(names)
+    assert len(names) == 1 + 2 * 4 * 3
+    assert "sam2.1_tiny_points           prompt=points configs/sam2.1/sam2.1_hiera_t.yaml, checkpoint sam2.1_hiera_tiny.pt" in result.stdout
+
+
+def test_missing_split_dir(tmp_path):
+    assert_usage_error(
+        cli("--split_dir", str(tmp_path / "nope"), "--models", "static_mask"),
+        f"--split_dir {tmp_path / 'nope'} does not exist; give the folder of an SA-V split "
+        "(make a demo split with: python -m sav_benchmark.synthetic --out DIR)",
+    )
+
+
+def test_empty_split(tmp_path):
+    (tmp_path / "JPEGImages_24fps").mkdir()
+    (tmp_path / "Annotations_6fps").mkdir()
+    assert_usage_error(
+        cli("--split_dir", str(tmp_path), "--models", "static_mask"),
+        f"--split_dir {tmp_path} holds no videos: {tmp_path / 'Annotations_6fps'} is empty "
+        "(make a demo split with: python -m sav_benchmark.synthetic --out DIR)",
+    )
+
+
+def test_unknown_model_gets_did_you_mean(split):
+    result = cli("--split_dir", str(split), "--models", "static_mask,sam2.1_tiny_point")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(PROG + "--models: unknown model sam2.1_tiny_point; did you mean sam2.1_tiny_points? known models: static_mask, sam2.1_tiny_points,")
+    assert result.stderr.count("\n") == 1
+
+
+def test_missing_checkpoint_names_path_and_script(split, tmp_path):
+    assert_usage_error(
+        cli("--split_dir", str(split), "--models", "sam2.1_small_bbox", "--checkpoint_dir", str(tmp_path)),
+        f"sam2.1_small_bbox: checkpoint {tmp_path / 'sam2.1_hiera_small.pt'} not found; fetch it with "
+        "scripts/download_checkpoints.sh, point --checkpoint_dir at its folder, or use --weights random for a speed-only run",
+    )
+
+
+def test_mask_frame_size_mismatch_names_video_object_frame(tmp_path):
+    make_split(tmp_path, videos=1, frames=9, width=64, height=48)
+    bad = tmp_path / "Annotations_6fps/synth_000/001/00004.png"
+    write_mask(bad, np.zeros((24, 32), bool))
+    assert_usage_error(
+        cli("--split_dir", str(tmp_path), "--models", "static_mask"),
+        f"video synth_000, object 001, frame 00004: mask {bad} is 32x24 but the video's frames are 64x48; "
+        "ground truth must be at frame resolution",
+    )
+
+
+def test_bad_imgsz_is_refused_before_any_work(split, tmp_path):
+    assert_usage_error(
+        cli("--split_dir", str(split), "--models", "sam2.1_tiny_points", "--weights", "random", "--imgsz", "100", "--output", str(tmp_path / "o.csv")),
+        "--imgsz 100: SAM 2 needs a multiple of 32 of at least 64 (e.g. 256, 512, 1024)",
+    )
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_unknown_flag_is_one_line():
+    assert_usage_error(cli("--bogus"), "unrecognized arguments: --bogus (see jetson_benchmark.py run --help)")
+
+
+def test_existing_output_is_not_overwritten(split, tmp_path):
+    out = tmp_path / "o.csv"
+    out.write_text("earlier results\n")
+    assert_usage_error(
+        cli("--split_dir", str(split), "--models", "static_mask", "--output", str(out)),
+        f"--output {out} already exists; choose a new path so that no earlier result is mixed in",
+    )
+    assert out.read_text() == "earlier results\n"
+
+
+def test_prepare_then_run_from_the_prepared_manifest(split, tmp_path):
+    prepared = tmp_path / "p.json"
+    result = cli("prepare", "--split_dir", str(split), "--limit_objects", "1", "--output", str(prepared))
+    assert (result.returncode, result.stdout) == (0, f"prepared 2 videos, 2 objects: {prepared}\n")
+    result = cli("--prepared", str(prepared), "--models", "static_mask", "--output", str(tmp_path / "o.csv"))
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "o.csv").open()))
+    assert [(r["video_id"], r["object_id"], r["status"]) for r in rows] == [("synth_000", "000", "ok"), ("synth_001", "000", "ok")]
+
+
+def test_bad_prepared_manifest(tmp_path):
+    bad = tmp_path / "p.json"
+    bad.write_text("{}")
+    assert_usage_error(
+        cli("--prepared", str(bad), "--models", "static_mask"),
+        f"--prepared {bad} is not a prepared manifest (sav-benchmark-prepared/1); make one with: jetson_benchmark.py prepare",
+    )
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("torch") is None, reason="torch not installed")
+def test_cuda_without_a_gpu_is_refused(split):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    assert_usage_error(
+        cli("--split_dir", str(split), "--models", "sam2.1_tiny_points", "--weights", "random", "--device", "cuda"),
+        "--device cuda: no CUDA device is visible to torch here; use --device cpu or --device auto",
+    )

@@ -1,0 +1,183 @@
+"""The whole path through the CLI with the real sam2 predictor: random weights saved as an official
+checkpoint file and loaded through the package's own loader, at a small --imgsz on the CPU."""
+
+import csv
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from reference_metrics import object_jf
+from sav_benchmark.masks import read_mask
+from sav_benchmark.results import COLUMNS
+from sav_benchmark.synthetic import make_split
+
+pytest.importorskip("sam2.build_sam", reason="the sam2 package is part of the test install (scripts/install.sh)")
+pytestmark = pytest.mark.slow
+
+MODELS = ["static_mask", "sam2.1_tiny_points", "sam2.1_tiny_bbox", "sam2.1_tiny_mask"]
+IMGSZ = "128"
+FRAMES = 17  # annotated 0, 4, 8, 12, 16
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, str(ROOT / "jetson_benchmark.py"), *args], capture_output=True, text=True, timeout=900)
+
+
+def write_checkpoint(folder, extra_key=False):
+    """A random-weight sam2.1 tiny saved in the official format, {"model": state_dict}."""
+    import torch
+    from sam2.build_sam import build_sam2_video_predictor
+
+    from sav_benchmark.runners.sam2_family import image_size_overrides
+
+    torch.manual_seed(0)
+    model = build_sam2_video_predictor("configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu", hydra_overrides_extra=image_size_overrides(int(IMGSZ)))
+    state = model.state_dict()
+    if extra_key:
+        state["not_a_weight"] = torch.zeros(1)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": state}, folder / "sam2.1_hiera_tiny.pt")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    split = tmp / "split"
+    make_split(split, videos=2, frames=FRAMES, width=160, height=120)
+    write_checkpoint(tmp / "ckpt")
+    out = tmp / "out" / "run.csv"
+    result = cli(
+        "--split_dir", str(split), "--models", ",".join(MODELS), "--checkpoint_dir", str(tmp / "ckpt"),
+        "--imgsz", IMGSZ, "--device", "cpu", "--output", str(out), "--save_masks", str(tmp / "masks"),
+    )  # fmt: skip
+    rows = list(csv.DictReader(out.open())) if out.exists() else []
+    return result, split, out, tmp / "masks", rows
+
+
+def test_run_succeeds_with_one_row_per_video_object_model(run):
+    result, _, out, _, rows = run
+    assert result.returncode == 0, result.stderr
+    assert out.read_text().splitlines()[0] == ",".join(COLUMNS)
+    jobs = [(r["video_id"], r["object_id"], r["model"]) for r in rows]
+    objects = [("synth_000", "000"), ("synth_000", "001"), ("synth_000", "002"), ("synth_001", "000"), ("synth_001", "001")]
+    assert jobs == [(v, o, m) for v, o in objects for m in MODELS]  # video -> object -> model
+    assert {r["status"] for r in rows} == {"ok"}
+    assert len({r["run_id"] for r in rows}) == 1
+
+
+def test_rows_record_settings_prompts_and_cpu_memory_as_empty(run):
+    rows = run[4]
+    for r in rows:
+        if r["model"] == "static_mask":
+            assert (r["weights"], r["device"], r["dtype"], r["imgsz"]) == ("none", "cpu", "", "")
+        else:
+            assert (r["weights"], r["device"], r["dtype"], r["imgsz"]) == ("checkpoint", "cpu", "bfloat16", IMGSZ)
+        for column in ("mem_alloc_before_mb", "peak_alloc_mb", "peak_reserved_mb", "mem_alloc_after_cleanup_mb"):
+            assert r[column] == ""  # the CPU has no such counter: empty, never 0
+    points = next(r for r in rows if r["model"] == "sam2.1_tiny_points")
+    assert list(json.loads(points["prompt_detail"])) == ["points"]
+    bbox = next(r for r in rows if r["model"] == "sam2.1_tiny_bbox")
+    assert len(json.loads(bbox["prompt_detail"])["box"]) == 4
+
+
+def test_late_object_is_prompted_and_propagated_from_its_prompt_frame(run):
+    late = [r for r in run[4] if (r["video_id"], r["object_id"]) == ("synth_000", "002")]
+    for r in late:
+        assert (r["prompt_frame"], r["n_frames"], r["n_propagated"]) == ("12", str(FRAMES), str(FRAMES - 12))
+
+
+def test_timing_columns_are_consistent(run):
+    for r in run[4]:
+        n = int(r["n_propagated"])
+        assert float(r["fps"]) == pytest.approx(n / float(r["propagate_s"]))
+        assert float(r["latency_ms_mean"]) == pytest.approx(1000 * float(r["propagate_s"]) / n)
+        lat = [float(r[c]) for c in ("latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "latency_ms_max")]
+        assert lat == sorted(lat)
+        assert float(r["build_s"]) >= 0 and float(r["init_s"]) >= 0 and float(r["prompt_ms"]) >= 0
+
+
+def test_saved_masks_follow_the_evaluator_layout(run):
+    _, split, _, masks, rows = run
+    for r in rows:
+        gt_dir = split / "Annotations_6fps" / r["video_id"] / r["object_id"]
+        pred_dir = masks / r["model"] / r["video_id"] / r["object_id"]
+        assert sorted(p.name for p in pred_dir.iterdir()) == sorted(p.name for p in gt_dir.iterdir())
+        for png in pred_dir.iterdir():
+            import cv2
+
+            image = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
+            assert image.shape == (120, 160) and set(np.unique(image)) <= {0, 255}
+            if int(png.stem) < int(r["prompt_frame"]):
+                assert not image.any()  # nothing is predicted before the prompt frame
+
+
+def test_csv_scores_equal_an_independent_scoring_of_the_saved_masks(run):
+    _, split, _, masks, rows = run
+    for r in rows:
+        gt_dir = split / "Annotations_6fps" / r["video_id"] / r["object_id"]
+        frames = sorted(p.name for p in gt_dir.iterdir())[1:-1]
+        preds = [read_mask(masks / r["model"] / r["video_id"] / r["object_id"] / f) for f in frames]
+        gts = [read_mask(gt_dir / f) for f in frames]
+        j, f = object_jf(preds, gts)
+        assert (float(r["J"]), float(r["F"])) == pytest.approx((j, f), abs=1e-9)
+        assert float(r["JF"]) == pytest.approx((j + f) / 2, abs=1e-9)
+
+
+def test_static_baseline_scores_the_prompt_mask_repeated(run):
+    _, split, _, _, rows = run
+    r = next(r for r in rows if r["model"] == "static_mask" and r["object_id"] == "000")
+    gt_dir = split / "Annotations_6fps" / r["video_id"] / "000"
+    prompt = read_mask(gt_dir / "00000.png")
+    gts = [read_mask(gt_dir / f"{f:05d}.png") for f in (4, 8, 12)]
+    assert float(r["J"]) == pytest.approx(object_jf([prompt] * 3, gts)[0], abs=1e-9)
+
+
+def test_manifest_summary_and_prepared_files(run):
+    result, split, out, _, _ = run
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    assert manifest["models"] == MODELS and manifest["videos"] == ["synth_000", "synth_001"]
+    env = manifest["environment"]
+    assert env["torch"] and env["sam2"] and env["python"] and env["device_name"]
+    assert manifest["config"]["imgsz"] == int(IMGSZ) and manifest["config"]["autocast_dtype"] == "bfloat16"
+    assert manifest["rows"] == 20 and manifest["wall_s"] > 0
+    assert out.with_suffix(".prepared.json").exists()
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["model", "objects", "scored", "J&F", "J", "F", "FPS", "med", "lat", "p90", "ms", "peak", "MB"]
+    assert [line.split()[0] for line in lines[2:6]] == MODELS
+    assert all(line.split()[1:3] == ["5/5", "5"] for line in lines[2:6])
+    assert "random" not in result.stdout  # weights came from a checkpoint: no random-weights warning
+
+
+def test_checkpoint_that_does_not_fit_fails_its_rows_not_the_run(tmp_path):
+    split = tmp_path / "split"
+    make_split(split, videos=1, frames=9, width=64, height=48, objects=1)
+    write_checkpoint(tmp_path / "ckpt", extra_key=True)
+    out = tmp_path / "o.csv"
+    result = cli("--split_dir", str(split), "--models", "sam2.1_tiny_points,static_mask", "--checkpoint_dir", str(tmp_path / "ckpt"),
+                 "--imgsz", IMGSZ, "--device", "cpu", "--output", str(out))  # fmt: skip
+    assert result.returncode == 1
+    rows = {r["model"]: r for r in csv.DictReader(out.open())}
+    assert rows["sam2.1_tiny_points"]["status"] == "error"
+    checkpoint = tmp_path / "ckpt" / "sam2.1_hiera_tiny.pt"
+    assert rows["sam2.1_tiny_points"]["error"].startswith(f"ValueError: checkpoint {checkpoint} does not fit configs/sam2.1/sam2.1_hiera_t.yaml: ")
+    assert rows["sam2.1_tiny_points"]["error"].endswith('Unexpected key(s) in state_dict: "not_a_weight".')
+    assert rows["sam2.1_tiny_points"]["JF"] == "" and rows["static_mask"]["status"] == "ok"
+    assert "Traceback" not in result.stderr and "Traceback" in out.with_suffix(".log").read_text()
+
+
+def test_random_weights_warn_in_the_summary(tmp_path):
+    split = tmp_path / "split"
+    make_split(split, videos=1, frames=9, width=64, height=48, objects=1)
+    result = cli("--split_dir", str(split), "--models", "sam2.1_tiny_mask", "--weights", "random", "--imgsz", IMGSZ,
+                 "--device", "cpu", "--autocast_dtype", "float32", "--warmup_frames", "2", "--output", str(tmp_path / "o.csv"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "warning: rows with --weights random measure speed only; their J&F is meaningless." in result.stdout
+    row = next(csv.DictReader((tmp_path / "o.csv").open()))
+    assert (row["weights"], row["dtype"]) == ("random", "float32")
+    manifest = json.loads((tmp_path / "o.json").read_text())
+    assert manifest["warmup_s"]["sam2.1_tiny_mask"] > 0 and not math.isnan(float(row["JF"]))
