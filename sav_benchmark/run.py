@@ -131,10 +131,10 @@ class Benchmark:
                         self.writer.write(row)
                         self.report.rows.append(row)
                         bar.update()
-                self._release_after_video()
+                self._release_device_memory()
         return self.report
 
-    def _release_after_video(self) -> None:
+    def _release_device_memory(self) -> None:
         if any(spec.uses_torch for spec in self.specs):
             from .device import release_memory
 
@@ -200,11 +200,21 @@ class Benchmark:
             return _finish(row, STATUS_SKIPPED, obj.skip_reason)
         row["prompt_frame"] = obj.prompt_frame
         row["prompt_detail"] = self._prompt_detail(spec, video, obj)
+        runner = self._runner_classes[spec.name](spec, self.options.settings)
+        counters = runner.memory_counters()
+        failure = None
         try:
-            result = self._measure(spec, self._job(video, obj), obj, row)
+            result = self._measure(runner, counters, self._job(video, obj), obj, row)
         except Exception as exc:
             log.error("%s %s/%s failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
-            return _finish(row, STATUS_OOM if is_out_of_memory(exc) else STATUS_ERROR, one_line(exc))
+            failure = (STATUS_OOM if is_out_of_memory(exc) else STATUS_ERROR, one_line(exc))
+        if failure is not None:
+            # The traceback held the predictor's frames through the runner's cleanup; only now is it gone.
+            self._release_device_memory()
+        counters.record_after_cleanup()
+        row.update(_memory_columns(counters.reading))
+        if failure is not None:
+            return _finish(row, *failure)
         try:
             predictions = _annotated_predictions(obj, result.masks, (video.height, video.width))
             if self.options.save_masks is not None:
@@ -215,10 +225,8 @@ class Benchmark:
             return _finish(row, STATUS_ERROR, one_line(exc))
         return _finish(row, STATUS_OK, row.get("error", ""))
 
-    def _measure(self, spec: ModelSpec, job: Job, obj: PreparedObject, row: dict[str, Any]) -> PropagateResult:
-        """Build, init, prompt and propagate under the timers; clean up on every path."""
-        runner = self._runner_classes[spec.name](spec, self.options.settings)
-        counters = runner.memory_counters()
+    def _measure(self, runner, counters, job: Job, obj: PreparedObject, row: dict[str, Any]) -> PropagateResult:
+        """Build, init, prompt and propagate under the timers; the runner cleans up on every path."""
         try:
             counters.start()
             row["build_s"] = _timed(runner, lambda _: runner.build(), job)
@@ -229,8 +237,6 @@ class Benchmark:
             counters.record_peak()
         finally:
             runner.cleanup()
-            counters.record_after_cleanup()
-            row.update(_memory_columns(counters.reading))
         row["propagate_s"] = result.propagate_s
         row.update(_latency_columns(result.latencies_s, result.propagate_s))
         return result

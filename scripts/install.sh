@@ -22,10 +22,16 @@ fi
 
 constraints=$(mktemp)
 trap 'rm -f "$constraints"' EXIT
-"$PY" -c "import torch, torchvision; print(f'torch=={torch.__version__}\ntorchvision=={torchvision.__version__}')" >"$constraints"
+# pip resolves against the installed distributions' metadata versions (not torch.__version__, which
+# may carry a build suffix such as +cu132 that the metadata lacks).
+"$PY" - >"$constraints" <<'PYEOF'
+from importlib.metadata import version
+for name in ("torch", "torchvision"):
+    print(f"{name}=={version(name)}")
+PYEOF
 
 "$PY" -m pip install -c "$constraints" -e ".[test]"
 if ! "$PY" -c "import sam2.build_sam" 2>/dev/null; then
-  "$PY" -m pip install -c "$constraints" "hydra-core>=1.3.2" "iopath>=0.1.10" "pillow>=9.4.0"
+  "$PY" -m pip install -c "$constraints" "setuptools>=61" "hydra-core>=1.3.2" "iopath>=0.1.10" "pillow>=9.4.0"
   SAM2_BUILD_CUDA=${SAM2_BUILD_CUDA:-0} "$PY" -m pip install -c "$constraints" --no-deps --no-build-isolation "sam2>=1.0"
 fi

@@ -1,0 +1,92 @@
+"""The cleanup protocol: nothing of a job's predictor survives it, on the success and the failure path."""
+
+import csv
+import gc
+import weakref
+
+import pytest
+
+from sav_benchmark.prepare import prepare_split
+from sav_benchmark.results import ResultWriter
+from sav_benchmark.run import Benchmark, RunOptions, is_out_of_memory
+from sav_benchmark.runners import resolve_models
+from sav_benchmark.runners.base import RunSettings
+from sav_benchmark.synthetic import make_split
+
+pytest.importorskip("sam2.build_sam", reason="the sam2 package is part of the test install (scripts/install.sh)")
+
+
+class GpuOutOfMemoryStandIn(RuntimeError):
+    """Stand-in for a CUDA allocator failure, which this machine (no GPU) cannot produce."""
+
+
+def tracking_runner(fail_after_frames=None):
+    from sav_benchmark.runners.sam2_family import Sam2Runner
+
+    class TrackingRunner(Sam2Runner):
+        refs: list = []
+
+        def init_video(self, job):
+            super().init_video(job)
+            TrackingRunner.refs += [weakref.ref(self.predictor), weakref.ref(self.state["images"])]
+
+        def propagate(self, job):
+            for count, item in enumerate(super().propagate(job)):
+                if fail_after_frames is not None and count == fail_after_frames:
+                    raise GpuOutOfMemoryStandIn("CUDA out of memory. Tried to allocate 2.00 GiB")
+                yield item
+
+    return TrackingRunner
+
+
+@pytest.mark.parametrize("fail_after_frames,status", [(None, "ok"), (2, "oom")])
+def test_predictor_and_state_are_freed_after_each_job(tmp_path, fail_after_frames, status):
+    make_split(tmp_path / "split", videos=1, frames=9, width=64, height=48, objects=1)  # + 1 late object
+    split = prepare_split(tmp_path / "split")
+    specs = resolve_models("sam2.1_tiny_points")
+    options = RunOptions(RunSettings("cpu", "float32", 64, "random", tmp_path), run_id="t")
+    writer = ResultWriter(tmp_path / "o.csv")
+    benchmark = Benchmark(split, specs, options, writer)
+    runner_class = tracking_runner(fail_after_frames)
+    benchmark._runner_classes["sam2.1_tiny_points"] = runner_class
+    report = benchmark.run()
+    writer.close()
+    assert [r["status"] for r in report.rows] == [status, status]
+    rows = list(csv.DictReader((tmp_path / "o.csv").open()))
+    assert [r["status"] for r in rows] == [status, status]  # every job has its row, failed or not
+    if status == "oom":
+        assert rows[0]["error"] == "GpuOutOfMemoryStandIn: CUDA out of memory. Tried to allocate 2.00 GiB"
+    gc.collect()
+    assert len(runner_class.refs) == 4
+    assert all(ref() is None for ref in runner_class.refs), "a predictor or its frames outlived the job"
+
+
+def test_release_memory_runs_the_protocol_in_order(monkeypatch):
+    """CUDA calls replaced by recorders: a stand-in for the GPU this machine lacks."""
+    import torch
+
+    from sav_benchmark.device import release_memory
+
+    calls = []
+    gc.callbacks.append(lambda phase, info: phase == "start" and calls.append("gc.collect"))
+    try:
+        for name in ("synchronize", "empty_cache", "ipc_collect"):
+            monkeypatch.setattr(torch.cuda, name, lambda name=name: calls.append(name))
+        release_memory("cuda")
+    finally:
+        gc.callbacks.pop()
+    assert calls == ["gc.collect", "synchronize", "empty_cache", "ipc_collect"]
+    calls.clear()
+    release_memory("cpu")
+    assert calls == []
+
+
+def test_out_of_memory_classification():
+    import torch
+
+    assert is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory."))
+    assert is_out_of_memory(RuntimeError("NvMapMemAllocInternalTagged: 1075072515 error 12"))
+    assert is_out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory: you tried to allocate 1 bytes. Out of memory"))
+    assert is_out_of_memory(MemoryError())
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
+    assert not is_out_of_memory(ValueError("out of memory"))

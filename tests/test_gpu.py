@@ -1,0 +1,73 @@
+"""On a CUDA device: synchronised timing, bf16 autocast, memory counters, cleanup, real OOM.
+
+Skipped where torch sees no CUDA device (CI never has one); run them whenever a GPU is at hand.
+"""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from sav_benchmark.synthetic import make_split
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sam2.build_sam")
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+
+@pytest.fixture(scope="module")
+def gpu_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("gpu")
+    make_split(tmp / "split", videos=2, frames=25, width=320, height=240)
+    out = tmp / "o.csv"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "jetson_benchmark.py"), "--split_dir", str(tmp / "split"),
+         "--models", "sam2.1_tiny_points,sam2.1_tiny_mask", "--weights", "random", "--imgsz", "512", "--output", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    return result, list(csv.DictReader(out.open())), json.loads(out.with_suffix(".json").read_text())
+
+
+def test_cuda_run_defaults_bf16_and_warm_up(gpu_run):
+    result, rows, manifest = gpu_run
+    assert result.returncode == 0, result.stderr
+    assert {(r["device"], r["dtype"], r["status"]) for r in rows} == {("cuda", "bfloat16", "ok")}
+    assert manifest["config"]["warmup_frames"] == 8
+    assert all(manifest["warmup_s"][m] > 0 for m in ("sam2.1_tiny_points", "sam2.1_tiny_mask"))
+    assert manifest["environment"]["device_name"] == torch.cuda.get_device_name()
+
+
+def test_memory_counters_are_filled_and_do_not_leak(gpu_run):
+    rows = gpu_run[1]
+    for r in rows:
+        before, peak, reserved, after = (float(r[c]) for c in ("mem_alloc_before_mb", "peak_alloc_mb", "peak_reserved_mb", "mem_alloc_after_cleanup_mb"))
+        assert peak > before and reserved >= peak
+        assert after <= before + 1.0  # the cleanup gives back what the job took
+    afters = [float(r["mem_alloc_after_cleanup_mb"]) for r in rows]
+    assert max(afters) - min(afters) <= 1.0  # no growth over the run
+
+
+def test_autocast_context_is_bf16_on_cuda(tmp_path):
+    from sav_benchmark.runners import MODELS
+    from sav_benchmark.runners.base import RunSettings
+    from sav_benchmark.runners.sam2_family import Sam2Runner
+
+    runner = Sam2Runner(MODELS["sam2.1_tiny_points"], RunSettings("cuda", "bfloat16", 256, "random", tmp_path))
+    with runner.inference_context():
+        assert torch.is_autocast_enabled("cuda") and torch.get_autocast_dtype("cuda") == torch.bfloat16
+        assert torch.is_inference_mode_enabled()
+
+
+def test_real_out_of_memory_is_classified_and_released():
+    from sav_benchmark.device import release_memory
+    from sav_benchmark.run import is_out_of_memory
+
+    before = torch.cuda.memory_allocated()
+    with pytest.raises(torch.cuda.OutOfMemoryError) as info:
+        torch.empty(1 << 50, dtype=torch.uint8, device="cuda")  # a plain allocation that cannot fit
+    assert is_out_of_memory(info.value)
+    release_memory("cuda")
+    assert torch.cuda.memory_allocated() == before
