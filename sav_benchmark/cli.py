@@ -10,6 +10,7 @@ import importlib.util
 import logging
 import socket
 import sys
+import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
@@ -18,8 +19,8 @@ from typing import Any
 
 from . import __version__
 from .errors import UsageError
-from .prepare import PreparedSplit, prepare_split
-from .results import ResultWriter, manifest_path, prepared_path, write_manifest
+from .prepare import DEMO_HINT, PreparedSplit, prepare_split
+from .results import NOT_FAILED, ResultWriter, log_path, manifest_path, prepared_path, run_files, write_manifest
 from .runners import MODELS, ModelSpec, resolve_models
 from .summary import summary_text
 
@@ -37,18 +38,21 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {help_of} --help)")
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
-    return value
+def _integer_at_least(minimum: int, wanted: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, not {text}")
+        return value
+
+    return parse
 
 
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more, not {text}")
-    return value
+_positive = _integer_at_least(1, "a positive integer")
+_non_negative = _integer_at_least(0, "zero or more")
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +64,11 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Accuracy (J&F), speed and memory of promptable video segmentation on SA-V.")
+    parser = _Parser(
+        prog=PROG,
+        description="Accuracy (J&F), speed and memory of promptable video segmentation on SA-V.",
+        epilog=f"Without a command, run is assumed: {PROG} --split_dir DIR --models a,b. Its flags: {PROG} run --help",
+    )
     parser.add_argument("--version", action="version", version=f"sav-benchmark {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{run,prepare,models}", parser_class=_Parser)
 
@@ -120,7 +128,7 @@ def _cmd_models() -> int:
 
 def _selection(args: argparse.Namespace) -> PreparedSplit:
     if not args.split_dir:
-        raise UsageError("--split_dir is required: the folder of an SA-V split (make a demo one with: python -m sav_benchmark.synthetic --out DIR)")
+        raise UsageError(f"--split_dir is required: the folder of an SA-V split ({DEMO_HINT})")
     video_ids = [v.strip() for v in args.video_ids.split(",") if v.strip()] if args.video_ids else None
     return prepare_split(args.split_dir, video_ids, args.limit_videos, args.limit_objects, args.num_points)
 
@@ -128,7 +136,10 @@ def _selection(args: argparse.Namespace) -> PreparedSplit:
 def _cmd_prepare(args: argparse.Namespace) -> int:
     split = _selection(args)
     output = Path(args.output) if args.output else Path("results") / f"{Path(split.split_dir).name}.prepared.json"
-    split.save(output)
+    try:
+        split.save(output)
+    except OSError as exc:
+        raise UsageError(f"--output {output}: cannot write it ({_os_reason(exc)}); choose a writable path") from None
     n_objects = sum(len(v.objects) for v in split.videos)
     print(f"prepared {len(split.videos)} videos, {n_objects} objects: {output}")
     return 0
@@ -159,10 +170,50 @@ def _default_output() -> Path:
     return Path("results") / f"{stamp}_{socket.gethostname()}.csv"
 
 
+SELECTION_FLAGS = ("split_dir", "video_ids", "limit_videos", "limit_objects")
+
+
+def _split_for_run(args: argparse.Namespace) -> PreparedSplit:
+    if not args.prepared:
+        return _selection(args)
+    given = [f"--{name}" for name in SELECTION_FLAGS if getattr(args, name) is not None]
+    if args.num_points != 1:
+        given.append("--num_points")
+    if given:
+        raise UsageError(f"--prepared fixes the split and its selection; drop {', '.join(given)}, or run without --prepared")
+    return PreparedSplit.load(Path(args.prepared))
+
+
+def _os_reason(exc: OSError) -> str:
+    return f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+
+
+def _open_outputs(output: Path, save_masks: Path | None) -> ResultWriter:
+    """Create the run's files, refusing to touch earlier results; any problem is a UsageError."""
+    for path in run_files(output):
+        if path.exists():
+            raise UsageError(f"--output {output}: {path} already exists; choose a new path so that no earlier result is mixed in")
+    try:
+        writer = ResultWriter(output)
+    except OSError as exc:
+        raise UsageError(f"--output {output}: cannot create it ({_os_reason(exc)}); choose a writable path") from None
+    if save_masks is not None:
+        try:
+            save_masks.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=save_masks):
+                pass
+        except OSError as exc:
+            writer.close()
+            raise UsageError(f"--save_masks {save_masks}: cannot write there ({_os_reason(exc)}); choose a writable folder") from None
+    return writer
+
+
 def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from .run import Benchmark, RunOptions
-    from .runners.base import RunSettings
+    from .runners.base import RANDOM_WEIGHTS_SEED, RunSettings
 
+    if not args.prepared and not args.split_dir:
+        raise UsageError(f"--split_dir is required: the folder of an SA-V split ({DEMO_HINT})")
     specs = resolve_models(args.models)
     _check_models_runnable(specs, args)
     uses_torch = any(spec.uses_torch for spec in specs)
@@ -174,25 +225,23 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         image_size_overrides(args.imgsz)  # refuses a size the model cannot take
         device = resolve_device(args.device)
         check_dtype(device, dtype)
-    split = PreparedSplit.load(Path(args.prepared)) if args.prepared else _selection(args)
+    split = _split_for_run(args)
     output = Path(args.output) if args.output else _default_output()
-    if output.exists():
-        raise UsageError(f"--output {output} already exists; choose a new path so that no earlier result is mixed in")
     save_masks = Path(args.save_masks) if args.save_masks else None
+    writer = _open_outputs(output, save_masks)
     warmup = args.warmup_frames if args.warmup_frames is not None else (8 if device == "cuda" else 0)
 
     settings = RunSettings(device, dtype, args.imgsz, args.weights, Path(args.checkpoint_dir))
     options = RunOptions(settings, warmup, save_masks, not args.do_not_skip_first_and_last_frame, uuid.uuid4().hex[:12])
     if not args.prepared:
         split.save(prepared_path(output))
-    writer = ResultWriter(output)
-    _setup_log(output.with_suffix(".log"))
+    _setup_log(log_path(output))
     from .environment import describe
 
     manifest: dict[str, Any] = {
         "run_id": options.run_id,
-        "command": [sys.executable, *sys.argv] if argv == sys.argv[1:] else [PROG, *argv],
-        "config": {**vars(args), "device": device, "warmup_frames": warmup},
+        "command": [PROG, *argv],
+        "config": {**vars(args), "device": device, "warmup_frames": warmup, "random_weights_seed": RANDOM_WEIGHTS_SEED if args.weights == "random" else None},
         "models": [spec.name for spec in specs],
         "split_dir": split.split_dir,
         "prepared": args.prepared or str(prepared_path(output)),
@@ -204,7 +253,7 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     start = time.perf_counter()
     benchmark = Benchmark(split, specs, options, writer)
     try:
-        report = benchmark.run()
+        benchmark.run()
     finally:
         writer.close()
         manifest.update(
@@ -214,10 +263,10 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
             rows=len(benchmark.report.rows),
         )
         write_manifest(manifest_path(output), manifest)
-    print(summary_text(report.rows))
+    rows = benchmark.report.rows
+    print(summary_text(rows))
     print(f"rows: {output}  manifest: {manifest_path(output)}" + (f"  masks: {save_masks}" if save_masks else ""))
-    failed = [r for r in report.rows if r["status"] not in ("ok", "skipped")]
-    return 1 if failed else 0
+    return 0 if all(r["status"] in NOT_FAILED for r in rows) else 1
 
 
 def _setup_log(path: Path) -> None:

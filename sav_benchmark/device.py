@@ -77,6 +77,7 @@ class MemoryCounters:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             self.reading.alloc_before_mb = torch.cuda.memory_allocated() / MIB
+            self.reading.reserved_before_mb = torch.cuda.memory_reserved() / MIB
 
     def record_peak(self) -> None:
         if self.enabled:
@@ -87,3 +88,4 @@ class MemoryCounters:
     def record_after_cleanup(self) -> None:
         if self.enabled:
             self.reading.alloc_after_cleanup_mb = torch.cuda.memory_allocated() / MIB
+            self.reading.reserved_after_cleanup_mb = torch.cuda.memory_reserved() / MIB

@@ -20,22 +20,28 @@ def package_version(name: str) -> str | None:
         return None
 
 
-def git_commit() -> str | None:
-    """The project's commit when it runs from a checkout; None from an installed copy."""
+def _git(*args: str) -> str | None:
+    """Output of a git command in the project's checkout; None from an installed copy or without git."""
     root = Path(__file__).resolve().parent.parent
     if not (root / ".git").exists():
         return None
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.strip() or None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_state() -> dict[str, Any]:
+    """The commit, and whether the checkout had changes not in it (then the commit alone does not say what ran)."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": _git("rev-parse", "HEAD") or None, "git_dirty": None if status is None else bool(status)}
 
 
 def describe(device: str, uses_torch: bool) -> dict[str, Any]:
     info: dict[str, Any] = {
         "sav_benchmark": __version__,
-        "git_commit": git_commit(),
+        **git_state(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "host": socket.gethostname(),

@@ -123,6 +123,8 @@ class ObjectScorer:
         self._gt_seen = False
 
     def feed(self, pred: np.ndarray, gt: np.ndarray) -> None:
+        if pred.shape != gt.shape:  # checked on every frame, counted or not, as the evaluator does
+            raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in size")
         self._fed += 1
         gt_present = bool(gt.any())
         self._gt_seen = self._gt_seen or gt_present

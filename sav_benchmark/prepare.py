@@ -68,14 +68,19 @@ class PreparedSplit:
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, ValueError) as exc:
-            raise UsageError(f"--prepared {path}: cannot read it ({exc}); make one with: jetson_benchmark.py prepare") from exc
-        if data.pop("format", None) != FORMAT:
+            raise UsageError(f"--prepared {path}: cannot read it ({exc}); make one with: jetson_benchmark.py prepare") from None
+        if not isinstance(data, dict) or data.pop("format", None) != FORMAT:
             raise UsageError(f"--prepared {path} is not a prepared manifest ({FORMAT}); make one with: jetson_benchmark.py prepare")
-        videos = [
-            PreparedVideo(**{**v, "objects": [PreparedObject(**o) for o in v["objects"]]})
-            for v in data.pop("videos")
-        ]
-        return cls(videos=videos, **data)
+        try:
+            videos = [
+                PreparedVideo(**{**v, "objects": [PreparedObject(**o) for o in v["objects"]]})
+                for v in data.pop("videos")
+            ]
+            split = cls(videos=videos, **data)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise UsageError(f"--prepared {path} is damaged ({type(exc).__name__}: {exc}); make a new one with: jetson_benchmark.py prepare") from None
+        _check_layout(Path(split.split_dir))
+        return split
 
 
 def prepare_split(
@@ -109,7 +114,11 @@ def _list_videos(root: Path) -> list[str]:
     for name in LIST_FILES:
         list_file = root / name
         if list_file.is_file():
-            videos = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
+            try:
+                lines = list_file.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UsageError(f"{list_file}: cannot read it as a list of video ids ({exc})") from None
+            videos = [line.strip() for line in lines if line.strip()]
             for vid in videos:
                 if not (root / ANNOTATIONS_DIR / vid).is_dir():
                     raise UsageError(f"{list_file} lists video {vid}, but {root / ANNOTATIONS_DIR / vid} does not exist")
@@ -132,25 +141,24 @@ def _select_videos(root: Path, videos: list[str], video_ids: list[str] | None, l
     return videos[:limit] if limit is not None else videos
 
 
-def _frame_indices(frames_dir: Path, video_id: str) -> int:
-    """Number of frames, checking that the JPEGs are numbered 0..n-1 as the predictor expects."""
+def _frame_files(frames_dir: Path, video_id: str) -> list[Path]:
+    """The JPEG frames in order, checking that they are numbered 0..n-1 as the predictor expects."""
     if not frames_dir.is_dir():
         raise UsageError(f"video {video_id}: frame folder {frames_dir} does not exist")
-    stems = [p.stem for p in frames_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg")]
-    if not stems:
+    files = [p for p in frames_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg")]
+    if not files:
         raise UsageError(f"video {video_id}: no .jpg frames in {frames_dir}")
-    try:
-        numbers = sorted(int(s) for s in stems)
-    except ValueError:
-        raise UsageError(f"video {video_id}: frame names in {frames_dir} must be frame numbers (00000.jpg, 00001.jpg, ...)") from None
+    if not all(p.stem.isdigit() for p in files):
+        raise UsageError(f"video {video_id}: frame names in {frames_dir} must be frame numbers (00000.jpg, 00001.jpg, ...)")
+    files.sort(key=lambda p: int(p.stem))
+    numbers = [int(p.stem) for p in files]
     if numbers != list(range(len(numbers))):
         missing = sorted(set(range(numbers[-1] + 1)) - set(numbers))[:3]
         raise UsageError(f"video {video_id}: frames in {frames_dir} are not numbered 0..{len(numbers) - 1} without gaps (missing e.g. {missing})")
-    return len(numbers)
+    return files
 
 
-def _frame_size(frames_dir: Path, video_id: str) -> tuple[int, int]:
-    first = min(frames_dir.iterdir(), key=lambda p: int(p.stem) if p.stem.isdigit() else -1)
+def _frame_size(first: Path, video_id: str) -> tuple[int, int]:
     image = cv2.imread(str(first))
     if image is None:
         raise UsageError(f"video {video_id}: cannot decode frame {first}")
@@ -158,9 +166,9 @@ def _frame_size(frames_dir: Path, video_id: str) -> tuple[int, int]:
 
 
 def _prepare_video(root: Path, video_id: str, limit_objects: int | None, num_points: int) -> PreparedVideo:
-    frames_dir = root / FRAMES_DIR / video_id
-    n_frames = _frame_indices(frames_dir, video_id)
-    height, width = _frame_size(frames_dir, video_id)
+    frames = _frame_files(root / FRAMES_DIR / video_id, video_id)
+    n_frames = len(frames)
+    height, width = _frame_size(frames[0], video_id)
     object_dirs = sorted(p for p in (root / ANNOTATIONS_DIR / video_id).iterdir() if p.is_dir())
     if not object_dirs:
         raise UsageError(f"video {video_id}: no object folders in {root / ANNOTATIONS_DIR / video_id}")

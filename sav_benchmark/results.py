@@ -15,10 +15,13 @@ COLUMNS = [
     "n_frames", "prompt_frame", "n_propagated", "n_eval_frames", "J", "F", "JF",
     "fps", "latency_ms_mean", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "latency_ms_max",
     "build_s", "init_s", "prompt_ms", "propagate_s",
-    "mem_alloc_before_mb", "peak_alloc_mb", "peak_reserved_mb", "mem_alloc_after_cleanup_mb",
+    "mem_alloc_before_mb", "mem_reserved_before_mb", "peak_alloc_mb", "peak_reserved_mb",
+    "mem_alloc_after_cleanup_mb", "mem_reserved_after_cleanup_mb",
 ]  # fmt: skip
 
-STATUS_OK, STATUS_SKIPPED, STATUS_ERROR, STATUS_OOM = "ok", "skipped", "error", "oom"
+STATUS_OK, STATUS_NO_SCORE, STATUS_SKIPPED = "ok", "no_score", "skipped"
+STATUS_ERROR, STATUS_OOM = "error", "oom"
+NOT_FAILED = (STATUS_OK, STATUS_NO_SCORE, STATUS_SKIPPED)
 
 
 def _cell(value: Any) -> str:
@@ -57,12 +60,26 @@ class ResultWriter:
         self._file.close()
 
 
+def side_file(output: Path, suffix: str) -> Path:
+    """A file that belongs to a result CSV: its name plus a suffix, so it can never be the CSV itself."""
+    return output.with_name(output.name + suffix)
+
+
 def manifest_path(output: Path) -> Path:
-    return output.with_suffix(".json")
+    return side_file(output, ".json")
 
 
 def prepared_path(output: Path) -> Path:
-    return output.with_suffix(".prepared.json")
+    return side_file(output, ".prepared.json")
+
+
+def log_path(output: Path) -> Path:
+    return side_file(output, ".log")
+
+
+def run_files(output: Path) -> list[Path]:
+    """Every file a run writes beside its CSV, the CSV first."""
+    return [output, manifest_path(output), prepared_path(output), log_path(output)]
 
 
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:

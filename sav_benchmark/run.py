@@ -23,9 +23,9 @@ from tqdm import tqdm
 from .masks import read_mask, write_mask
 from .metrics import ObjectScorer, evaluated_frames
 from .prepare import PreparedObject, PreparedSplit, PreparedVideo
-from .results import STATUS_ERROR, STATUS_OK, STATUS_OOM, STATUS_SKIPPED, ResultWriter
+from .results import STATUS_ERROR, STATUS_NO_SCORE, STATUS_OK, STATUS_OOM, STATUS_SKIPPED, ResultWriter
 from .runners import ModelSpec, load_runner_class
-from .runners.base import Job, MemoryReading, RunSettings
+from .runners.base import Job, MemoryCounters, MemoryReading, Runner, RunSettings
 
 log = logging.getLogger("sav_benchmark")
 DEFAULT_IMGSZ = 1024
@@ -53,12 +53,15 @@ class RunReport:
     warmup_s: dict[str, float | str] = field(default_factory=dict)
 
 
+OOM_MESSAGES = ("out of memory", "can't allocate memory", "not enough memory", "nvmapmemalloc")
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """CUDA, CPU and Jetson NvMap allocator failures: such a job gets status 'oom'."""
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         return True
     text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in text or "nvmapmemalloc" in text)
+    return isinstance(exc, RuntimeError) and any(message in text for message in OOM_MESSAGES)
 
 
 def one_line(exc: BaseException) -> str:
@@ -66,7 +69,7 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:300]
 
 
-def _timed(runner, step: Callable[[Job], None], job: Job) -> float:
+def _timed(runner: Runner, step: Callable[[Job], None], job: Job) -> float:
     runner.synchronize()
     start = time.perf_counter()
     step(job)
@@ -74,7 +77,7 @@ def _timed(runner, step: Callable[[Job], None], job: Job) -> float:
     return time.perf_counter() - start
 
 
-def _propagate_timed(runner, job: Job, keep: set[int]) -> PropagateResult:
+def _propagate_timed(runner: Runner, job: Job, keep: set[int]) -> PropagateResult:
     """Per-frame latency: from asking for a frame to its mask on the host, device synchronised."""
     masks: dict[int, np.ndarray] = {}
     latencies: list[float] = []
@@ -135,10 +138,14 @@ class Benchmark:
         return self.report
 
     def _release_device_memory(self) -> None:
+        """The cleanup protocol between jobs; a device too broken for it fails the next job, not the run."""
         if any(spec.uses_torch for spec in self.specs):
             from .device import release_memory
 
-            release_memory(self.options.settings.device)
+            try:
+                release_memory(self.options.settings.device)
+            except Exception as exc:
+                log.error("releasing device memory failed: %s\n%s", one_line(exc), traceback.format_exc())
 
     def _settings_columns(self, spec: ModelSpec) -> dict[str, Any]:
         settings = self.options.settings
@@ -169,7 +176,7 @@ class Benchmark:
         if frames <= 0 or target is None:
             self.report.warmup_s[spec.name] = 0.0
             return
-        runner = self._runner_classes[spec.name](spec, self.options.settings)
+        runner: Runner = self._runner_classes[spec.name](spec, self.options.settings)
         start = time.perf_counter()
         try:
             job = self._job(*target, max_frames=frames)
@@ -200,7 +207,7 @@ class Benchmark:
             return _finish(row, STATUS_SKIPPED, obj.skip_reason)
         row["prompt_frame"] = obj.prompt_frame
         row["prompt_detail"] = self._prompt_detail(spec, video, obj)
-        runner = self._runner_classes[spec.name](spec, self.options.settings)
+        runner: Runner = self._runner_classes[spec.name](spec, self.options.settings)
         counters = runner.memory_counters()
         failure = None
         try:
@@ -217,32 +224,36 @@ class Benchmark:
             return _finish(row, *failure)
         try:
             predictions = _annotated_predictions(obj, result.masks, (video.height, video.width))
-            if self.options.save_masks is not None:
-                self._save_masks(spec, video, obj, predictions)
-            self._score(row, video, obj, predictions, ground_truth)
+            status, reason = self._score(row, video, obj, predictions, ground_truth)
         except Exception as exc:
             log.error("%s %s/%s: scoring failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
-            return _finish(row, STATUS_ERROR, one_line(exc))
-        return _finish(row, STATUS_OK, row.get("error", ""))
+            return _finish(row, STATUS_ERROR, f"scoring failed: {one_line(exc)}")
+        if self.options.save_masks is not None:
+            try:
+                self._save_masks(spec, video, obj, predictions)
+            except Exception as exc:  # the scores stand; the row says the masks are missing
+                log.error("%s %s/%s: saving masks failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
+                return _finish(row, STATUS_ERROR, f"saving masks failed: {one_line(exc)}")
+        return _finish(row, status, reason)
 
-    def _measure(self, runner, counters, job: Job, obj: PreparedObject, row: dict[str, Any]) -> PropagateResult:
+    def _measure(self, runner: Runner, counters: MemoryCounters, job: Job, obj: PreparedObject, row: dict[str, Any]) -> PropagateResult:
         """Build, init, prompt and propagate under the timers; the runner cleans up on every path."""
+        counters.start()
         try:
-            counters.start()
             row["build_s"] = _timed(runner, lambda _: runner.build(), job)
             with runner.inference_context():
                 row["init_s"] = _timed(runner, runner.init_video, job)
                 row["prompt_ms"] = 1000.0 * _timed(runner, runner.add_prompt, job)
                 result = _propagate_timed(runner, job, set(obj.annotated_frames))
-            counters.record_peak()
         finally:
+            counters.record_peak()  # a failed job's peak tells how far it got
             runner.cleanup()
         row["propagate_s"] = result.propagate_s
         row.update(_latency_columns(result.latencies_s, result.propagate_s))
         return result
 
-    def _score(self, row: dict[str, Any], video: PreparedVideo, obj: PreparedObject, predictions: dict[int, np.ndarray], ground_truth: dict[int, np.ndarray]) -> None:
-        """J, F, J&F of the object; ground truth is decoded once per object and shared by its models."""
+    def _score(self, row: dict[str, Any], video: PreparedVideo, obj: PreparedObject, predictions: dict[int, np.ndarray], ground_truth: dict[int, np.ndarray]) -> tuple[str, str]:
+        """J, F, J&F of the object, and the row's status; ground truth is decoded once per object."""
         scorer = ObjectScorer()
         for frame in evaluated_frames(obj.annotated_frames, self.options.skip_first_and_last):
             if frame not in ground_truth:
@@ -251,7 +262,8 @@ class Benchmark:
         score = scorer.conclude()
         row.update(J=score.J, F=score.F, JF=score.JF, n_eval_frames=score.n_frames)
         if score.missing_reason:
-            row["error"] = f"no score: {score.missing_reason}"
+            return STATUS_NO_SCORE, score.missing_reason
+        return STATUS_OK, ""
 
     def _save_masks(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject, predictions: dict[int, np.ndarray]) -> None:
         """The official evaluator's layout: DIR/<model>/<video>/<object>/<frame>.png, every annotated frame."""
@@ -276,9 +288,11 @@ def _annotated_predictions(obj: PreparedObject, masks: dict[int, np.ndarray], si
 def _memory_columns(reading: MemoryReading) -> dict[str, Any]:
     return {
         "mem_alloc_before_mb": reading.alloc_before_mb,
+        "mem_reserved_before_mb": reading.reserved_before_mb,
         "peak_alloc_mb": reading.peak_alloc_mb,
         "peak_reserved_mb": reading.peak_reserved_mb,
         "mem_alloc_after_cleanup_mb": reading.alloc_after_cleanup_mb,
+        "mem_reserved_after_cleanup_mb": reading.reserved_after_cleanup_mb,
     }
 
 

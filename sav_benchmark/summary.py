@@ -8,7 +8,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from .metrics import global_scores
-from .results import STATUS_OK
+from .results import STATUS_NO_SCORE, STATUS_OK, STATUS_SKIPPED
 
 HEADER = ("model", "objects", "scored", "J&F", "J", "F", "FPS med", "lat p90 ms", "peak MB")
 
@@ -31,14 +31,15 @@ def summarise(rows: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
         by_model.setdefault(row["model"], []).append(row)
     lines = []
     for model, model_rows in by_model.items():
-        ok = [r for r in model_rows if r["status"] == STATUS_OK]
-        scored = [(_number(r["J"]), _number(r["F"])) for r in ok if not math.isnan(_number(r["J"]))]
+        ran = [r for r in model_rows if r["status"] != STATUS_SKIPPED]
+        ok = [r for r in ran if r["status"] in (STATUS_OK, STATUS_NO_SCORE)]
+        scored = [(_number(r["J"]), _number(r["F"])) for r in ok if r["status"] == STATUS_OK]
         jf, j, f = global_scores(scored)
         fps = [_number(r["fps"]) for r in ok]
         p90 = [_number(r["latency_ms_p90"]) for r in ok]
         peaks = [v for v in (_number(r["peak_alloc_mb"]) for r in ok) if not math.isnan(v)]
         lines.append((
-            model, f"{len(ok)}/{len(model_rows)}", str(len(scored)), _fmt(jf), _fmt(j), _fmt(f),
+            model, f"{len(ok)}/{len(ran)}", str(len(scored)), _fmt(jf), _fmt(j), _fmt(f),
             _fmt(float(np.median(fps)) if fps else math.nan),
             _fmt(float(np.median(p90)) if p90 else math.nan),
             _fmt(max(peaks) if peaks else math.nan, 0),

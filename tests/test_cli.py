@@ -103,18 +103,64 @@ def test_bad_imgsz_is_refused_before_any_work(split, tmp_path):
     assert not (tmp_path / "o.csv").exists()
 
 
-def test_unknown_flag_is_one_line():
+def test_unknown_flag_and_bad_numbers_are_one_line():
     assert_usage_error(cli("--bogus"), "unrecognized arguments: --bogus (see jetson_benchmark.py run --help)")
+    assert_usage_error(cli("--limit_videos", "abc"), "argument --limit_videos: must be a positive integer, not abc (see jetson_benchmark.py run --help)")
+    assert_usage_error(cli("prepare", "--num_points", "0"), "argument --num_points: must be a positive integer, not 0 (see jetson_benchmark.py prepare --help)")
 
 
-def test_existing_output_is_not_overwritten(split, tmp_path):
-    out = tmp_path / "o.csv"
-    out.write_text("earlier results\n")
+def test_no_split_is_reported_before_anything_else():
+    assert_usage_error(cli(), "--split_dir is required: the folder of an SA-V split (make a demo split with: python -m sav_benchmark.synthetic --out DIR)")
+
+
+@pytest.mark.parametrize("existing", ["o.csv", "o.csv.json", "o.csv.log", "o.csv.prepared.json"])
+def test_no_file_of_an_earlier_run_is_overwritten(split, tmp_path, existing):
+    out, earlier = tmp_path / "o.csv", tmp_path / existing
+    earlier.write_text("earlier results\n")
     assert_usage_error(
         cli("--split_dir", str(split), "--models", "static_mask", "--output", str(out)),
-        f"--output {out} already exists; choose a new path so that no earlier result is mixed in",
+        f"--output {out}: {earlier} already exists; choose a new path so that no earlier result is mixed in",
     )
-    assert out.read_text() == "earlier results\n"
+    assert earlier.read_text() == "earlier results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [existing]
+
+
+def test_side_files_never_replace_the_csv(split, tmp_path):
+    out = tmp_path / "o.json"  # a CSV named like a manifest still keeps its rows
+    assert cli("--split_dir", str(split), "--models", "static_mask", "--output", str(out)).returncode == 0
+    assert len(list(csv.DictReader(out.open()))) == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.json", "o.json.json", "o.json.log", "o.json.prepared.json"]
+
+
+def test_unwritable_outputs_are_usage_errors(split, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert_usage_error(
+        cli("--split_dir", str(split), "--models", "static_mask", "--output", str(blocker / "o.csv")),
+        f"--output {blocker / 'o.csv'}: cannot create it (File exists: {blocker}); choose a writable path",
+    )
+    assert_usage_error(
+        cli("--split_dir", str(split), "--models", "static_mask", "--output", str(tmp_path / "o.csv"), "--save_masks", str(blocker / "m")),
+        f"--save_masks {blocker / 'm'}: cannot write there (Not a directory: {blocker / 'm'}); choose a writable folder",
+    )
+
+
+def test_object_without_ground_truth_on_evaluated_frames_gets_no_score(tmp_path):
+    make_split(tmp_path / "s", videos=1, frames=9, width=64, height=48, objects=1)  # annotated 0, 4, 8
+    for frame in ("00004", "00008"):
+        write_mask(tmp_path / f"s/Annotations_6fps/synth_000/000/{frame}.png", np.zeros((48, 64), bool))
+    result = cli("--split_dir", str(tmp_path / "s"), "--models", "static_mask", "--output", str(tmp_path / "o.csv"))
+    assert result.returncode == 0, result.stderr
+    row = next(csv.DictReader((tmp_path / "o.csv").open()))
+    assert (row["status"], row["error"], row["J"], row["JF"]) == ("no_score", "ground truth empty on every evaluated frame", "", "")
+    assert result.stdout.splitlines()[2].split()[:3] == ["static_mask", "2/2", "1"]
+
+
+def test_stray_files_in_a_frame_folder_are_ignored(tmp_path):
+    make_split(tmp_path / "s", videos=1, frames=9, width=64, height=48, objects=1)
+    (tmp_path / "s/JPEGImages_24fps/synth_000/notes.txt").write_text("")
+    (tmp_path / "s/JPEGImages_24fps/synth_000/.DS_Store").write_text("")
+    assert cli("--split_dir", str(tmp_path / "s"), "--models", "static_mask", "--output", str(tmp_path / "o.csv")).returncode == 0
 
 
 def test_prepare_then_run_from_the_prepared_manifest(split, tmp_path):
@@ -133,6 +179,20 @@ def test_bad_prepared_manifest(tmp_path):
     assert_usage_error(
         cli("--prepared", str(bad), "--models", "static_mask"),
         f"--prepared {bad} is not a prepared manifest (sav-benchmark-prepared/1); make one with: jetson_benchmark.py prepare",
+    )
+    bad.write_text('{"format": "sav-benchmark-prepared/1"}')
+    assert_usage_error(
+        cli("--prepared", str(bad), "--models", "static_mask"),
+        f"--prepared {bad} is damaged (KeyError: 'videos'); make a new one with: jetson_benchmark.py prepare",
+    )
+
+
+def test_prepared_with_selection_flags_is_refused(split, tmp_path):
+    prepared = tmp_path / "p.json"
+    assert cli("prepare", "--split_dir", str(split), "--output", str(prepared)).returncode == 0
+    assert_usage_error(
+        cli("--prepared", str(prepared), "--split_dir", str(split), "--limit_videos", "1", "--models", "static_mask"),
+        "--prepared fixes the split and its selection; drop --split_dir, --limit_videos, or run without --prepared",
     )
 
 

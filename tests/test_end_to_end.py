@@ -3,9 +3,10 @@ checkpoint file and loaded through the package's own loader, at a small --imgsz 
 
 import csv
 import json
-import math
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,7 +78,7 @@ def test_rows_record_settings_prompts_and_cpu_memory_as_empty(run):
             assert (r["weights"], r["device"], r["dtype"], r["imgsz"]) == ("none", "cpu", "", "")
         else:
             assert (r["weights"], r["device"], r["dtype"], r["imgsz"]) == ("checkpoint", "cpu", "bfloat16", IMGSZ)
-        for column in ("mem_alloc_before_mb", "peak_alloc_mb", "peak_reserved_mb", "mem_alloc_after_cleanup_mb"):
+        for column in [c for c in COLUMNS if c.endswith("_mb")]:
             assert r[column] == ""  # the CPU has no such counter: empty, never 0
     points = next(r for r in rows if r["model"] == "sam2.1_tiny_points")
     assert list(json.loads(points["prompt_detail"])) == ["points"]
@@ -91,7 +92,7 @@ def test_late_object_is_prompted_and_propagated_from_its_prompt_frame(run):
         assert (r["prompt_frame"], r["n_frames"], r["n_propagated"]) == ("12", str(FRAMES), str(FRAMES - 12))
 
 
-def test_timing_columns_are_consistent(run):
+def test_timing_columns_agree_with_each_other(run):
     for r in run[4]:
         n = int(r["n_propagated"])
         assert float(r["fps"]) == pytest.approx(n / float(r["propagate_s"]))
@@ -139,13 +140,13 @@ def test_static_baseline_scores_the_prompt_mask_repeated(run):
 
 def test_manifest_summary_and_prepared_files(run):
     result, split, out, _, _ = run
-    manifest = json.loads(out.with_suffix(".json").read_text())
+    manifest = json.loads(Path(f"{out}.json").read_text())
     assert manifest["models"] == MODELS and manifest["videos"] == ["synth_000", "synth_001"]
     env = manifest["environment"]
     assert env["torch"] and env["sam2"] and env["python"] and env["device_name"]
     assert manifest["config"]["imgsz"] == int(IMGSZ) and manifest["config"]["autocast_dtype"] == "bfloat16"
     assert manifest["rows"] == 20 and manifest["wall_s"] > 0
-    assert out.with_suffix(".prepared.json").exists()
+    assert Path(f"{out}.prepared.json").exists()
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["model", "objects", "scored", "J&F", "J", "F", "FPS", "med", "lat", "p90", "ms", "peak", "MB"]
     assert [line.split()[0] for line in lines[2:6]] == MODELS
@@ -167,17 +168,19 @@ def test_checkpoint_that_does_not_fit_fails_its_rows_not_the_run(tmp_path):
     assert rows["sam2.1_tiny_points"]["error"].startswith(f"ValueError: checkpoint {checkpoint} does not fit configs/sam2.1/sam2.1_hiera_t.yaml: ")
     assert rows["sam2.1_tiny_points"]["error"].endswith('Unexpected key(s) in state_dict: "not_a_weight".')
     assert rows["sam2.1_tiny_points"]["JF"] == "" and rows["static_mask"]["status"] == "ok"
-    assert "Traceback" not in result.stderr and "Traceback" in out.with_suffix(".log").read_text()
+    assert "Traceback" not in result.stderr and "Traceback" in Path(f"{out}.log").read_text()
 
 
-def test_random_weights_warn_in_the_summary(tmp_path):
+def test_random_weights_are_the_same_for_every_job_and_warned_about(tmp_path):
     split = tmp_path / "split"
     make_split(split, videos=1, frames=9, width=64, height=48, objects=1)
+    shutil.copytree(split / "Annotations_6fps/synth_000/000", split / "Annotations_6fps/synth_000/002")  # a twin of 000
     result = cli("--split_dir", str(split), "--models", "sam2.1_tiny_mask", "--weights", "random", "--imgsz", IMGSZ,
                  "--device", "cpu", "--autocast_dtype", "float32", "--warmup_frames", "2", "--output", str(tmp_path / "o.csv"))  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "warning: rows with --weights random measure speed only; their J&F is meaningless." in result.stdout
-    row = next(csv.DictReader((tmp_path / "o.csv").open()))
-    assert (row["weights"], row["dtype"]) == ("random", "float32")
-    manifest = json.loads((tmp_path / "o.json").read_text())
-    assert manifest["warmup_s"]["sam2.1_tiny_mask"] > 0 and not math.isnan(float(row["JF"]))
+    rows = {r["object_id"]: r for r in csv.DictReader((tmp_path / "o.csv").open())}
+    assert (rows["000"]["J"], rows["000"]["F"]) == (rows["002"]["J"], rows["002"]["F"])  # same object, same random model
+    assert (rows["000"]["weights"], rows["000"]["dtype"]) == ("random", "float32")
+    manifest = json.loads((tmp_path / "o.csv.json").read_text())
+    assert manifest["warmup_s"]["sam2.1_tiny_mask"] > 0 and manifest["config"]["random_weights_seed"] == 0

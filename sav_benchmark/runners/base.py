@@ -12,15 +12,20 @@ from typing import Iterator, Protocol
 
 import numpy as np
 
+# --weights random draws the same weights for every job and run, so that such runs repeat.
+RANDOM_WEIGHTS_SEED = 0
+
 
 @dataclass
 class MemoryReading:
     """Device memory in MiB; None where the device has no such counter (CPU)."""
 
     alloc_before_mb: float | None = None
+    reserved_before_mb: float | None = None
     peak_alloc_mb: float | None = None
     peak_reserved_mb: float | None = None
     alloc_after_cleanup_mb: float | None = None
+    reserved_after_cleanup_mb: float | None = None
 
 
 class NoMemoryCounters:
@@ -37,6 +42,19 @@ class NoMemoryCounters:
 
     def record_after_cleanup(self) -> None:
         pass
+
+
+class MemoryCounters(Protocol):
+    reading: MemoryReading
+
+    def start(self) -> None:
+        """Reset the peak counters and read the memory in use before the job."""
+
+    def record_peak(self) -> None:
+        """Read the peak since start()."""
+
+    def record_after_cleanup(self) -> None:
+        """Read the memory still in use after the cleanup protocol."""
 
 
 @dataclass(frozen=True)
@@ -77,8 +95,8 @@ class Runner(Protocol):
     def propagate(self, job: Job) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (frame index, boolean mask on the host) from the prompt frame to the last frame."""
 
-    def memory_counters(self):
-        """Counters with start(), record_peak(), record_after_cleanup() and a MemoryReading."""
+    def memory_counters(self) -> MemoryCounters:
+        """The device's memory counters for one job."""
 
     def synchronize(self) -> None:
         """Wait for queued device work, so that a clock read measures finished work."""

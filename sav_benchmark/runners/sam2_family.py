@@ -9,10 +9,12 @@ from typing import Iterator
 
 import numpy as np
 import torch
+from sam2.build_sam import build_sam2_video_predictor
 
 from ..device import DTYPES, MemoryCounters, release_memory, synchronize
 from ..errors import UsageError
-from .base import Job, RunSettings
+from . import ModelSpec
+from .base import RANDOM_WEIGHTS_SEED, Job, RunSettings
 
 # Without its compiled extension the package skips hole filling and says so on every frame;
 # the manifest records whether the extension is present instead.
@@ -39,19 +41,18 @@ def image_size_overrides(imgsz: int | None) -> list[str]:
 
 
 class Sam2Runner:
-    def __init__(self, spec, settings: RunSettings) -> None:
+    def __init__(self, spec: ModelSpec, settings: RunSettings) -> None:
         self.spec = spec
         self.settings = settings
         self.predictor = None
         self.state = None
 
     def build(self) -> None:
-        from sam2.build_sam import build_sam2_video_predictor
-
-        _silence_progress_bars()
         checkpoint = None
         if self.settings.weights == "checkpoint":
             checkpoint = str(self.settings.checkpoint_dir / self.spec.checkpoint)
+        else:
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)
         try:
             self.predictor = build_sam2_video_predictor(
                 self.spec.config,
@@ -105,11 +106,13 @@ class Sam2Runner:
         synchronize(self.settings.device)
 
     def cleanup(self) -> None:
-        if self.predictor is not None and self.state is not None:
-            self.predictor.reset_state(self.state)
-        self.state = None
-        self.predictor = None
-        release_memory(self.settings.device)
+        try:
+            if self.predictor is not None and self.state is not None:
+                self.predictor.reset_state(self.state)
+        finally:
+            self.state = None
+            self.predictor = None
+            release_memory(self.settings.device)
 
 
 def _silence_progress_bars() -> None:
@@ -122,6 +125,9 @@ def _silence_progress_bars() -> None:
 
 def _no_progress_bar(iterable=None, *args, **kwargs):
     return iterable
+
+
+_silence_progress_bars()
 
 
 def has_compiled_extension() -> bool:

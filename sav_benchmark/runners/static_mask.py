@@ -8,11 +8,12 @@ from typing import Iterator
 
 import numpy as np
 
+from . import ModelSpec
 from .base import Job, NoMemoryCounters, RunSettings
 
 
 class StaticMaskRunner:
-    def __init__(self, spec, settings: RunSettings) -> None:
+    def __init__(self, spec: ModelSpec, settings: RunSettings) -> None:
         self._mask: np.ndarray | None = None
         self._n_frames = 0
 

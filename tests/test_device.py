@@ -1,4 +1,4 @@
-"""The cleanup protocol: nothing of a job's predictor survives it, on the success and the failure path."""
+"""Device handling: the cleanup protocol (nothing of a job's predictor survives it, on success and failure), OOM classification, the bf16 check."""
 
 import csv
 import gc
@@ -25,6 +25,12 @@ def tracking_runner(fail_after_frames=None):
 
     class TrackingRunner(Sam2Runner):
         refs: list = []
+        alive_at_build: list = []
+
+        def build(self):
+            # Without collecting garbage itself: the previous job must already have let go of everything.
+            TrackingRunner.alive_at_build.append(sum(ref() is not None for ref in TrackingRunner.refs))
+            super().build()
 
         def init_video(self, job):
             super().init_video(job)
@@ -56,9 +62,9 @@ def test_predictor_and_state_are_freed_after_each_job(tmp_path, fail_after_frame
     assert [r["status"] for r in rows] == [status, status]  # every job has its row, failed or not
     if status == "oom":
         assert rows[0]["error"] == "GpuOutOfMemoryStandIn: CUDA out of memory. Tried to allocate 2.00 GiB"
-    gc.collect()
     assert len(runner_class.refs) == 4
-    assert all(ref() is None for ref in runner_class.refs), "a predictor or its frames outlived the job"
+    assert runner_class.alive_at_build == [0, 0], "a predictor or its frames outlived its job"
+    assert all(ref() is None for ref in runner_class.refs)
 
 
 def test_release_memory_runs_the_protocol_in_order(monkeypatch):
@@ -86,7 +92,26 @@ def test_out_of_memory_classification():
 
     assert is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory."))
     assert is_out_of_memory(RuntimeError("NvMapMemAllocInternalTagged: 1075072515 error 12"))
-    assert is_out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory: you tried to allocate 1 bytes. Out of memory"))
     assert is_out_of_memory(MemoryError())
+    with pytest.raises(RuntimeError) as info:
+        torch.empty(1 << 50, dtype=torch.uint8)  # a real CPU allocator failure: 1 PiB
+    assert is_out_of_memory(info.value), str(info.value)
     assert not is_out_of_memory(RuntimeError("shape mismatch"))
     assert not is_out_of_memory(ValueError("out of memory"))
+
+
+def test_bf16_is_refused_on_a_gpu_without_it(monkeypatch):
+    """A stand-in for a Jetson Xavier (compute capability 7.2), which this machine lacks."""
+    import torch
+
+    from sav_benchmark.device import check_dtype
+    from sav_benchmark.errors import UsageError
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (7, 2))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Xavier stand-in")
+    with pytest.raises(UsageError) as info:
+        check_dtype("cuda", "bfloat16")
+    assert str(info.value) == (
+        "--autocast_dtype bfloat16: Xavier stand-in (compute capability 7.2) has no native bfloat16; use --autocast_dtype float16"
+    )
+    check_dtype("cuda", "float16")  # float16 is accepted there
