@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import shlex
 import socket
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,9 @@ from . import __version__
 from .errors import UsageError
 from .prepare import DEMO_HINT, PreparedSplit, prepare_split
 from .results import NOT_FAILED, ResultWriter, log_path, manifest_path, prepared_path, run_files, write_manifest
-from .runners import MODELS, ModelSpec, resolve_models
+from .resume import check_comparable, drop_failed_rows, keys_to_skip, read_rows
+from .runners import MODELS, ModelSpec, load_plugins, resolve_models
+from .signals import Interrupted, SignalGuard
 from .summary import summary_text
 
 COMMANDS = ("run", "prepare", "models")
@@ -85,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", help="result CSV (default results/<UTC time>_<host>.csv); the manifest goes beside it as .json")
     run.add_argument("--save_masks", help="write predicted masks as DIR/<model>/<video>/<object>/<frame>.png for the official evaluator")
     run.add_argument("--do_not_skip_first_and_last_frame", action="store_true", help="score the first and last annotated frames too")
+    run.add_argument("--resume", action="store_true", help="continue the run whose CSV is --output: jobs already in it are skipped")
+    run.add_argument("--retry_failed", action="store_true", help="with --resume: run the failed jobs again (their old rows are dropped)")
+    run.add_argument("--force", action="store_true", help="with --resume: accept settings that differ from the earlier run's")
+    run.add_argument("--fail_fast", action="store_true", help="stop at the first failed job (exit code 1)")
+    run.add_argument("--max_consecutive_failures", type=_non_negative, default=10, help="stop after N failed jobs in a row, exit code 3 (default 10; 0 = never)")
 
     prepare = sub.add_parser("prepare", help="only index, check and select the split, and write the prepared manifest")
     _add_selection(prepare)
@@ -120,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cmd_models() -> int:
+    load_plugins()
     for spec in MODELS.values():
         source = f"{spec.config}, checkpoint {spec.checkpoint}" if spec.uses_torch else "baseline, no model"
         print(f"{spec.name:<28} prompt={spec.prompt:<6} {source}")
@@ -188,11 +198,15 @@ def _os_reason(exc: OSError) -> str:
     return f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
 
 
-def _open_outputs(output: Path, save_masks: Path | None) -> ResultWriter:
-    """Create the run's files, refusing to touch earlier results; any problem is a UsageError."""
-    for path in run_files(output):
-        if path.exists():
-            raise UsageError(f"--output {output}: {path} already exists; choose a new path so that no earlier result is mixed in")
+def _open_outputs(output: Path, save_masks: Path | None, resume: bool) -> ResultWriter:
+    """Create (or, resuming, reopen) the run's files; never touch an earlier run's otherwise."""
+    if not resume:
+        for path in run_files(output):
+            if path.exists():
+                raise UsageError(
+                    f"--output {output}: {path} already exists; add --resume to continue that run, "
+                    "or choose a new --output so that no earlier result is mixed in"
+                )
     try:
         writer = ResultWriter(output)
     except OSError as exc:
@@ -208,8 +222,44 @@ def _open_outputs(output: Path, save_masks: Path | None) -> ResultWriter:
     return writer
 
 
+def _resume_command(argv: list[str], output: Path) -> str:
+    """The command that continues this run: the same one, with --resume and the output made explicit."""
+    args = list(argv)
+    if "--resume" not in args:
+        args.append("--resume")
+    if "--output" not in args and not any(a.startswith("--output=") for a in args):
+        args += ["--output", str(output)]
+    program = Path(sys.argv[0]).name if sys.argv[0] else PROG
+    prefix = program if program == "jetson-benchmark" else f"python {PROG}"
+    return f"{prefix} {shlex.join(args)}"
+
+
+@dataclass
+class _Earlier:
+    """What a resumed run takes over from the run it continues."""
+
+    rows: list[dict[str, Any]]
+    manifest: dict[str, Any] | None
+
+
+def _take_over(output: Path, args: argparse.Namespace, config: dict[str, Any]) -> _Earlier:
+    if (args.retry_failed or args.force) and not args.resume:
+        raise UsageError("--retry_failed and --force only apply with --resume")
+    if not (args.resume and output.exists()):
+        return _Earlier([], None)
+    rows, warning = read_rows(output)
+    if warning:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    if not rows and not manifest_path(output).exists():
+        return _Earlier([], None)  # the earlier run stopped before its first job: start afresh
+    manifest = check_comparable(output, config, args.force)
+    if args.retry_failed:
+        rows = drop_failed_rows(output, rows)
+    return _Earlier(rows, manifest)
+
+
 def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    from .run import Benchmark, RunOptions
+    from .run import STOPPED_FAILURES, Benchmark, RunOptions
     from .runners.base import RANDOM_WEIGHTS_SEED, RunSettings
 
     if not args.prepared and not args.split_dir:
@@ -228,44 +278,81 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     split = _split_for_run(args)
     output = Path(args.output) if args.output else _default_output()
     save_masks = Path(args.save_masks) if args.save_masks else None
-    writer = _open_outputs(output, save_masks)
     warmup = args.warmup_frames if args.warmup_frames is not None else (8 if device == "cuda" else 0)
+    config = {
+        **vars(args),
+        "device": device,
+        "num_points": split.num_points,
+        "warmup_frames": warmup,
+        "random_weights_seed": RANDOM_WEIGHTS_SEED if args.weights == "random" else None,
+    }
+    earlier = _take_over(output, args, config)
+    writer = _open_outputs(output, save_masks, args.resume)
 
     settings = RunSettings(device, dtype, args.imgsz, args.weights, Path(args.checkpoint_dir))
-    options = RunOptions(settings, warmup, save_masks, not args.do_not_skip_first_and_last_frame, uuid.uuid4().hex[:12])
+    run_id = earlier.manifest["run_id"] if earlier.manifest else uuid.uuid4().hex[:12]
+    options = RunOptions(
+        settings, warmup, save_masks, not args.do_not_skip_first_and_last_frame, run_id,
+        done=keys_to_skip(earlier.rows, args.retry_failed),
+        fail_fast=args.fail_fast,
+        max_consecutive_failures=args.max_consecutive_failures or None,
+    )  # fmt: skip
     if not args.prepared:
         split.save(prepared_path(output))
     _setup_log(log_path(output))
     from .environment import describe
 
-    manifest: dict[str, Any] = {
-        "run_id": options.run_id,
+    this_start = {
         "command": [PROG, *argv],
-        "config": {**vars(args), "device": device, "warmup_frames": warmup, "random_weights_seed": RANDOM_WEIGHTS_SEED if args.weights == "random" else None},
+        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "models": [spec.name for spec in specs],
-        "split_dir": split.split_dir,
-        "prepared": args.prepared or str(prepared_path(output)),
         "videos": [v.video_id for v in split.videos],
         "environment": describe(device, uses_torch),
-        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    if earlier.manifest:
+        manifest = earlier.manifest
+        manifest.setdefault("resumed", []).append({**this_start, "config": config, "rows_before": len(earlier.rows)})
+        session = manifest["resumed"][-1]
+    else:
+        manifest = {"run_id": run_id, **this_start, "config": config, "split_dir": split.split_dir,
+                    "prepared": args.prepared or str(prepared_path(output))}  # fmt: skip
+        session = manifest
     write_manifest(manifest_path(output), manifest)
     start = time.perf_counter()
-    benchmark = Benchmark(split, specs, options, writer)
-    try:
-        benchmark.run()
-    finally:
-        writer.close()
-        manifest.update(
-            finished_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            wall_s=time.perf_counter() - start,
-            warmup_s=benchmark.report.warmup_s,
-            rows=len(benchmark.report.rows),
-        )
-        write_manifest(manifest_path(output), manifest)
-    rows = benchmark.report.rows
+    interrupted = None
+    with SignalGuard() as guard:
+        benchmark = Benchmark(split, specs, options, writer, guard)
+        try:
+            benchmark.run()
+        except Interrupted as exc:
+            interrupted = exc
+        finally:
+            writer.close()
+            report = benchmark.report
+            session.update(
+                finished_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                wall_s=time.perf_counter() - start,
+                warmup_s=report.warmup_s,
+                rows=len(report.rows),
+                stopped=f"interrupted by {interrupted}" if interrupted else report.stopped,
+            )
+            write_manifest(manifest_path(output), manifest)
+    rows = earlier.rows + report.rows
     print(summary_text(rows))
     print(f"rows: {output}  manifest: {manifest_path(output)}" + (f"  masks: {save_masks}" if save_masks else ""))
+    resume = _resume_command(argv, output)
+    if interrupted:
+        print(f"{PROG}: interrupted by {interrupted}; the current job was cleaned up and left no row. Resume with:\n  {resume}", file=sys.stderr)
+        return interrupted.exit_code
+    if report.stopped:
+        last = report.rows[-1]
+        why = "at the first failed job (--fail_fast)" if not report.stopped == STOPPED_FAILURES else f"after {args.max_consecutive_failures} failed jobs in a row (--max_consecutive_failures)"
+        print(
+            f"{PROG}: stopped {why}; the last, {last['video_id']}/{last['object_id']} {last['model']}, said: {last['error']}\n"
+            f"Fix the cause, then resume with:\n  {resume} --retry_failed",
+            file=sys.stderr,
+        )
+        return 3 if report.stopped == STOPPED_FAILURES else 1
     return 0 if all(r["status"] in NOT_FAILED for r in rows) else 1
 
 

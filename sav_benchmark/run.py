@@ -15,7 +15,7 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -23,9 +23,10 @@ from tqdm import tqdm
 from .masks import read_mask, write_mask
 from .metrics import ObjectScorer, evaluated_frames
 from .prepare import PreparedObject, PreparedSplit, PreparedVideo
-from .results import STATUS_ERROR, STATUS_NO_SCORE, STATUS_OK, STATUS_OOM, STATUS_SKIPPED, ResultWriter
+from .results import NOT_FAILED, STATUS_ERROR, STATUS_NO_SCORE, STATUS_OK, STATUS_OOM, STATUS_SKIPPED, ResultWriter
 from .runners import ModelSpec, load_runner_class
 from .runners.base import Job, MemoryCounters, MemoryReading, Runner, RunSettings
+from .signals import SignalGuard
 
 log = logging.getLogger("sav_benchmark")
 DEFAULT_IMGSZ = 1024
@@ -38,6 +39,9 @@ class RunOptions:
     save_masks: Path | None = None
     skip_first_and_last: bool = True
     run_id: str = ""
+    done: set[tuple[str, str, str]] = field(default_factory=set)  # (video, object, model) already in the CSV
+    fail_fast: bool = False
+    max_consecutive_failures: int | None = None
 
 
 @dataclass
@@ -47,10 +51,15 @@ class PropagateResult:
     propagate_s: float
 
 
+STOPPED_FAIL_FAST = "fail_fast"
+STOPPED_FAILURES = "max_consecutive_failures"
+
+
 @dataclass
 class RunReport:
     rows: list[dict[str, Any]] = field(default_factory=list)
     warmup_s: dict[str, float | str] = field(default_factory=dict)
+    stopped: str = ""  # why the run ended early, if it did
 
 
 OOM_MESSAGES = ("out of memory", "can't allocate memory", "not enough memory", "nvmapmemalloc")
@@ -112,30 +121,56 @@ def _latency_columns(latencies_s: list[float], propagate_s: float) -> dict[str, 
 class Benchmark:
     """Runs every (video, object, model) job of a prepared split and writes one row per job."""
 
-    def __init__(self, split: PreparedSplit, specs: list[ModelSpec], options: RunOptions, writer: ResultWriter) -> None:
+    def __init__(self, split: PreparedSplit, specs: list[ModelSpec], options: RunOptions, writer: ResultWriter, guard: SignalGuard | None = None) -> None:
         self.split = split
         self.specs = specs
         self.options = options
         self.writer = writer
+        self.guard = guard or SignalGuard()
         self.report = RunReport()
         self._runner_classes = {spec.name: load_runner_class(spec) for spec in specs}
+        self._consecutive_failures = 0
+
+    def jobs(self) -> Iterator[tuple[PreparedVideo, PreparedObject, ModelSpec]]:
+        """Every job still to run, in video -> object -> model order."""
+        for video in self.split.videos:
+            for obj in video.objects:
+                for spec in self.specs:
+                    if (video.video_id, obj.object_id, spec.name) not in self.options.done:
+                        yield video, obj, spec
 
     def run(self) -> RunReport:
-        total = sum(len(v.objects) for v in self.split.videos) * len(self.specs)
-        with tqdm(total=total, unit="job", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
-            for video in self.split.videos:
-                for obj in video.objects:
-                    ground_truth: dict[int, np.ndarray] = {}
-                    for spec in self.specs:
-                        bar.set_description(f"{video.video_id}/{obj.object_id} {spec.name}")
-                        if spec.name not in self.report.warmup_s:
-                            self._warm_up(spec)
-                        row = self._run_job(spec, video, obj, ground_truth)
-                        self.writer.write(row)
-                        self.report.rows.append(row)
-                        bar.update()
-                self._release_device_memory()
+        todo = list(self.jobs())
+        ground_truth: dict[int, np.ndarray] = {}
+        current_object = None
+        with tqdm(total=len(todo), unit="job", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
+            for index, (video, obj, spec) in enumerate(todo):
+                if current_object != (video.video_id, obj.object_id):
+                    current_object, ground_truth = (video.video_id, obj.object_id), {}
+                bar.set_description(f"{video.video_id}/{obj.object_id} {spec.name}")
+                if spec.name not in self.report.warmup_s:
+                    self._warm_up(spec)
+                row = self._run_job(spec, video, obj, ground_truth)
+                with self.guard.critical():
+                    self.writer.write(row)
+                    self.report.rows.append(row)
+                bar.update()
+                if self._should_stop(row):
+                    break
+                if index + 1 == len(todo) or todo[index + 1][0] is not video:
+                    self._release_device_memory()
         return self.report
+
+    def _should_stop(self, row: dict[str, Any]) -> bool:
+        if row["status"] in NOT_FAILED:
+            self._consecutive_failures = 0
+            return False
+        self._consecutive_failures += 1
+        if self.options.fail_fast:
+            self.report.stopped = STOPPED_FAIL_FAST
+        elif self.options.max_consecutive_failures and self._consecutive_failures >= self.options.max_consecutive_failures:
+            self.report.stopped = STOPPED_FAILURES
+        return bool(self.report.stopped)
 
     def _release_device_memory(self) -> None:
         """The cleanup protocol between jobs; a device too broken for it fails the next job, not the run."""

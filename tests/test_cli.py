@@ -119,7 +119,7 @@ def test_no_file_of_an_earlier_run_is_overwritten(split, tmp_path, existing):
     earlier.write_text("earlier results\n")
     assert_usage_error(
         cli("--split_dir", str(split), "--models", "static_mask", "--output", str(out)),
-        f"--output {out}: {earlier} already exists; choose a new path so that no earlier result is mixed in",
+        f"--output {out}: {earlier} already exists; add --resume to continue that run, or choose a new --output so that no earlier result is mixed in",
     )
     assert earlier.read_text() == "earlier results\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == [existing]

@@ -1,12 +1,15 @@
 """Registry of models. Nothing here imports torch: runner modules load only when a job needs them.
 
 A model name is `<model>_<prompt>`, e.g. `sam2.1_tiny_points`; `static_mask` is the baseline.
+More runners can be added without changing this package: modules named in the environment variable
+SAV_BENCHMARK_PLUGINS (comma-separated, importable) are imported once and call `register(spec)`.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import os
 from dataclasses import dataclass
 
 from ..errors import UsageError
@@ -47,10 +50,32 @@ def _build_registry() -> dict[str, ModelSpec]:
 
 
 MODELS: dict[str, ModelSpec] = _build_registry()
+PLUGINS_VARIABLE = "SAV_BENCHMARK_PLUGINS"
+_plugins_loaded = False
+
+
+def register(spec: ModelSpec) -> None:
+    """Add a model (from a plugin module); its runner module must define RUNNER."""
+    if spec.name in MODELS and MODELS[spec.name] != spec:
+        raise ValueError(f"model {spec.name} is registered already")
+    MODELS[spec.name] = spec
+
+
+def load_plugins() -> None:
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS_VARIABLE, "").split(","))):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise UsageError(f"{PLUGINS_VARIABLE}: cannot import {module} ({exc})") from None
 
 
 def resolve_models(names: str) -> list[ModelSpec]:
     """Specs for a comma-separated list of names; an unknown name is a UsageError with a suggestion."""
+    load_plugins()
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     if not wanted:
         raise UsageError("--models is empty; name at least one model (list them with: jetson_benchmark.py models)")

@@ -1,0 +1,37 @@
+"""Runners that exist only for the tests, registered through SAV_BENCHMARK_PLUGINS=fake_runners.
+
+They behave like the static baseline (no torch) but can be slow, fail, run out of memory or die,
+as the environment variables below say, so that failure handling is tested through the real CLI.
+"""
+
+import os
+import time
+
+from sav_benchmark.runners import ModelSpec, register
+from sav_benchmark.runners.static_mask import StaticMaskRunner
+
+FRAME_DELAY_S = float(os.environ.get("FAKE_FRAME_DELAY_S", "0"))
+FAIL_VIDEOS = set(filter(None, os.environ.get("FAKE_FAIL_VIDEOS", "").split(",")))
+
+
+class FakeRunner(StaticMaskRunner):
+    def __init__(self, spec, settings):
+        super().__init__(spec, settings)
+        self.spec = spec
+
+    def propagate(self, job):
+        video = job.frames_dir.name
+        for count, item in enumerate(super().propagate(job)):
+            time.sleep(FRAME_DELAY_S)
+            if count == 2 and video in FAIL_VIDEOS:
+                if self.spec.name == "fake_oom":
+                    raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB (a test stand-in)")
+                if self.spec.name == "fake_crash":
+                    os._exit(139)  # dies like a segfaulting process: no exception, no cleanup
+                raise ValueError(f"fake failure on video {video}")
+            yield item
+
+
+RUNNER = FakeRunner
+for name in ("fake_slow", "fake_fail", "fake_oom", "fake_crash"):
+    register(ModelSpec(name, "mask", __name__, "test", uses_torch=False))

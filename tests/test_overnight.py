@@ -1,0 +1,186 @@
+"""Overnight runs that survive: kill -9 and resume, signals, failures, retries, through the real CLI."""
+
+import csv
+import os
+import random
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from sav_benchmark.synthetic import make_split
+
+PROG = [sys.executable, str(ROOT / "jetson_benchmark.py")]
+
+
+def env(**extra):
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "plugins"), str(ROOT)]),
+        "SAV_BENCHMARK_PLUGINS": "fake_runners",
+        **extra,
+    }
+
+
+def run(*args, **extra):
+    return subprocess.run([*PROG, *args], capture_output=True, text=True, env=env(**extra), timeout=600, cwd=ROOT)
+
+
+def start(*args, **extra):
+    return subprocess.Popen([*PROG, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(**extra), cwd=ROOT)
+
+
+def keys(path):
+    return [(r["video_id"], r["object_id"], r["model"]) for r in csv.DictReader(open(path, newline=""))]
+
+
+def wait_for_rows(path, count, process, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().count("\n") >= count + 1:
+            return
+        assert process.poll() is None, "the run ended before it was interrupted"
+        time.sleep(0.02)
+    raise AssertionError(f"no {count} rows in {path} after {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    root = tmp_path_factory.mktemp("split")
+    make_split(root, videos=3, frames=13, width=64, height=48)  # 3 + 2 + 2 objects
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference_keys(split, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "ref.csv"
+    result = run("--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    assert len(keys(out)) == 14
+    return keys(out)
+
+
+def test_kill_9_at_random_points_then_resume_gives_every_job_once(split, reference_keys, tmp_path):
+    rng = random.Random(7)
+    for attempt in range(4):
+        out = tmp_path / f"o{attempt}.csv"
+        args = ["--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out)]
+        process = start(*args, FAKE_FRAME_DELAY_S="0.01")
+        time.sleep(rng.uniform(0.3, 2.0))  # anywhere from start-up to the last jobs
+        process.kill()
+        process.wait()
+        result = run(*args, "--resume")
+        assert result.returncode == 0, result.stderr
+        assert sorted(keys(out)) == sorted(reference_keys), f"attempt {attempt}"
+        assert len(set(keys(out))) == len(keys(out))
+
+
+def test_a_partial_last_line_is_dropped_with_a_warning(split, reference_keys, tmp_path):
+    out = tmp_path / "o.csv"
+    args = ["--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out), "--limit_videos", "1"]
+    assert run(*args).returncode == 0
+    text = out.read_text()
+    out.write_text(text[: -len(text.splitlines()[-1]) // 2 - 1])  # as if killed in the middle of a row
+    result = run(*args[:-2], "--resume")
+    assert result.returncode == 0, result.stderr
+    assert f"warning: dropped a partial last line of {out}" in result.stderr
+    assert sorted(keys(out)) == sorted(reference_keys)
+
+
+@pytest.mark.parametrize("signum,code,name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT")])
+def test_signal_ends_between_rows_and_prints_the_resume_command(split, reference_keys, tmp_path, signum, code, name):
+    out = tmp_path / "o.csv"
+    process = start("--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out), FAKE_FRAME_DELAY_S="0.03")
+    wait_for_rows(out, 3, process)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == code, stderr
+    command = f"python jetson_benchmark.py --split_dir {split} --models static_mask,fake_slow --output {out} --resume"
+    assert stderr.endswith(f"interrupted by {name}; the current job was cleaned up and left no row. Resume with:\n  {command}\n")
+    rows = list(csv.DictReader(out.open()))
+    assert 3 <= len(rows) < 14 and {r["status"] for r in rows} <= {"ok", "no_score"}
+    result = subprocess.run([sys.executable, *shlex.split(command)[1:]], capture_output=True, text=True, env=env(), cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert sorted(keys(out)) == sorted(reference_keys)
+
+
+def test_failures_are_rows_and_the_run_goes_on(split, tmp_path):
+    out = tmp_path / "o.csv"
+    result = run("--split_dir", str(split), "--models", "fake_oom,fake_fail", "--output", str(out), FAKE_FAIL_VIDEOS="synth_001")
+    assert result.returncode == 1
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 14
+    failed = {(r["object_id"], r["model"]): (r["status"], r["error"]) for r in rows if r["video_id"] == "synth_001"}
+    assert failed == {
+        (o, "fake_oom"): ("oom", "RuntimeError: CUDA out of memory. Tried to allocate 20.00 GiB (a test stand-in)") for o in ("000", "001")
+    } | {(o, "fake_fail"): ("error", "ValueError: fake failure on video synth_001") for o in ("000", "001")}
+    # the late object of synth_000 enters after both evaluated frames: no score, but no failure either
+    assert {r["status"] for r in rows if r["video_id"] != "synth_001"} == {"ok", "no_score"}
+    assert "Traceback" not in result.stderr
+    assert open(f"{out}.log").read().count("ValueError: fake failure on video synth_001") >= 2
+
+
+def test_fail_fast_stops_at_the_first_failure(split, tmp_path):
+    out = tmp_path / "o.csv"
+    result = run("--split_dir", str(split), "--models", "static_mask,fake_fail", "--output", str(out), "--fail_fast", FAKE_FAIL_VIDEOS="synth_001")
+    assert result.returncode == 1
+    assert keys(out)[-1] == ("synth_001", "000", "fake_fail") and len(keys(out)) == 8
+    assert "stopped at the first failed job (--fail_fast); the last, synth_001/000 fake_fail, said: ValueError: fake failure on video synth_001" in result.stderr
+    assert result.stderr.rstrip().endswith(f"--output {out} --fail_fast --resume --retry_failed")
+
+
+def test_max_consecutive_failures_ends_the_run_with_exit_3(split, tmp_path):
+    out = tmp_path / "o.csv"
+    result = run("--split_dir", str(split), "--models", "fake_fail", "--output", str(out), "--max_consecutive_failures", "2",
+                 FAKE_FAIL_VIDEOS="synth_000,synth_001,synth_002")  # fmt: skip
+    assert result.returncode == 3
+    assert len(keys(out)) == 2
+    assert "stopped after 2 failed jobs in a row (--max_consecutive_failures)" in result.stderr
+
+
+def test_retry_failed_reruns_only_failed_jobs_and_keeps_one_row_each(split, reference_keys, tmp_path):
+    out = tmp_path / "o.csv"
+    args = ["--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out)]
+    assert run(*args[:3], "static_mask,fake_fail", *args[4:], FAKE_FAIL_VIDEOS="synth_002").returncode == 1
+    # the failed jobs were fake_fail's; a resume without --retry_failed leaves them as they are
+    assert run(*args[:3], "static_mask,fake_fail", *args[4:], "--resume").returncode == 1
+    result = run(*args[:3], "static_mask,fake_fail", *args[4:], "--resume", "--retry_failed")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 14 and {r["status"] for r in rows} == {"ok", "no_score"}
+    assert len({(r["video_id"], r["object_id"], r["model"]) for r in rows}) == 14
+
+
+def test_resume_refuses_other_settings_unless_forced(split, tmp_path):
+    out = tmp_path / "o.csv"
+    assert run("--split_dir", str(split), "--models", "static_mask", "--output", str(out), "--limit_videos", "1").returncode == 0
+    result = run("--split_dir", str(split), "--models", "static_mask", "--output", str(out), "--resume", "--num_points", "3")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "jetson_benchmark.py: error: --resume: settings differ from the earlier run's (num_points 1 -> 3); its rows would "
+        "not be comparable. Use the same settings, a new --output, or --force\n"
+    )
+    forced = run("--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out), "--resume", "--num_points", "3", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert len(keys(out)) == 14  # a different model list is fine
+
+
+def test_real_sam2_run_killed_and_resumed(tmp_path):
+    pytest.importorskip("sam2.build_sam")
+    make_split(tmp_path / "s", videos=2, frames=9, width=64, height=48, objects=1)
+    out = tmp_path / "o.csv"
+    args = ["--split_dir", str(tmp_path / "s"), "--models", "sam2.1_tiny_points,static_mask", "--weights", "random",
+            "--imgsz", "64", "--device", "cpu", "--output", str(out)]  # fmt: skip
+    process = start(*args)
+    wait_for_rows(out, 1, process, timeout=300)
+    process.kill()
+    process.wait()
+    result = run(*args, "--resume")
+    assert result.returncode == 0, result.stderr
+    expected = [(v, o, m) for v, objs in (("synth_000", ("000", "001")), ("synth_001", ("000",))) for o in objs for m in ("sam2.1_tiny_points", "static_mask")]
+    assert sorted(keys(out)) == sorted(expected)
