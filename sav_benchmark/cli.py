@@ -259,7 +259,7 @@ def _take_over(output: Path, args: argparse.Namespace, config: dict[str, Any]) -
 
 
 def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    from .run import STOPPED_FAILURES, Benchmark, RunOptions
+    from .run import STOPPED_FAILURES, Benchmark, ResultsNotWritable, RunOptions
     from .runners.base import RANDOM_WEIGHTS_SEED, RunSettings
 
     if not args.prepared and not args.split_dir:
@@ -319,28 +319,32 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         session = manifest
     write_manifest(manifest_path(output), manifest)
     start = time.perf_counter()
-    interrupted = None
+    interrupted = unwritable = None
     with SignalGuard() as guard:
         benchmark = Benchmark(split, specs, options, writer, guard)
         try:
             benchmark.run()
         except Interrupted as exc:
             interrupted = exc
+        except ResultsNotWritable as exc:
+            unwritable = exc
         finally:
-            writer.close()
             report = benchmark.report
             session.update(
                 finished_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 wall_s=time.perf_counter() - start,
                 warmup_s=report.warmup_s,
                 rows=len(report.rows),
-                stopped=f"interrupted by {interrupted}" if interrupted else report.stopped,
+                stopped=f"interrupted by {interrupted}" if interrupted else str(unwritable or report.stopped),
             )
-            write_manifest(manifest_path(output), manifest)
+            _close_quietly(writer, manifest_path(output), manifest)
     rows = earlier.rows + report.rows
     print(summary_text(rows))
     print(f"rows: {output}  manifest: {manifest_path(output)}" + (f"  masks: {save_masks}" if save_masks else ""))
     resume = _resume_command(argv, output)
+    if unwritable:
+        print(f"{PROG}: error: {unwritable}; the run stopped there. Make room, then resume with:\n  {resume}", file=sys.stderr)
+        return 1
     if interrupted:
         print(f"{PROG}: interrupted by {interrupted}; the current job was cleaned up and left no row. Resume with:\n  {resume}", file=sys.stderr)
         return interrupted.exit_code
@@ -356,6 +360,15 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     return 0 if all(r["status"] in NOT_FAILED for r in rows) else 1
 
 
+def _close_quietly(writer: ResultWriter, manifest_file: Path, manifest: dict[str, Any]) -> None:
+    """Close the CSV and update the manifest; on a full disk the rows already written still stand."""
+    for action in (writer.close, lambda: write_manifest(manifest_file, manifest)):
+        try:
+            action()
+        except OSError as exc:
+            print(f"{PROG}: warning: {exc}", file=sys.stderr)
+
+
 def _setup_log(path: Path) -> None:
     """Tracebacks of failed jobs go to a log beside the CSV; the user sees the one-line reason in the row."""
     handler = logging.FileHandler(path)
@@ -364,3 +377,4 @@ def _setup_log(path: Path) -> None:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    logging.raiseExceptions = False  # a log that cannot be written (full disk) must not print tracebacks

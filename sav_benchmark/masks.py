@@ -21,11 +21,19 @@ def png_size(path: Path) -> tuple[int, int]:
     return height, width
 
 
-def read_mask(path: Path) -> np.ndarray:
-    """A binary mask: any non-zero pixel is foreground (SA-V: one object per PNG)."""
+def read_mask(path: Path, require_binary: bool = False) -> np.ndarray:
+    """A binary mask: any non-zero pixel is foreground (SA-V: one object per PNG).
+
+    With require_binary, a PNG holding more than one non-zero value is refused, as the official
+    evaluator refuses it: such a file is not an SA-V object mask (a palette or a soft mask).
+    """
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ValueError(f"cannot decode {path} as an image")
+    if require_binary:
+        foreground = image[image != 0]
+        if foreground.size and (foreground != foreground.flat[0]).any():
+            raise ValueError(f"{path} is not a binary mask (it holds several non-zero values)")
     if image.ndim == 3:
         return image.any(axis=2)
     return image > 0

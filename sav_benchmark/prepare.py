@@ -45,6 +45,7 @@ class PreparedVideo:
     height: int
     width: int
     objects: list[PreparedObject]
+    problem: str = ""  # why none of its jobs can run; each then gets a row with this reason
 
 
 @dataclass
@@ -141,57 +142,92 @@ def _select_videos(root: Path, videos: list[str], video_ids: list[str] | None, l
     return videos[:limit] if limit is not None else videos
 
 
+class VideoProblem(Exception):
+    """Something wrong with one video's frames: its jobs fail with this reason, the others run."""
+
+
+JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+JPEG_TAIL = 64  # some encoders pad after the end marker
+
+
+def _jpeg_problem(path: Path) -> str:
+    """A cheap integrity check (start and end markers): catches truncated and non-JPEG files."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - JPEG_TAIL))
+            tail = f.read()
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror or exc})"
+    if head != JPEG_START:
+        return "is not a JPEG file"
+    if JPEG_END not in tail:
+        return "is truncated (no JPEG end marker)"
+    return ""
+
+
 def _frame_files(frames_dir: Path, video_id: str) -> list[Path]:
     """The JPEG frames in order, checking that they are numbered 0..n-1 as the predictor expects."""
     if not frames_dir.is_dir():
-        raise UsageError(f"video {video_id}: frame folder {frames_dir} does not exist")
+        raise VideoProblem(f"frame folder {frames_dir} does not exist")
     files = [p for p in frames_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg")]
     if not files:
-        raise UsageError(f"video {video_id}: no .jpg frames in {frames_dir}")
+        raise VideoProblem(f"no .jpg frames in {frames_dir}")
     if not all(p.stem.isdigit() for p in files):
-        raise UsageError(f"video {video_id}: frame names in {frames_dir} must be frame numbers (00000.jpg, 00001.jpg, ...)")
+        raise VideoProblem(f"frame names in {frames_dir} must be frame numbers (00000.jpg, 00001.jpg, ...)")
     files.sort(key=lambda p: int(p.stem))
     numbers = [int(p.stem) for p in files]
     if numbers != list(range(len(numbers))):
         missing = sorted(set(range(numbers[-1] + 1)) - set(numbers))[:3]
-        raise UsageError(f"video {video_id}: frames in {frames_dir} are not numbered 0..{len(numbers) - 1} without gaps (missing e.g. {missing})")
+        raise VideoProblem(f"frames in {frames_dir} are not numbered 0..{len(numbers) - 1} without gaps (missing e.g. {missing})")
+    for path in files:
+        problem = _jpeg_problem(path)
+        if problem:
+            raise VideoProblem(f"frame {path} {problem}")
     return files
 
 
-def _frame_size(first: Path, video_id: str) -> tuple[int, int]:
+def _frame_size(first: Path) -> tuple[int, int]:
     image = cv2.imread(str(first))
     if image is None:
-        raise UsageError(f"video {video_id}: cannot decode frame {first}")
+        raise VideoProblem(f"cannot decode frame {first}")
     return image.shape[0], image.shape[1]
 
 
 def _prepare_video(root: Path, video_id: str, limit_objects: int | None, num_points: int) -> PreparedVideo:
-    frames = _frame_files(root / FRAMES_DIR / video_id, video_id)
-    n_frames = len(frames)
-    height, width = _frame_size(frames[0], video_id)
+    problem, n_frames, size = "", 0, None
+    try:
+        frames = _frame_files(root / FRAMES_DIR / video_id, video_id)
+        n_frames, size = len(frames), _frame_size(frames[0])
+    except VideoProblem as exc:
+        problem = f"{exc}; fix the video's frames or leave it out (--video_ids)"
     object_dirs = sorted(p for p in (root / ANNOTATIONS_DIR / video_id).iterdir() if p.is_dir())
     if not object_dirs:
         raise UsageError(f"video {video_id}: no object folders in {root / ANNOTATIONS_DIR / video_id}")
     if limit_objects is not None:
         object_dirs = object_dirs[:limit_objects]
-    objects = [_prepare_object(obj_dir, video_id, n_frames, (height, width), num_points) for obj_dir in object_dirs]
-    return PreparedVideo(video_id, n_frames, height, width, objects)
+    objects = [_prepare_object(obj_dir, video_id, n_frames, size, num_points) for obj_dir in object_dirs]
+    height, width = size or (0, 0)
+    return PreparedVideo(video_id, n_frames, height, width, objects, problem)
 
 
-def _prepare_object(obj_dir: Path, video_id: str, n_frames: int, frame_size: tuple[int, int], num_points: int) -> PreparedObject:
+def _prepare_object(obj_dir: Path, video_id: str, n_frames: int, frame_size: tuple[int, int] | None, num_points: int) -> PreparedObject:
+    """Index one object's masks. Its video's frames are checked already: with a problem there,
+    n_frames is 0 and frame_size None, and only what the masks say alone is checked."""
     where = f"video {video_id}, object {obj_dir.name}"
     files = sorted((p for p in obj_dir.iterdir() if p.suffix.lower() == ".png"), key=lambda p: p.stem)
     if not files:
         raise UsageError(f"{where}: no .png masks in {obj_dir}")
     frames = []
     for path in files:
-        if not path.stem.isdigit() or int(path.stem) >= n_frames:
+        if not path.stem.isdigit() or (frame_size is not None and int(path.stem) >= n_frames):
             raise UsageError(f"{where}: mask {path} names no frame of the video (it has frames 0..{n_frames - 1})")
         try:
             size = png_size(path)
-        except ValueError as exc:
+        except (OSError, ValueError) as exc:
             raise UsageError(f"{where}: {exc}") from None
-        if size != frame_size:
+        if frame_size is not None and size != frame_size:
             raise UsageError(
                 f"{where}, frame {path.stem}: mask {path} is {size[1]}x{size[0]} but the video's frames are "
                 f"{frame_size[1]}x{frame_size[0]}; ground truth must be at frame resolution"
@@ -201,8 +237,8 @@ def _prepare_object(obj_dir: Path, video_id: str, n_frames: int, frame_size: tup
     obj = PreparedObject(obj_dir.name, [frames[i] for i in order], [files[i].name for i in order])
     for frame, name in zip(obj.annotated_frames, obj.annotation_files):
         try:
-            mask = read_mask(obj_dir / name)
-        except ValueError as exc:
+            mask = read_mask(obj_dir / name, require_binary=True)
+        except (OSError, ValueError) as exc:
             raise UsageError(f"{where}, frame {frame}: {exc}") from None
         if mask.any():
             obj.prompt_frame, obj.points, obj.box = frame, click_points(mask, num_points), tight_box(mask)

@@ -51,6 +51,13 @@ class PropagateResult:
     propagate_s: float
 
 
+class ResultsNotWritable(Exception):
+    """The CSV cannot take another row (a full disk, a lost mount): the run stops; --resume redoes that job."""
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        super().__init__(f"cannot write a row to {path} ({cause.strerror or cause})")
+
+
 STOPPED_FAIL_FAST = "fail_fast"
 STOPPED_FAILURES = "max_consecutive_failures"
 
@@ -152,7 +159,10 @@ class Benchmark:
                     self._warm_up(spec)
                 row = self._run_job(spec, video, obj, ground_truth)
                 with self.guard.critical():
-                    self.writer.write(row)
+                    try:
+                        self.writer.write(row)
+                    except OSError as exc:
+                        raise ResultsNotWritable(self.writer.path, exc) from exc
                     self.report.rows.append(row)
                 bar.update()
                 if self._should_stop(row):
@@ -207,7 +217,7 @@ class Benchmark:
     def _warm_up(self, spec: ModelSpec) -> None:
         """Run the model on the first frames of the first video and discard the figures."""
         frames = self.options.warmup_frames
-        target = next(((v, o) for v in self.split.videos for o in v.objects if not o.skip_reason), None)
+        target = next(((v, o) for v in self.split.videos if not v.problem for o in v.objects if not o.skip_reason), None)
         if frames <= 0 or target is None:
             self.report.warmup_s[spec.name] = 0.0
             return
@@ -235,9 +245,11 @@ class Benchmark:
             "object_id": obj.object_id,
             "model": spec.name,
             "prompt": spec.prompt,
-            "n_frames": video.n_frames,
+            "n_frames": video.n_frames or None,
             **self._settings_columns(spec),
         }
+        if video.problem:
+            return _finish(row, STATUS_ERROR, video.problem)
         if obj.skip_reason:
             return _finish(row, STATUS_SKIPPED, obj.skip_reason)
         row["prompt_frame"] = obj.prompt_frame
@@ -292,7 +304,7 @@ class Benchmark:
         scorer = ObjectScorer()
         for frame in evaluated_frames(obj.annotated_frames, self.options.skip_first_and_last):
             if frame not in ground_truth:
-                ground_truth[frame] = read_mask(self.split.mask_path(video, obj, frame))
+                ground_truth[frame] = read_mask(self.split.mask_path(video, obj, frame), require_binary=True)
             scorer.feed(predictions[frame], ground_truth[frame])
         score = scorer.conclude()
         row.update(J=score.J, F=score.F, JF=score.JF, n_eval_frames=score.n_frames)

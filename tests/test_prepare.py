@@ -57,11 +57,15 @@ def test_object_that_never_appears_is_kept_with_a_skip_reason(tmp_path):
     assert (obj.object_id, obj.prompt_frame, obj.skip_reason) == ("009", None, "object never appears in the ground truth")
 
 
-def test_frames_must_be_numbered_without_gaps(tmp_path):
-    make_split(tmp_path, videos=1, frames=9, width=64, height=48)
+def test_a_gap_in_the_frame_numbering_is_that_videos_problem(tmp_path):
+    make_split(tmp_path, videos=2, frames=9, width=64, height=48)
     (tmp_path / "JPEGImages_24fps/synth_000/00003.jpg").unlink()
-    with pytest.raises(UsageError, match=r"not numbered 0..7 without gaps \(missing e.g. \[3\]\)"):
-        prepare_split(tmp_path)
+    first, second = prepare_split(tmp_path).videos
+    assert first.problem == (
+        f"frames in {tmp_path / 'JPEGImages_24fps/synth_000'} are not numbered 0..7 without gaps (missing e.g. [3]); "
+        "fix the video's frames or leave it out (--video_ids)"
+    )
+    assert second.problem == "" and second.n_frames == 9
 
 
 def test_prepared_manifest_round_trips(split, tmp_path):
