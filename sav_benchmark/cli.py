@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", help="result CSV (default results/<UTC time>_<host>.csv); the manifest goes beside it as .json")
     run.add_argument("--save_masks", help="write predicted masks as DIR/<model>/<video>/<object>/<frame>.png for the official evaluator")
     run.add_argument("--do_not_skip_first_and_last_frame", action="store_true", help="score the first and last annotated frames too")
+    run.add_argument("--isolation", choices=("auto", "process", "none"), default="auto",
+                     help="process: each model in its own worker process, so a crash costs one row; none: all in this process; auto = process on CUDA, none on CPU")
     run.add_argument("--resume", action="store_true", help="continue the run whose CSV is --output: jobs already in it are skipped")
     run.add_argument("--retry_failed", action="store_true", help="with --resume: run the failed jobs again (their old rows are dropped)")
     run.add_argument("--force", action="store_true", help="with --resume: accept settings that differ from the earlier run's")
@@ -259,6 +261,7 @@ def _take_over(output: Path, args: argparse.Namespace, config: dict[str, Any]) -
 
 
 def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    from .executors import make_executor
     from .run import STOPPED_FAILURES, Benchmark, ResultsNotWritable, RunOptions
     from .runners.base import RANDOM_WEIGHTS_SEED, RunSettings
 
@@ -279,9 +282,11 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     output = Path(args.output) if args.output else _default_output()
     save_masks = Path(args.save_masks) if args.save_masks else None
     warmup = args.warmup_frames if args.warmup_frames is not None else (8 if device == "cuda" else 0)
+    isolation = args.isolation if args.isolation != "auto" else ("process" if device == "cuda" else "none")
     config = {
         **vars(args),
         "device": device,
+        "isolation": isolation,
         "num_points": split.num_points,
         "warmup_frames": warmup,
         "random_weights_seed": RANDOM_WEIGHTS_SEED if args.weights == "random" else None,
@@ -321,7 +326,8 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     start = time.perf_counter()
     interrupted = unwritable = None
     with SignalGuard() as guard:
-        benchmark = Benchmark(split, specs, options, writer, guard)
+        executor = make_executor(isolation, specs, settings)
+        benchmark = Benchmark(split, specs, options, writer, executor, guard)
         try:
             benchmark.run()
         except Interrupted as exc:
@@ -329,15 +335,18 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         except ResultsNotWritable as exc:
             unwritable = exc
         finally:
-            report = benchmark.report
-            session.update(
-                finished_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                wall_s=time.perf_counter() - start,
-                warmup_s=report.warmup_s,
-                rows=len(report.rows),
-                stopped=f"interrupted by {interrupted}" if interrupted else str(unwritable or report.stopped),
-            )
-            _close_quietly(writer, manifest_path(output), manifest)
+            with guard.critical():  # a second Ctrl-C must not cut the shutdown short
+                executor.close(abandon=interrupted is not None)
+                report = benchmark.report
+                session.update(
+                    finished_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    wall_s=time.perf_counter() - start,
+                    warmup_s=report.warmup_s,
+                    worker_startup_s=executor.startup_s,
+                    rows=len(report.rows),
+                    stopped=f"interrupted by {interrupted}" if interrupted else str(unwritable or report.stopped),
+                )
+                _close_quietly(writer, manifest_path(output), manifest)
     rows = earlier.rows + report.rows
     print(summary_text(rows))
     print(f"rows: {output}  manifest: {manifest_path(output)}" + (f"  masks: {save_masks}" if save_masks else ""))

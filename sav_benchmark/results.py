@@ -20,7 +20,7 @@ COLUMNS = [
 ]  # fmt: skip
 
 STATUS_OK, STATUS_NO_SCORE, STATUS_SKIPPED = "ok", "no_score", "skipped"
-STATUS_ERROR, STATUS_OOM = "error", "oom"
+STATUS_ERROR, STATUS_OOM, STATUS_CRASH = "error", "oom", "crash"
 NOT_FAILED = (STATUS_OK, STATUS_NO_SCORE, STATUS_SKIPPED)
 
 

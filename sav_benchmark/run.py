@@ -1,31 +1,31 @@
-"""Phase 2: for each video, each object, each model: build, init, prompt, propagate, clean up, score.
+"""Phase 2: for each video, each object, each model: run the job, score it, write its row.
 
-Timed regions are synchronised with the device and hold only the model's work (and reading the
-mask back to the host); scoring, saving masks and writing rows come after them.
+The job itself (build, init, prompt, propagate under the timers, clean up) runs in an executor:
+this process, or the model's worker process. Scoring, saving masks and writing rows come after it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import sys
-import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 from tqdm import tqdm
 
+from .executors import InProcessExecutor, ProcessExecutor
 from .masks import read_mask, write_mask
+from .measure import JobOutcome, one_line
 from .metrics import ObjectScorer, evaluated_frames
 from .prepare import PreparedObject, PreparedSplit, PreparedVideo
-from .results import NOT_FAILED, STATUS_ERROR, STATUS_NO_SCORE, STATUS_OK, STATUS_OOM, STATUS_SKIPPED, ResultWriter
-from .runners import ModelSpec, load_runner_class
-from .runners.base import Job, MemoryCounters, MemoryReading, Runner, RunSettings
+from .results import NOT_FAILED, STATUS_ERROR, STATUS_NO_SCORE, STATUS_OK, STATUS_SKIPPED, ResultWriter
+from .runners import ModelSpec
+from .runners.base import Job, RunSettings
 from .signals import SignalGuard
 
 log = logging.getLogger("sav_benchmark")
@@ -42,13 +42,6 @@ class RunOptions:
     done: set[tuple[str, str, str]] = field(default_factory=set)  # (video, object, model) already in the CSV
     fail_fast: bool = False
     max_consecutive_failures: int | None = None
-
-
-@dataclass
-class PropagateResult:
-    masks: dict[int, np.ndarray]
-    latencies_s: list[float]
-    propagate_s: float
 
 
 class ResultsNotWritable(Exception):
@@ -69,73 +62,25 @@ class RunReport:
     stopped: str = ""  # why the run ended early, if it did
 
 
-OOM_MESSAGES = ("out of memory", "can't allocate memory", "not enough memory", "nvmapmemalloc")
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """CUDA, CPU and Jetson NvMap allocator failures: such a job gets status 'oom'."""
-    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and any(message in text for message in OOM_MESSAGES)
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or "no message"
-    return f"{type(exc).__name__}: {text}"[:300]
-
-
-def _timed(runner: Runner, step: Callable[[Job], None], job: Job) -> float:
-    runner.synchronize()
-    start = time.perf_counter()
-    step(job)
-    runner.synchronize()
-    return time.perf_counter() - start
-
-
-def _propagate_timed(runner: Runner, job: Job, keep: set[int]) -> PropagateResult:
-    """Per-frame latency: from asking for a frame to its mask on the host, device synchronised."""
-    masks: dict[int, np.ndarray] = {}
-    latencies: list[float] = []
-    runner.synchronize()
-    start = previous = time.perf_counter()
-    for frame, mask in runner.propagate(job):
-        runner.synchronize()
-        now = time.perf_counter()
-        latencies.append(now - previous)
-        previous = now
-        if frame in keep:
-            masks[frame] = mask
-    return PropagateResult(masks, latencies, previous - start)
-
-
-def _latency_columns(latencies_s: list[float], propagate_s: float) -> dict[str, Any]:
-    ms = np.asarray(latencies_s) * 1000.0
-    if ms.size == 0:
-        return {"n_propagated": 0}
-    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-    return {
-        "n_propagated": int(ms.size),
-        "fps": ms.size / propagate_s if propagate_s > 0 else math.nan,
-        "latency_ms_mean": float(ms.mean()),
-        "latency_ms_p50": float(p50),
-        "latency_ms_p90": float(p90),
-        "latency_ms_p99": float(p99),
-        "latency_ms_max": float(ms.max()),
-    }
-
-
 class Benchmark:
     """Runs every (video, object, model) job of a prepared split and writes one row per job."""
 
-    def __init__(self, split: PreparedSplit, specs: list[ModelSpec], options: RunOptions, writer: ResultWriter, guard: SignalGuard | None = None) -> None:
+    def __init__(
+        self,
+        split: PreparedSplit,
+        specs: list[ModelSpec],
+        options: RunOptions,
+        writer: ResultWriter,
+        executor: InProcessExecutor | ProcessExecutor | None = None,
+        guard: SignalGuard | None = None,
+    ) -> None:
         self.split = split
         self.specs = specs
         self.options = options
         self.writer = writer
+        self.executor = executor or InProcessExecutor(specs, options.settings)
         self.guard = guard or SignalGuard()
         self.report = RunReport()
-        self._runner_classes = {spec.name: load_runner_class(spec) for spec in specs}
         self._consecutive_failures = 0
 
     def jobs(self) -> Iterator[tuple[PreparedVideo, PreparedObject, ModelSpec]]:
@@ -168,7 +113,7 @@ class Benchmark:
                 if self._should_stop(row):
                     break
                 if index + 1 == len(todo) or todo[index + 1][0] is not video:
-                    self._release_device_memory()
+                    self.executor.between_videos(self.specs)
         return self.report
 
     def _should_stop(self, row: dict[str, Any]) -> bool:
@@ -181,16 +126,6 @@ class Benchmark:
         elif self.options.max_consecutive_failures and self._consecutive_failures >= self.options.max_consecutive_failures:
             self.report.stopped = STOPPED_FAILURES
         return bool(self.report.stopped)
-
-    def _release_device_memory(self) -> None:
-        """The cleanup protocol between jobs; a device too broken for it fails the next job, not the run."""
-        if any(spec.uses_torch for spec in self.specs):
-            from .device import release_memory
-
-            try:
-                release_memory(self.options.settings.device)
-            except Exception as exc:
-                log.error("releasing device memory failed: %s\n%s", one_line(exc), traceback.format_exc())
 
     def _settings_columns(self, spec: ModelSpec) -> dict[str, Any]:
         settings = self.options.settings
@@ -221,22 +156,10 @@ class Benchmark:
         if frames <= 0 or target is None:
             self.report.warmup_s[spec.name] = 0.0
             return
-        runner: Runner = self._runner_classes[spec.name](spec, self.options.settings)
-        start = time.perf_counter()
-        try:
-            job = self._job(*target, max_frames=frames)
-            runner.build()
-            with runner.inference_context():
-                runner.init_video(job)
-                runner.add_prompt(job)
-                for _ in runner.propagate(job):
-                    pass
-            self.report.warmup_s[spec.name] = time.perf_counter() - start
-        except Exception as exc:  # the measured jobs report the failure in their rows
-            log.warning("warm-up of %s failed: %s", spec.name, one_line(exc), exc_info=True)
-            self.report.warmup_s[spec.name] = f"failed: {one_line(exc)}"
-        finally:
-            runner.cleanup()
+        result = self.executor.warm_up(spec, self._job(*target, max_frames=frames))
+        if isinstance(result, str):
+            log.warning("warm-up of %s %s", spec.name, result)
+        self.report.warmup_s[spec.name] = result
 
     def _run_job(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject, ground_truth: dict[int, np.ndarray]) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -254,23 +177,18 @@ class Benchmark:
             return _finish(row, STATUS_SKIPPED, obj.skip_reason)
         row["prompt_frame"] = obj.prompt_frame
         row["prompt_detail"] = self._prompt_detail(spec, video, obj)
-        runner: Runner = self._runner_classes[spec.name](spec, self.options.settings)
-        counters = runner.memory_counters()
-        failure = None
         try:
-            result = self._measure(runner, counters, self._job(video, obj), obj, row)
+            job = self._job(video, obj)
         except Exception as exc:
-            log.error("%s %s/%s failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
-            failure = (STATUS_OOM if is_out_of_memory(exc) else STATUS_ERROR, one_line(exc))
-        if failure is not None:
-            # The traceback held the predictor's frames through the runner's cleanup; only now is it gone.
-            self._release_device_memory()
-        counters.record_after_cleanup()
-        row.update(_memory_columns(counters.reading))
-        if failure is not None:
-            return _finish(row, *failure)
+            log.error("%s %s/%s: reading the prompt failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
+            return _finish(row, STATUS_ERROR, one_line(exc))
+        outcome: JobOutcome = self.executor.run_job(spec, job, set(obj.annotated_frames))
+        row.update(outcome.columns)
+        if outcome.status:
+            log.error("%s %s/%s: %s\n%s", spec.name, video.video_id, obj.object_id, outcome.reason, outcome.traceback)
+            return _finish(row, outcome.status, outcome.reason)
         try:
-            predictions = _annotated_predictions(obj, result.masks, (video.height, video.width))
+            predictions = _annotated_predictions(obj, outcome.masks, (video.height, video.width))
             status, reason = self._score(row, video, obj, predictions, ground_truth)
         except Exception as exc:
             log.error("%s %s/%s: scoring failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
@@ -281,23 +199,8 @@ class Benchmark:
             except Exception as exc:  # the scores stand; the row says the masks are missing
                 log.error("%s %s/%s: saving masks failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
                 return _finish(row, STATUS_ERROR, f"saving masks failed: {one_line(exc)}")
+        log.info("%s %s/%s: %s", spec.name, video.video_id, obj.object_id, status)
         return _finish(row, status, reason)
-
-    def _measure(self, runner: Runner, counters: MemoryCounters, job: Job, obj: PreparedObject, row: dict[str, Any]) -> PropagateResult:
-        """Build, init, prompt and propagate under the timers; the runner cleans up on every path."""
-        counters.start()
-        try:
-            row["build_s"] = _timed(runner, lambda _: runner.build(), job)
-            with runner.inference_context():
-                row["init_s"] = _timed(runner, runner.init_video, job)
-                row["prompt_ms"] = 1000.0 * _timed(runner, runner.add_prompt, job)
-                result = _propagate_timed(runner, job, set(obj.annotated_frames))
-        finally:
-            counters.record_peak()  # a failed job's peak tells how far it got
-            runner.cleanup()
-        row["propagate_s"] = result.propagate_s
-        row.update(_latency_columns(result.latencies_s, result.propagate_s))
-        return result
 
     def _score(self, row: dict[str, Any], video: PreparedVideo, obj: PreparedObject, predictions: dict[int, np.ndarray], ground_truth: dict[int, np.ndarray]) -> tuple[str, str]:
         """J, F, J&F of the object, and the row's status; ground truth is decoded once per object."""
@@ -330,17 +233,6 @@ def _annotated_predictions(obj: PreparedObject, masks: dict[int, np.ndarray], si
         else:
             raise RuntimeError(f"the model gave no mask for annotated frame {frame}")
     return predictions
-
-
-def _memory_columns(reading: MemoryReading) -> dict[str, Any]:
-    return {
-        "mem_alloc_before_mb": reading.alloc_before_mb,
-        "mem_reserved_before_mb": reading.reserved_before_mb,
-        "peak_alloc_mb": reading.peak_alloc_mb,
-        "peak_reserved_mb": reading.peak_reserved_mb,
-        "mem_alloc_after_cleanup_mb": reading.alloc_after_cleanup_mb,
-        "mem_reserved_after_cleanup_mb": reading.reserved_after_cleanup_mb,
-    }
 
 
 def _finish(row: dict[str, Any], status: str, error: str) -> dict[str, Any]:

@@ -8,7 +8,8 @@ import pytest
 
 from sav_benchmark.prepare import prepare_split
 from sav_benchmark.results import ResultWriter
-from sav_benchmark.run import Benchmark, RunOptions, is_out_of_memory
+from sav_benchmark.measure import is_out_of_memory
+from sav_benchmark.run import Benchmark, RunOptions
 from sav_benchmark.runners import resolve_models
 from sav_benchmark.runners.base import RunSettings
 from sav_benchmark.synthetic import make_split
@@ -54,7 +55,7 @@ def test_predictor_and_state_are_freed_after_each_job(tmp_path, fail_after_frame
     writer = ResultWriter(tmp_path / "o.csv")
     benchmark = Benchmark(split, specs, options, writer)
     runner_class = tracking_runner(fail_after_frames)
-    benchmark._runner_classes["sam2.1_tiny_points"] = runner_class
+    benchmark.executor.runner_classes["sam2.1_tiny_points"] = runner_class
     report = benchmark.run()
     writer.close()
     assert [r["status"] for r in report.rows] == [status, status]

@@ -64,7 +64,7 @@ def test_autocast_context_is_bf16_on_cuda(tmp_path):
 
 
 def test_real_cuda_out_of_memory_is_classified():
-    from sav_benchmark.run import is_out_of_memory
+    from sav_benchmark.measure import is_out_of_memory
 
     with pytest.raises(torch.cuda.OutOfMemoryError) as info:
         torch.empty(1 << 50, dtype=torch.uint8, device="cuda")  # a plain allocation that cannot fit

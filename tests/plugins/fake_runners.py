@@ -4,6 +4,7 @@ They behave like the static baseline (no torch) but can be slow, fail, run out o
 as the environment variables below say, so that failure handling is tested through the real CLI.
 """
 
+import ctypes
 import os
 import time
 
@@ -27,7 +28,7 @@ class FakeRunner(StaticMaskRunner):
                 if self.spec.name == "fake_oom":
                     raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB (a test stand-in)")
                 if self.spec.name == "fake_crash":
-                    os._exit(139)  # dies like a segfaulting process: no exception, no cleanup
+                    ctypes.string_at(0)  # a real segfault: the process dies, no exception, no cleanup
                 raise ValueError(f"fake failure on video {video}")
             yield item
 

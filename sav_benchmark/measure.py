@@ -1,0 +1,160 @@
+"""The timed execution of one job (build, init, prompt, propagate, clean up), the same in the
+driver's process and in a worker process.
+
+Timed regions are synchronised with the device and hold only the model's work (and reading each
+mask back to the host); nothing else happens inside them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .results import STATUS_ERROR, STATUS_OOM
+from .runners import ModelSpec
+from .runners.base import Job, MemoryCounters, MemoryReading, Runner, RunSettings
+
+OOM_MESSAGES = ("out of memory", "can't allocate memory", "not enough memory", "nvmapmemalloc")
+
+
+@dataclass
+class JobOutcome:
+    """What a job produced: row columns (timings, memory), the kept masks, or why it failed."""
+
+    columns: dict[str, Any] = field(default_factory=dict)
+    masks: dict[int, np.ndarray] | None = None
+    status: str = ""  # set only on failure: error, oom, crash
+    reason: str = ""
+    traceback: str = ""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA, CPU and Jetson NvMap allocator failures: such a job gets status 'oom'."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(message in text for message in OOM_MESSAGES)
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or "no message"
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+def release_device_memory(spec: ModelSpec, settings: RunSettings) -> None:
+    """The cleanup protocol once nothing references a predictor any more (torch runners only)."""
+    if spec.uses_torch:
+        from .device import release_memory
+
+        release_memory(settings.device)
+
+
+def _timed(runner: Runner, step: Callable[[Job], None], job: Job) -> float:
+    runner.synchronize()
+    start = time.perf_counter()
+    step(job)
+    runner.synchronize()
+    return time.perf_counter() - start
+
+
+def _propagate_timed(runner: Runner, job: Job, keep: set[int], columns: dict[str, Any]) -> dict[int, np.ndarray]:
+    """Per-frame latency: from asking for a frame to its mask on the host, device synchronised."""
+    masks: dict[int, np.ndarray] = {}
+    latencies: list[float] = []
+    runner.synchronize()
+    start = previous = time.perf_counter()
+    for frame, mask in runner.propagate(job):
+        runner.synchronize()
+        now = time.perf_counter()
+        latencies.append(now - previous)
+        previous = now
+        if frame in keep:
+            masks[frame] = mask
+    columns["propagate_s"] = previous - start
+    columns.update(_latency_columns(latencies, previous - start))
+    return masks
+
+
+def _latency_columns(latencies_s: list[float], propagate_s: float) -> dict[str, Any]:
+    ms = np.asarray(latencies_s) * 1000.0
+    if ms.size == 0:
+        return {"n_propagated": 0}
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+    return {
+        "n_propagated": int(ms.size),
+        "fps": ms.size / propagate_s if propagate_s > 0 else math.nan,
+        "latency_ms_mean": float(ms.mean()),
+        "latency_ms_p50": float(p50),
+        "latency_ms_p90": float(p90),
+        "latency_ms_p99": float(p99),
+        "latency_ms_max": float(ms.max()),
+    }
+
+
+def _memory_columns(reading: MemoryReading) -> dict[str, Any]:
+    return {
+        "mem_alloc_before_mb": reading.alloc_before_mb,
+        "mem_reserved_before_mb": reading.reserved_before_mb,
+        "peak_alloc_mb": reading.peak_alloc_mb,
+        "peak_reserved_mb": reading.peak_reserved_mb,
+        "mem_alloc_after_cleanup_mb": reading.alloc_after_cleanup_mb,
+        "mem_reserved_after_cleanup_mb": reading.reserved_after_cleanup_mb,
+    }
+
+
+def _measure(runner: Runner, counters: MemoryCounters, job: Job, keep: set[int], columns: dict[str, Any]) -> dict[int, np.ndarray]:
+    """Build, init, prompt and propagate under the timers; the runner cleans up on every path."""
+    counters.start()
+    try:
+        columns["build_s"] = _timed(runner, lambda _: runner.build(), job)
+        with runner.inference_context():
+            columns["init_s"] = _timed(runner, runner.init_video, job)
+            columns["prompt_ms"] = 1000.0 * _timed(runner, runner.add_prompt, job)
+            return _propagate_timed(runner, job, keep, columns)
+    finally:
+        counters.record_peak()  # a failed job's peak tells how far it got
+        runner.cleanup()
+
+
+def execute_job(runner_class: type, spec: ModelSpec, settings: RunSettings, job: Job, keep: set[int]) -> JobOutcome:
+    """Run one job with a fresh predictor; every failure becomes the outcome's status and reason."""
+    outcome = JobOutcome()
+    runner: Runner = runner_class(spec, settings)
+    counters = runner.memory_counters()
+    try:
+        outcome.masks = _measure(runner, counters, job, keep, outcome.columns)
+    except Exception as exc:
+        outcome.status = STATUS_OOM if is_out_of_memory(exc) else STATUS_ERROR
+        outcome.reason, outcome.traceback = one_line(exc), traceback.format_exc()
+    if outcome.status:
+        # The traceback held the predictor's frames through the runner's cleanup; only now is it gone.
+        try:
+            release_device_memory(spec, settings)
+        except Exception as exc:  # a device too broken for it fails the next job, not this row
+            outcome.traceback += f"\nreleasing device memory failed: {one_line(exc)}"
+    counters.record_after_cleanup()
+    outcome.columns.update(_memory_columns(counters.reading))
+    return outcome
+
+
+def execute_warmup(runner_class: type, spec: ModelSpec, settings: RunSettings, job: Job) -> float | str:
+    """Run the model on the job's first frames and discard the figures; returns the time or why it failed."""
+    runner: Runner = runner_class(spec, settings)
+    start = time.perf_counter()
+    try:
+        runner.build()
+        with runner.inference_context():
+            runner.init_video(job)
+            runner.add_prompt(job)
+            for _ in runner.propagate(job):
+                pass
+        return time.perf_counter() - start
+    except Exception as exc:  # the measured jobs report the failure in their rows
+        return f"failed: {one_line(exc)}"
+    finally:
+        runner.cleanup()

@@ -1,0 +1,74 @@
+"""A worker process: runs the jobs of one model for the driver, a fresh predictor for each.
+
+Started with 'spawn' (CUDA cannot be used in a forked child). Its standard error, C-level output
+included, goes to a file that the driver reads if the worker dies, to say why in the job's row.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import signal
+import sys
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from .measure import execute_job, execute_warmup, one_line
+from .runners import ModelSpec, load_plugins, load_runner_class
+from .runners.base import RunSettings
+
+PackedMask = tuple[tuple[int, ...], bytes]
+
+
+def pack_masks(masks: dict[int, np.ndarray] | None) -> dict[int, PackedMask] | None:
+    """Boolean masks as bits: 8 times less to send between processes."""
+    if masks is None:
+        return None
+    return {frame: (mask.shape, np.packbits(mask).tobytes()) for frame, mask in masks.items()}
+
+
+def unpack_masks(packed: dict[int, PackedMask] | None) -> dict[int, np.ndarray] | None:
+    if packed is None:
+        return None
+    out = {}
+    for frame, (shape, data) in packed.items():
+        bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), count=int(np.prod(shape)))
+        out[frame] = bits.reshape(shape).astype(bool)
+    return out
+
+
+def _redirect_stderr(path: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+    faulthandler.enable()  # a segfault prints the Python stack before the process dies
+
+
+def worker_main(conn: Connection, spec: ModelSpec, settings: RunSettings, stderr_path: str) -> None:
+    _redirect_stderr(stderr_path)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the driver decides
+    try:
+        load_plugins()
+        runner_class = load_runner_class(spec)
+    except BaseException as exc:
+        conn.send(("failed", one_line(exc)))
+        return
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            kind, payload = conn.recv()
+        except EOFError:  # the driver is gone
+            return
+        if kind == "stop":
+            return
+        reply: Any
+        if kind == "job":
+            job, keep = payload
+            reply = execute_job(runner_class, spec, settings, job, keep)
+            reply.masks = pack_masks(reply.masks)
+        else:
+            reply = execute_warmup(runner_class, spec, settings, payload)
+        conn.send((kind, reply))

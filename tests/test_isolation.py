@@ -1,0 +1,96 @@
+"""--isolation process: each model in a persistent worker process; a dying worker costs one row."""
+
+import csv
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from sav_benchmark.synthetic import make_split
+from test_overnight import env, keys, run, start, wait_for_rows
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    root = tmp_path_factory.mktemp("split")
+    make_split(root, videos=3, frames=13, width=64, height=48, objects=1)  # 2 + 1 + 1 objects
+    return root
+
+
+def rows(path):
+    return list(csv.DictReader(open(path, newline="")))
+
+
+def test_a_segfault_costs_one_crash_row_and_the_worker_is_replaced(split, tmp_path):
+    out = tmp_path / "o.csv"
+    result = run("--split_dir", str(split), "--models", "static_mask,fake_crash", "--isolation", "process", "--output", str(out),
+                 FAKE_FAIL_VIDEOS="synth_001")  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "Segmentation fault" not in result.stderr
+    by_key = {(r["video_id"], r["model"]): r for r in rows(out) if r["object_id"] == "000"}
+    crash = by_key[("synth_001", "fake_crash")]
+    assert (crash["status"], crash["error"]) == ("crash", "worker died (killed by SIGSEGV); its output says: Fatal Python error: Segmentation fault")
+    assert by_key[("synth_002", "fake_crash")]["status"] == "ok"  # a new worker took over
+    assert len(rows(out)) == 8
+    manifest = json.loads(Path(f"{out}.json").read_text())
+    assert manifest["config"]["isolation"] == "process"
+    assert len(manifest["worker_startup_s"]["fake_crash"]) == 2 and len(manifest["worker_startup_s"]["static_mask"]) == 1
+    log = Path(f"{out}.log").read_text()
+    assert "fake_runners.py" in log and "in propagate" in log  # the dead worker's stack, for whoever debugs it
+
+
+def test_sam2_in_a_worker_gives_the_same_scores_as_in_process(split, tmp_path):
+    pytest.importorskip("sam2.build_sam")
+    common = ["--split_dir", str(split), "--models", "sam2.1_tiny_points", "--weights", "random", "--imgsz", "64",
+              "--device", "cpu", "--autocast_dtype", "float32", "--limit_videos", "2"]  # fmt: skip
+    outputs = {}
+    for isolation in ("process", "none"):
+        outputs[isolation] = tmp_path / f"{isolation}.csv"
+        result = run(*common, "--isolation", isolation, "--output", str(outputs[isolation]))
+        assert result.returncode == 0, result.stderr
+    scores = {iso: [(r["video_id"], r["object_id"], r["status"], r["J"], r["F"]) for r in rows(path)] for iso, path in outputs.items()}
+    assert scores["process"] == scores["none"] and len(scores["process"]) == 3
+
+
+def test_sigterm_with_workers_then_resume(split, tmp_path):
+    out = tmp_path / "o.csv"
+    args = ["--split_dir", str(split), "--models", "static_mask,fake_slow", "--isolation", "process", "--output", str(out)]
+    process = start(*args, FAKE_FRAME_DELAY_S="0.05")
+    wait_for_rows(out, 2, process)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert "interrupted by SIGTERM; the current job was cleaned up and left no row. Resume with:" in stderr
+    result = run(*args, "--resume")
+    assert result.returncode == 0, result.stderr
+    assert sorted(keys(out)) == sorted((v, o, m) for v, objs in (("synth_000", ("000", "001")), ("synth_001", ("000",)), ("synth_002", ("000",)))
+                                       for o in objs for m in ("static_mask", "fake_slow"))  # fmt: skip
+
+
+def children(pid):
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def test_workers_exit_when_the_driver_is_killed(split, tmp_path):
+    out = tmp_path / "o.csv"
+    process = start("--split_dir", str(split), "--models", "fake_slow", "--isolation", "process", "--output", str(out), FAKE_FRAME_DELAY_S="0.2")
+    wait_for_rows(out, 1, process)
+    workers = [pid for pid in children(process.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
+    assert workers, "no worker process found"
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2] for pid in workers):
+        assert time.monotonic() < deadline, "an orphaned worker kept running"
+        time.sleep(0.1)
