@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import os
 import shlex
 import socket
 import sys
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="continue the run whose CSV is --output: jobs already in it are skipped")
     run.add_argument("--retry_failed", action="store_true", help="with --resume: run the failed jobs again (their old rows are dropped)")
     run.add_argument("--force", action="store_true", help="with --resume: accept settings that differ from the earlier run's")
+    run.add_argument("--oom_retry_imgsz", type=_positive, help="retry a job that ran out of memory once at this lower --imgsz (the row says so)")
     run.add_argument("--fail_fast", action="store_true", help="stop at the first failed job (exit code 1)")
     run.add_argument("--max_consecutive_failures", type=_non_negative, default=10, help="stop after N failed jobs in a row, exit code 3 (default 10; 0 = never)")
 
@@ -273,9 +275,15 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     device, dtype = "cpu", args.autocast_dtype
     if uses_torch:
         from .device import check_dtype, resolve_device
+        from .environment import check_allocator_config
         from .runners.sam2_family import image_size_overrides
 
+        check_allocator_config(dict(os.environ))
         image_size_overrides(args.imgsz)  # refuses a size the model cannot take
+        if args.oom_retry_imgsz:
+            image_size_overrides(args.oom_retry_imgsz)
+            if args.oom_retry_imgsz >= (args.imgsz or 1024):
+                raise UsageError(f"--oom_retry_imgsz {args.oom_retry_imgsz} must be below --imgsz ({args.imgsz or 1024})")
         device = resolve_device(args.device)
         check_dtype(device, dtype)
     split = _split_for_run(args)
@@ -301,6 +309,7 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         done=keys_to_skip(earlier.rows, args.retry_failed),
         fail_fast=args.fail_fast,
         max_consecutive_failures=args.max_consecutive_failures or None,
+        oom_retry_imgsz=args.oom_retry_imgsz,
     )  # fmt: skip
     if not args.prepared:
         split.save(prepared_path(output))
@@ -309,6 +318,7 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
     this_start = {
         "command": [PROG, *argv],
+        "checkpoints": _checkpoint_digests(specs, args),
         "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "models": [spec.name for spec in specs],
         "videos": [v.video_id for v in split.videos],
@@ -367,6 +377,15 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         )
         return 3 if report.stopped == STOPPED_FAILURES else 1
     return 0 if all(r["status"] in NOT_FAILED for r in rows) else 1
+
+
+def _checkpoint_digests(specs: list[ModelSpec], args: argparse.Namespace) -> dict[str, Any]:
+    from .environment import file_digest
+
+    if args.weights != "checkpoint":
+        return {}
+    files = dict.fromkeys(Path(args.checkpoint_dir) / spec.checkpoint for spec in specs if spec.checkpoint)
+    return {path.name: file_digest(path) for path in files}
 
 
 def _close_quietly(writer: ResultWriter, manifest_file: Path, manifest: dict[str, Any]) -> None:

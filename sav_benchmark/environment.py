@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import socket
 import subprocess
@@ -11,6 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .errors import UsageError
+
+# Where a Jetson describes itself; module constants so that tests can point them at stand-in files.
+JETSON_MODEL_FILE = Path("/proc/device-tree/model")
+L4T_RELEASE_FILE = Path("/etc/nv_tegra_release")
+NVIDIA_DRIVER_FILE = Path("/proc/driver/nvidia/version")
 
 
 def package_version(name: str) -> str | None:
@@ -38,6 +45,75 @@ def git_state() -> dict[str, Any]:
     return {"git_commit": _git("rev-parse", "HEAD") or None, "git_dirty": None if status is None else bool(status)}
 
 
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(errors="replace").replace("\x00", "").strip() or None
+    except OSError:
+        return None
+
+
+def _command(*args: str) -> str | None:
+    """A tool's output when it runs without root and succeeds; None otherwise."""
+    try:
+        out = subprocess.run(list(args), capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def is_jetson() -> bool:
+    return L4T_RELEASE_FILE.exists() or "jetson" in (_read(JETSON_MODEL_FILE) or "").lower()
+
+
+def jetson_info() -> dict[str, Any] | None:
+    """Board, L4T release, power mode and clocks: what makes two Jetson runs comparable or not."""
+    if not is_jetson():
+        return None
+    release = _read(L4T_RELEASE_FILE)
+    return {
+        "board": _read(JETSON_MODEL_FILE),
+        "l4t_release": release.splitlines()[0] if release else None,
+        "power_mode": _command("nvpmodel", "-q"),
+        "clocks": _command("jetson_clocks", "--show"),
+    }
+
+
+ALLOCATOR_VARIABLE = "PYTORCH_CUDA_ALLOC_CONF"
+
+
+def check_allocator_config(environ: dict[str, str]) -> None:
+    """Refuse expandable_segments on Jetson, where it breaks PyTorch's caching allocator."""
+    config = environ.get(ALLOCATOR_VARIABLE, "").replace(" ", "").lower()
+    if "expandable_segments:true" in config and is_jetson():
+        raise UsageError(
+            f"{ALLOCATOR_VARIABLE}={environ[ALLOCATOR_VARIABLE]}: expandable_segments:True breaks PyTorch's CUDA "
+            "caching allocator on Jetson (Tegra); remove it from the variable (or set expandable_segments:False)"
+        )
+
+
+def file_digest(path: Path) -> dict[str, Any]:
+    """Size and sha256 of a checkpoint, so that runs name exactly the weights they used."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def gpu_info() -> dict[str, Any]:
+    import torch
+
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    driver = _read(NVIDIA_DRIVER_FILE)
+    return {
+        "gpu_name": props.name,
+        "compute_capability": f"{props.major}.{props.minor}",
+        "gpu_total_memory_mb": props.total_memory / (1024 * 1024),
+        "multiprocessors": props.multi_processor_count,
+        "nvidia_driver": driver.splitlines()[0] if driver else None,
+    }
+
+
 def describe(device: str, uses_torch: bool) -> dict[str, Any]:
     info: dict[str, Any] = {
         "sav_benchmark": __version__,
@@ -62,4 +138,7 @@ def describe(device: str, uses_torch: bool) -> dict[str, Any]:
             device_name=device_name(device),
             sam2_compiled_extension=has_compiled_extension(),
         )
+        if device == "cuda":
+            info.update(gpu_info())
+    info["jetson"] = jetson_info()
     return info

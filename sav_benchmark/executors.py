@@ -29,15 +29,15 @@ class InProcessExecutor:
     """Jobs run in this process: simplest, and best for debugging."""
 
     def __init__(self, specs: list[ModelSpec], settings: RunSettings) -> None:
-        self.settings = settings
+        self.settings = settings  # for the cleanup between videos; each job brings its own
         self.runner_classes = {spec.name: load_runner_class(spec) for spec in specs}
         self.startup_s: dict[str, list[float]] = {}
 
-    def run_job(self, spec: ModelSpec, job: Job, keep: set[int]) -> JobOutcome:
-        return execute_job(self.runner_classes[spec.name], spec, self.settings, job, keep)
+    def run_job(self, spec: ModelSpec, job: Job, keep: set[int], settings: RunSettings) -> JobOutcome:
+        return execute_job(self.runner_classes[spec.name], spec, settings, job, keep)
 
-    def warm_up(self, spec: ModelSpec, job: Job) -> float | str:
-        return execute_warmup(self.runner_classes[spec.name], spec, self.settings, job)
+    def warm_up(self, spec: ModelSpec, job: Job, settings: RunSettings) -> float | str:
+        return execute_warmup(self.runner_classes[spec.name], spec, settings, job)
 
     def between_videos(self, specs: list[ModelSpec]) -> None:
         """The cleanup protocol once more after a video; a broken device fails the next job instead."""
@@ -80,11 +80,11 @@ def _key_line(tail: str) -> str:
 
 
 class _Worker:
-    def __init__(self, context: Any, spec: ModelSpec, settings: RunSettings, stderr_path: Path) -> None:
+    def __init__(self, context: Any, spec: ModelSpec, stderr_path: Path) -> None:
         self.stderr_path = stderr_path
         self.conn, child = context.Pipe()
         start = time.perf_counter()
-        self.process = context.Process(target=worker_main, args=(child, spec, settings, str(stderr_path)), daemon=True)
+        self.process = context.Process(target=worker_main, args=(child, spec, str(stderr_path)), daemon=True)
         self.process.start()
         child.close()
         kind, payload = self._receive()
@@ -133,7 +133,6 @@ class ProcessExecutor:
     """Each model in its own persistent worker process, started when its first job comes."""
 
     def __init__(self, specs: list[ModelSpec], settings: RunSettings) -> None:
-        self.settings = settings
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[str, _Worker] = {}
         self._stderr_dir = Path(tempfile.mkdtemp(prefix="sav-benchmark-workers-"))
@@ -143,23 +142,23 @@ class ProcessExecutor:
         worker = self._workers.get(spec.name)
         if worker is None or not worker.process.is_alive():
             path = self._stderr_dir / f"{spec.name}.{len(self.startup_s.get(spec.name, []))}.stderr"
-            worker = _Worker(self._context, spec, self.settings, path)
+            worker = _Worker(self._context, spec, path)
             self._workers[spec.name] = worker
             self.startup_s.setdefault(spec.name, []).append(worker.startup_s)
         return worker
 
-    def run_job(self, spec: ModelSpec, job: Job, keep: set[int]) -> JobOutcome:
+    def run_job(self, spec: ModelSpec, job: Job, keep: set[int], settings: RunSettings) -> JobOutcome:
         try:
-            outcome = self._worker(spec).call("job", (job, keep))
+            outcome = self._worker(spec).call("job", (job, keep, settings))
         except WorkerDied as exc:
             self._workers.pop(spec.name, None)
             return JobOutcome(status=STATUS_CRASH, reason=exc.reason, traceback=exc.tail)
         outcome.masks = unpack_masks(outcome.masks)
         return outcome
 
-    def warm_up(self, spec: ModelSpec, job: Job) -> float | str:
+    def warm_up(self, spec: ModelSpec, job: Job, settings: RunSettings) -> float | str:
         try:
-            return self._worker(spec).call("warmup", job)
+            return self._worker(spec).call("warmup", (job, settings))
         except WorkerDied as exc:
             self._workers.pop(spec.name, None)
             return f"failed: {exc.reason}"

@@ -11,7 +11,7 @@ from typing import Any
 
 COLUMNS = [
     "run_id", "timestamp_utc", "video_id", "object_id", "model", "prompt", "prompt_detail",
-    "weights", "device", "dtype", "imgsz", "status", "error",
+    "weights", "device", "dtype", "imgsz", "oom_retry_from_imgsz", "status", "error",
     "n_frames", "prompt_frame", "n_propagated", "n_eval_frames", "J", "F", "JF",
     "fps", "latency_ms_mean", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "latency_ms_max",
     "build_s", "init_s", "prompt_ms", "propagate_s",

@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,7 +23,7 @@ from .masks import read_mask, write_mask
 from .measure import JobOutcome, one_line
 from .metrics import ObjectScorer, evaluated_frames
 from .prepare import PreparedObject, PreparedSplit, PreparedVideo
-from .results import NOT_FAILED, STATUS_ERROR, STATUS_NO_SCORE, STATUS_OK, STATUS_SKIPPED, ResultWriter
+from .results import NOT_FAILED, STATUS_ERROR, STATUS_NO_SCORE, STATUS_OK, STATUS_OOM, STATUS_SKIPPED, ResultWriter
 from .runners import ModelSpec
 from .runners.base import Job, RunSettings
 from .signals import SignalGuard
@@ -42,6 +42,7 @@ class RunOptions:
     done: set[tuple[str, str, str]] = field(default_factory=set)  # (video, object, model) already in the CSV
     fail_fast: bool = False
     max_consecutive_failures: int | None = None
+    oom_retry_imgsz: int | None = None
 
 
 class ResultsNotWritable(Exception):
@@ -156,7 +157,7 @@ class Benchmark:
         if frames <= 0 or target is None:
             self.report.warmup_s[spec.name] = 0.0
             return
-        result = self.executor.warm_up(spec, self._job(*target, max_frames=frames))
+        result = self.executor.warm_up(spec, self._job(*target, max_frames=frames), self.options.settings)
         if isinstance(result, str):
             log.warning("warm-up of %s %s", spec.name, result)
         self.report.warmup_s[spec.name] = result
@@ -182,7 +183,7 @@ class Benchmark:
         except Exception as exc:
             log.error("%s %s/%s: reading the prompt failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
             return _finish(row, STATUS_ERROR, one_line(exc))
-        outcome: JobOutcome = self.executor.run_job(spec, job, set(obj.annotated_frames))
+        outcome = self._execute(spec, job, obj, row)
         row.update(outcome.columns)
         if outcome.status:
             log.error("%s %s/%s: %s\n%s", spec.name, video.video_id, obj.object_id, outcome.reason, outcome.traceback)
@@ -201,6 +202,18 @@ class Benchmark:
                 return _finish(row, STATUS_ERROR, f"saving masks failed: {one_line(exc)}")
         log.info("%s %s/%s: %s", spec.name, video.video_id, obj.object_id, status)
         return _finish(row, status, reason)
+
+    def _execute(self, spec: ModelSpec, job: Job, obj: PreparedObject, row: dict[str, Any]) -> JobOutcome:
+        """Run the job; out of memory, run it once more at --oom_retry_imgsz when that is set."""
+        settings = self.options.settings
+        outcome = self.executor.run_job(spec, job, set(obj.annotated_frames), settings)
+        retry = self.options.oom_retry_imgsz
+        if outcome.status == STATUS_OOM and retry:
+            log.warning("%s %s: %s; retrying at imgsz %d", spec.name, obj.object_id, outcome.reason, retry)
+            row["oom_retry_from_imgsz"] = settings.imgsz or DEFAULT_IMGSZ
+            row["imgsz"] = retry
+            outcome = self.executor.run_job(spec, job, set(obj.annotated_frames), replace(settings, imgsz=retry))
+        return outcome
 
     def _score(self, row: dict[str, Any], video: PreparedVideo, obj: PreparedObject, predictions: dict[int, np.ndarray], ground_truth: dict[int, np.ndarray]) -> tuple[str, str]:
         """J, F, J&F of the object, and the row's status; ground truth is decoded once per object."""

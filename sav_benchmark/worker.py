@@ -17,7 +17,6 @@ import numpy as np
 
 from .measure import execute_job, execute_warmup, one_line
 from .runners import ModelSpec, load_plugins, load_runner_class
-from .runners.base import RunSettings
 
 PackedMask = tuple[tuple[int, ...], bytes]
 
@@ -47,7 +46,7 @@ def _redirect_stderr(path: str) -> None:
     faulthandler.enable()  # a segfault prints the Python stack before the process dies
 
 
-def worker_main(conn: Connection, spec: ModelSpec, settings: RunSettings, stderr_path: str) -> None:
+def worker_main(conn: Connection, spec: ModelSpec, stderr_path: str) -> None:
     _redirect_stderr(stderr_path)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the driver decides
     try:
@@ -66,9 +65,10 @@ def worker_main(conn: Connection, spec: ModelSpec, settings: RunSettings, stderr
             return
         reply: Any
         if kind == "job":
-            job, keep = payload
+            job, keep, settings = payload
             reply = execute_job(runner_class, spec, settings, job, keep)
             reply.masks = pack_masks(reply.masks)
         else:
-            reply = execute_warmup(runner_class, spec, settings, payload)
+            job, settings = payload
+            reply = execute_warmup(runner_class, spec, settings, job)
         conn.send((kind, reply))

@@ -2,6 +2,7 @@
 checkpoint file and loaded through the package's own loader, at a small --imgsz on the CPU."""
 
 import csv
+import hashlib
 import json
 import shutil
 import subprocess
@@ -146,6 +147,10 @@ def test_manifest_summary_and_prepared_files(run):
     assert env["torch"] and env["sam2"] and env["python"] and env["device_name"]
     assert manifest["config"]["imgsz"] == int(IMGSZ) and manifest["config"]["autocast_dtype"] == "bfloat16"
     assert manifest["rows"] == 20 and manifest["wall_s"] > 0
+    checkpoint = out.parent.parent / "ckpt" / "sam2.1_hiera_tiny.pt"
+    assert manifest["checkpoints"] == {
+        "sam2.1_hiera_tiny.pt": {"path": str(checkpoint), "bytes": checkpoint.stat().st_size, "sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest()}
+    }
     assert Path(f"{out}.prepared.json").exists()
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["model", "objects", "scored", "J&F", "J", "F", "FPS", "med", "lat", "p90", "ms", "peak", "MB"]

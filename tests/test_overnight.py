@@ -184,3 +184,19 @@ def test_real_sam2_run_killed_and_resumed(tmp_path):
     assert result.returncode == 0, result.stderr
     expected = [(v, o, m) for v, objs in (("synth_000", ("000", "001")), ("synth_001", ("000",))) for o in objs for m in ("sam2.1_tiny_points", "static_mask")]
     assert sorted(keys(out)) == sorted(expected)
+
+
+@pytest.mark.parametrize("isolation", ["none", "process"])
+def test_oom_retry_at_a_lower_imgsz_is_recorded_in_the_row(split, tmp_path, isolation):
+    out = tmp_path / "o.csv"
+    result = run("--split_dir", str(split), "--models", "fake_oom", "--limit_videos", "1", "--output", str(out),
+                 "--isolation", isolation, "--oom_retry_imgsz", "256", FAKE_OOM_ABOVE_IMGSZ="512")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(out.open()))
+    # objects 000 and 001 ran out of memory at 1024 and were retried; the late 002 propagates one frame only
+    assert [(r["status"], r["imgsz"], r["oom_retry_from_imgsz"]) for r in rows] == [("ok", "256", "1024"), ("ok", "256", "1024"), ("no_score", "", "")]
+    still = run("--split_dir", str(split), "--models", "fake_oom", "--limit_videos", "1", "--output", str(tmp_path / "again.csv"),
+                "--oom_retry_imgsz", "256", FAKE_OOM_ABOVE_IMGSZ="128")  # fmt: skip
+    assert still.returncode == 1
+    row = next(csv.DictReader((tmp_path / "again.csv").open()))
+    assert (row["status"], row["imgsz"], row["error"]) == ("oom", "256", "RuntimeError: CUDA out of memory at imgsz 256 (a test stand-in)")

@@ -13,17 +13,21 @@ from sav_benchmark.runners.static_mask import StaticMaskRunner
 
 FRAME_DELAY_S = float(os.environ.get("FAKE_FRAME_DELAY_S", "0"))
 FAIL_VIDEOS = set(filter(None, os.environ.get("FAKE_FAIL_VIDEOS", "").split(",")))
+OOM_ABOVE_IMGSZ = int(os.environ.get("FAKE_OOM_ABOVE_IMGSZ", "0"))  # fake_oom: out of memory above this size
 
 
 class FakeRunner(StaticMaskRunner):
     def __init__(self, spec, settings):
         super().__init__(spec, settings)
         self.spec = spec
+        self.imgsz = settings.imgsz or 1024
 
     def propagate(self, job):
         video = job.frames_dir.name
         for count, item in enumerate(super().propagate(job)):
             time.sleep(FRAME_DELAY_S)
+            if count == 2 and self.spec.name == "fake_oom" and OOM_ABOVE_IMGSZ and self.imgsz > OOM_ABOVE_IMGSZ:
+                raise RuntimeError(f"CUDA out of memory at imgsz {self.imgsz} (a test stand-in)")
             if count == 2 and video in FAIL_VIDEOS:
                 if self.spec.name == "fake_oom":
                     raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB (a test stand-in)")
