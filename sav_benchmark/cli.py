@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="continue the run whose CSV is --output: jobs already in it are skipped")
     run.add_argument("--retry_failed", action="store_true", help="with --resume: run the failed jobs again (their old rows are dropped)")
     run.add_argument("--force", action="store_true", help="with --resume: accept settings that differ from the earlier run's")
+    run.add_argument("--quiet", action="store_true", help="no progress bars (they are shown only on a terminal anyway)")
     run.add_argument("--oom_retry_imgsz", type=_positive, help="retry a job that ran out of memory once at this lower --imgsz (the row says so)")
     run.add_argument("--fail_fast", action="store_true", help="stop at the first failed job (exit code 1)")
     run.add_argument("--max_consecutive_failures", type=_non_negative, default=10, help="stop after N failed jobs in a row, exit code 3 (default 10; 0 = never)")
@@ -339,7 +340,7 @@ def _cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         executor = make_executor(isolation, specs, settings)
         benchmark = Benchmark(split, specs, options, writer, executor, guard)
         try:
-            benchmark.run()
+            benchmark.run(show_progress=not args.quiet and sys.stderr.isatty())
         except Interrupted as exc:
             interrupted = exc
         except ResultsNotWritable as exc:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .measure import JobOutcome, execute_job, execute_warmup, release_device_memory
+from .progress import FrameCounter
 from .results import STATUS_CRASH
 from .runners import ModelSpec, load_runner_class
 from .runners.base import Job, RunSettings
@@ -32,9 +33,13 @@ class InProcessExecutor:
         self.settings = settings  # for the cleanup between videos; each job brings its own
         self.runner_classes = {spec.name: load_runner_class(spec) for spec in specs}
         self.startup_s: dict[str, list[float]] = {}
+        self._progress = FrameCounter()
+
+    def frames_done(self) -> int:
+        return self._progress.value
 
     def run_job(self, spec: ModelSpec, job: Job, keep: set[int], settings: RunSettings) -> JobOutcome:
-        return execute_job(self.runner_classes[spec.name], spec, settings, job, keep)
+        return execute_job(self.runner_classes[spec.name], spec, settings, job, keep, self._progress)
 
     def warm_up(self, spec: ModelSpec, job: Job, settings: RunSettings) -> float | str:
         return execute_warmup(self.runner_classes[spec.name], spec, settings, job)
@@ -83,8 +88,9 @@ class _Worker:
     def __init__(self, context: Any, spec: ModelSpec, stderr_path: Path) -> None:
         self.stderr_path = stderr_path
         self.conn, child = context.Pipe()
+        self.progress = context.Value("i", 0, lock=False)  # frames of the current job, for the display
         start = time.perf_counter()
-        self.process = context.Process(target=worker_main, args=(child, spec, str(stderr_path)), daemon=True)
+        self.process = context.Process(target=worker_main, args=(child, spec, str(stderr_path), self.progress), daemon=True)
         self.process.start()
         child.close()
         kind, payload = self._receive()
@@ -135,6 +141,7 @@ class ProcessExecutor:
     def __init__(self, specs: list[ModelSpec], settings: RunSettings) -> None:
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[str, _Worker] = {}
+        self._active: _Worker | None = None
         self._stderr_dir = Path(tempfile.mkdtemp(prefix="sav-benchmark-workers-"))
         self.startup_s: dict[str, list[float]] = {}
 
@@ -147,9 +154,15 @@ class ProcessExecutor:
             self.startup_s.setdefault(spec.name, []).append(worker.startup_s)
         return worker
 
+    def frames_done(self) -> int:
+        active = self._active
+        return active.progress.value if active is not None else 0
+
     def run_job(self, spec: ModelSpec, job: Job, keep: set[int], settings: RunSettings) -> JobOutcome:
         try:
-            outcome = self._worker(spec).call("job", (job, keep, settings))
+            self._active = self._worker(spec)
+            self._active.progress.value = 0
+            outcome = self._active.call("job", (job, keep, settings))
         except WorkerDied as exc:
             self._workers.pop(spec.name, None)
             return JobOutcome(status=STATUS_CRASH, reason=exc.reason, traceback=exc.tail)

@@ -62,10 +62,11 @@ def _timed(runner: Runner, step: Callable[[Job], None], job: Job) -> float:
     return time.perf_counter() - start
 
 
-def _propagate_timed(runner: Runner, job: Job, keep: set[int], columns: dict[str, Any]) -> dict[int, np.ndarray]:
+def _propagate_timed(runner: Runner, job: Job, keep: set[int], columns: dict[str, Any], progress: Any) -> dict[int, np.ndarray]:
     """Per-frame latency: from asking for a frame to its mask on the host, device synchronised."""
     masks: dict[int, np.ndarray] = {}
     latencies: list[float] = []
+    progress.value = 0
     runner.synchronize()
     start = previous = time.perf_counter()
     for frame, mask in runner.propagate(job):
@@ -75,6 +76,7 @@ def _propagate_timed(runner: Runner, job: Job, keep: set[int], columns: dict[str
         previous = now
         if frame in keep:
             masks[frame] = mask
+        progress.value += 1  # one integer store: what a progress display reads, from another thread or process
     columns["propagate_s"] = previous - start
     columns.update(_latency_columns(latencies, previous - start))
     return masks
@@ -107,7 +109,7 @@ def _memory_columns(reading: MemoryReading) -> dict[str, Any]:
     }
 
 
-def _measure(runner: Runner, counters: MemoryCounters, job: Job, keep: set[int], columns: dict[str, Any]) -> dict[int, np.ndarray]:
+def _measure(runner: Runner, counters: MemoryCounters, job: Job, keep: set[int], columns: dict[str, Any], progress: Any) -> dict[int, np.ndarray]:
     """Build, init, prompt and propagate under the timers; the runner cleans up on every path."""
     counters.start()
     try:
@@ -115,19 +117,22 @@ def _measure(runner: Runner, counters: MemoryCounters, job: Job, keep: set[int],
         with runner.inference_context():
             columns["init_s"] = _timed(runner, runner.init_video, job)
             columns["prompt_ms"] = 1000.0 * _timed(runner, runner.add_prompt, job)
-            return _propagate_timed(runner, job, keep, columns)
+            return _propagate_timed(runner, job, keep, columns, progress)
     finally:
         counters.record_peak()  # a failed job's peak tells how far it got
         runner.cleanup()
 
 
-def execute_job(runner_class: type, spec: ModelSpec, settings: RunSettings, job: Job, keep: set[int]) -> JobOutcome:
-    """Run one job with a fresh predictor; every failure becomes the outcome's status and reason."""
+def execute_job(runner_class: type, spec: ModelSpec, settings: RunSettings, job: Job, keep: set[int], progress: Any) -> JobOutcome:
+    """Run one job with a fresh predictor; every failure becomes the outcome's status and reason.
+
+    `progress` has an int `value` that counts the frames propagated so far.
+    """
     outcome = JobOutcome()
     runner: Runner = runner_class(spec, settings)
     counters = runner.memory_counters()
     try:
-        outcome.masks = _measure(runner, counters, job, keep, outcome.columns)
+        outcome.masks = _measure(runner, counters, job, keep, outcome.columns, progress)
     except Exception as exc:
         outcome.status = STATUS_OOM if is_out_of_memory(exc) else STATUS_ERROR
         outcome.reason, outcome.traceback = one_line(exc), traceback.format_exc()

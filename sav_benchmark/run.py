@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import traceback
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -16,13 +15,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-from tqdm import tqdm
 
 from .executors import InProcessExecutor, ProcessExecutor
 from .masks import read_mask, write_mask
 from .measure import JobOutcome, one_line
 from .metrics import ObjectScorer, evaluated_frames
 from .prepare import PreparedObject, PreparedSplit, PreparedVideo
+from .progress import Progress
 from .results import NOT_FAILED, STATUS_ERROR, STATUS_NO_SCORE, STATUS_OK, STATUS_OOM, STATUS_SKIPPED, ResultWriter
 from .runners import ModelSpec
 from .runners.base import Job, RunSettings
@@ -92,15 +91,16 @@ class Benchmark:
                     if (video.video_id, obj.object_id, spec.name) not in self.options.done:
                         yield video, obj, spec
 
-    def run(self) -> RunReport:
+    def run(self, show_progress: bool = False) -> RunReport:
         todo = list(self.jobs())
         ground_truth: dict[int, np.ndarray] = {}
         current_object = None
-        with tqdm(total=len(todo), unit="job", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
+        progress = Progress(len(todo), show_progress, self.executor.frames_done)
+        try:
             for index, (video, obj, spec) in enumerate(todo):
                 if current_object != (video.video_id, obj.object_id):
                     current_object, ground_truth = (video.video_id, obj.object_id), {}
-                bar.set_description(f"{video.video_id}/{obj.object_id} {spec.name}")
+                progress.start_job(f"{video.video_id}/{obj.object_id} {spec.name}", video.n_frames - (obj.prompt_frame or 0))
                 if spec.name not in self.report.warmup_s:
                     self._warm_up(spec)
                 row = self._run_job(spec, video, obj, ground_truth)
@@ -110,11 +110,14 @@ class Benchmark:
                     except OSError as exc:
                         raise ResultsNotWritable(self.writer.path, exc) from exc
                     self.report.rows.append(row)
-                bar.update()
+                log.info("%s/%s %s: %s %s", video.video_id, obj.object_id, spec.name, row["status"], row["error"])
+                progress.end_job()
                 if self._should_stop(row):
                     break
                 if index + 1 == len(todo) or todo[index + 1][0] is not video:
                     self.executor.between_videos(self.specs)
+        finally:
+            progress.close()
         return self.report
 
     def _should_stop(self, row: dict[str, Any]) -> bool:
@@ -200,7 +203,6 @@ class Benchmark:
             except Exception as exc:  # the scores stand; the row says the masks are missing
                 log.error("%s %s/%s: saving masks failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
                 return _finish(row, STATUS_ERROR, f"saving masks failed: {one_line(exc)}")
-        log.info("%s %s/%s: %s", spec.name, video.video_id, obj.object_id, status)
         return _finish(row, status, reason)
 
     def _execute(self, spec: ModelSpec, job: Job, obj: PreparedObject, row: dict[str, Any]) -> JobOutcome:

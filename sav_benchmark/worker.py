@@ -46,7 +46,8 @@ def _redirect_stderr(path: str) -> None:
     faulthandler.enable()  # a segfault prints the Python stack before the process dies
 
 
-def worker_main(conn: Connection, spec: ModelSpec, stderr_path: str) -> None:
+def worker_main(conn: Connection, spec: ModelSpec, stderr_path: str, progress: Any) -> None:
+    """Serve jobs until told to stop; `progress` is a shared int the driver reads for its display."""
     _redirect_stderr(stderr_path)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the driver decides
     try:
@@ -66,7 +67,7 @@ def worker_main(conn: Connection, spec: ModelSpec, stderr_path: str) -> None:
         reply: Any
         if kind == "job":
             job, keep, settings = payload
-            reply = execute_job(runner_class, spec, settings, job, keep)
+            reply = execute_job(runner_class, spec, settings, job, keep, progress)
             reply.masks = pack_masks(reply.masks)
         else:
             job, settings = payload

@@ -200,3 +200,40 @@ def test_oom_retry_at_a_lower_imgsz_is_recorded_in_the_row(split, tmp_path, isol
     assert still.returncode == 1
     row = next(csv.DictReader((tmp_path / "again.csv").open()))
     assert (row["status"], row["imgsz"], row["error"]) == ("oom", "256", "RuntimeError: CUDA out of memory at imgsz 256 (a test stand-in)")
+
+
+def run_on_a_terminal(*args, **extra):
+    """Run with stderr on a pseudo-terminal, as a user at a console sees it; returns what it drew."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # a terminal has a size
+    process = subprocess.Popen([*PROG, *args], stdout=subprocess.DEVNULL, stderr=follower, env=env(**extra), cwd=ROOT)
+    os.close(follower)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closes when the process ends
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    process.wait(timeout=60)
+    os.close(leader)
+    return process.returncode, drawn.decode(errors="replace")
+
+
+@pytest.mark.parametrize("isolation", ["none", "process"])
+def test_progress_bars_show_jobs_and_frames_on_a_terminal(split, tmp_path, isolation):
+    code, drawn = run_on_a_terminal("--split_dir", str(split), "--models", "fake_slow", "--isolation", isolation,
+                                    "--output", str(tmp_path / "o.csv"), FAKE_FRAME_DELAY_S="0.06")  # fmt: skip
+    assert code == 0
+    assert "7/7 [" in drawn and "job" in drawn  # the run's bar, to the end
+    assert "frame" in drawn and "/13 [" in drawn  # the current job's frames
+    code, drawn = run_on_a_terminal("--split_dir", str(split), "--models", "fake_slow", "--isolation", isolation, "--quiet",
+                                    "--output", str(tmp_path / "q.csv"), FAKE_FRAME_DELAY_S="0.06")  # fmt: skip
+    assert code == 0 and "job" not in drawn and "frame" not in drawn
