@@ -166,6 +166,10 @@ class ProcessExecutor:
         except WorkerDied as exc:
             self._workers.pop(spec.name, None)
             return JobOutcome(status=STATUS_CRASH, reason=exc.reason, traceback=exc.tail)
+        if outcome.status:
+            # After some errors (an allocator assert, a CUDA error) the process's CUDA context is
+            # unusable although the process lives on: the next job gets a fresh worker.
+            self._workers.pop(spec.name).stop(abandon=False)
         outcome.masks = unpack_masks(outcome.masks)
         return outcome
 

@@ -94,3 +94,13 @@ def test_workers_exit_when_the_driver_is_killed(split, tmp_path):
     while any(Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2] for pid in workers):
         assert time.monotonic() < deadline, "an orphaned worker kept running"
         time.sleep(0.1)
+
+
+def test_a_failed_job_gets_its_worker_replaced(split, tmp_path):
+    """An error can leave a CUDA context unusable in a process that lives on: the next job starts afresh."""
+    out = tmp_path / "o.csv"
+    result = run("--split_dir", str(split), "--models", "fake_fail", "--isolation", "process", "--output", str(out),
+                 FAKE_FAIL_VIDEOS="synth_001")  # fmt: skip
+    assert result.returncode == 1
+    assert [r["status"] for r in rows(out)] == ["ok", "no_score", "error", "ok"]
+    assert len(json.loads(Path(f"{out}.json").read_text())["worker_startup_s"]["fake_fail"]) == 2
