@@ -8,3 +8,8 @@ class UsageError(Exception):
     """
 
     exit_code = 2
+
+
+def os_reason(exc: OSError) -> str:
+    """An OS error as the user needs it: what went wrong, and with which path."""
+    return f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)

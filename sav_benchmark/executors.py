@@ -1,12 +1,14 @@
 """Where jobs run: in the driver's own process, or each model in a persistent worker process.
 
 With workers, a job that kills its process (segfault, CUDA context error, allocator assert, the
-OOM killer) costs that job a `crash` row; the worker is replaced and the run goes on.
+OOM killer) or hangs costs that job one row (`crash`, `timeout`); the worker is replaced, the new
+one warmed up like the first, and the run goes on.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import re
 import shutil
 import signal
@@ -18,31 +20,43 @@ from typing import Any
 
 from .measure import JobOutcome, execute_job, execute_warmup, release_device_memory
 from .progress import FrameCounter
-from .results import STATUS_CRASH
+from .results import STATUS_CRASH, STATUS_TIMEOUT
 from .runners import ModelSpec, load_runner_class
 from .runners.base import Job, RunSettings
 from .worker import unpack_masks, worker_main
 
 TAIL_LINES = 20
+STARTUP_TIMEOUT_S = 600.0
+# A job that takes longer than this is taken as hung (with --job_timeout_s 0, the default).
+AUTO_TIMEOUT_BASE_S, AUTO_TIMEOUT_PER_FRAME_S = 600.0, 10.0
+ERROR_WORDS = re.compile(r"error|assert|fatal|abort|killed|exception", re.IGNORECASE)
+
+
+def job_timeout(job: Job, configured_s: float) -> float:
+    if configured_s > 0:
+        return configured_s
+    frames = job.max_frames or (job.n_frames - job.prompt_frame)
+    return AUTO_TIMEOUT_BASE_S + AUTO_TIMEOUT_PER_FRAME_S * frames
 
 
 class InProcessExecutor:
-    """Jobs run in this process: simplest, and best for debugging."""
+    """Jobs run in this process: simplest, and best for debugging; no timeout can be enforced."""
 
-    def __init__(self, specs: list[ModelSpec], settings: RunSettings) -> None:
+    def __init__(self, specs: list[ModelSpec], settings: RunSettings, warmup: Job | None = None) -> None:
         self.settings = settings  # for the cleanup between videos; each job brings its own
         self.runner_classes = {spec.name: load_runner_class(spec) for spec in specs}
         self.startup_s: dict[str, list[float]] = {}
+        self.warmup_s: dict[str, list[float | str]] = {}
+        self._warmup = warmup
         self._progress = FrameCounter()
 
     def frames_done(self) -> int:
         return self._progress.value
 
     def run_job(self, spec: ModelSpec, job: Job, keep: set[int], settings: RunSettings) -> JobOutcome:
+        if self._warmup is not None and spec.name not in self.warmup_s:
+            self.warmup_s[spec.name] = [execute_warmup(self.runner_classes[spec.name], spec, self.settings, self._warmup)]
         return execute_job(self.runner_classes[spec.name], spec, settings, job, keep, self._progress)
-
-    def warm_up(self, spec: ModelSpec, job: Job, settings: RunSettings) -> float | str:
-        return execute_warmup(self.runner_classes[spec.name], spec, settings, job)
 
     def between_videos(self, specs: list[ModelSpec]) -> None:
         """The cleanup protocol once more after a video; a broken device fails the next job instead."""
@@ -58,9 +72,9 @@ class InProcessExecutor:
 
 
 class WorkerDied(Exception):
-    def __init__(self, reason: str, tail: str) -> None:
+    def __init__(self, status: str, reason: str, tail: str) -> None:
         super().__init__(reason)
-        self.reason, self.tail = reason, tail
+        self.status, self.reason, self.tail = status, reason, tail
 
 
 def _describe_exit(code: int | None) -> str:
@@ -70,9 +84,6 @@ def _describe_exit(code: int | None) -> str:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
         return f"killed by {name}" + (" (the out-of-memory killer sends this)" if -code == signal.SIGKILL else "")
     return f"exit code {code}"
-
-
-ERROR_WORDS = re.compile(r"error|assert|fatal|abort|killed|exception", re.IGNORECASE)
 
 
 def _key_line(tail: str) -> str:
@@ -87,37 +98,60 @@ def _key_line(tail: str) -> str:
 class _Worker:
     def __init__(self, context: Any, spec: ModelSpec, stderr_path: Path) -> None:
         self.stderr_path = stderr_path
+        self._offset = 0
         self.conn, child = context.Pipe()
         self.progress = context.Value("i", 0, lock=False)  # frames of the current job, for the display
         start = time.perf_counter()
-        self.process = context.Process(target=worker_main, args=(child, spec, str(stderr_path), self.progress), daemon=True)
-        self.process.start()
+        self.process = context.Process(target=worker_main, args=(child, spec, str(stderr_path), self.progress, os.getpid()), daemon=True)
+        # Ctrl-C reaches the whole process group: keep it from the child until it ignores it itself.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self.process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         child.close()
-        kind, payload = self._receive()
+        kind, payload = self._receive(STARTUP_TIMEOUT_S)
         if kind != "ready":
-            self.process.join(5)
-            raise WorkerDied(f"worker could not load {spec.name}: {payload}", self._tail())
+            self.stop(abandon=True)
+            raise WorkerDied(STATUS_CRASH, f"worker could not load {spec.name}: {payload}", self._tail())
         self.startup_s = time.perf_counter() - start
 
-    def call(self, kind: str, payload: Any) -> Any:
-        self.conn.send((kind, payload))
-        reply_kind, reply = self._receive()
-        return reply
+    def call(self, kind: str, payload: Any, timeout_s: float) -> Any:
+        self._offset = self._stderr_size()
+        try:
+            self.conn.send((kind, payload))
+        except OSError:
+            pass  # it died meanwhile: _receive says how
+        return self._receive(timeout_s)[1]
 
-    def _receive(self) -> tuple[str, Any]:
-        ready = wait([self.conn, self.process.sentinel])
+    def _stderr_size(self) -> int:
+        try:
+            return self.stderr_path.stat().st_size
+        except OSError:
+            return 0
+
+    def _receive(self, timeout_s: float) -> tuple[str, Any]:
+        ready = wait([self.conn, self.process.sentinel], timeout_s)
         if self.conn in ready:
             try:
                 return self.conn.recv()
             except (EOFError, OSError):
                 pass
+        if not ready:
+            self.stop(abandon=True)
+            raise WorkerDied(STATUS_TIMEOUT, f"no answer after {timeout_s:.0f} s: the worker was killed; {_key_line(self._tail())}", self._tail())
         self.process.join(5)
         tail = self._tail()
-        raise WorkerDied(f"worker died ({_describe_exit(self.process.exitcode)}); {_key_line(tail)}"[:500], tail)
+        code = self.process.exitcode
+        self.stop(abandon=True)
+        raise WorkerDied(STATUS_CRASH, f"worker died ({_describe_exit(code)}); {_key_line(tail)}"[:500], tail)
 
     def _tail(self) -> str:
+        """The end of what the worker printed since the current call began."""
         try:
-            lines = self.stderr_path.read_text(errors="replace").splitlines()
+            with open(self.stderr_path, "rb") as f:
+                f.seek(self._offset)
+                lines = f.read().decode(errors="replace").splitlines()
         except OSError:
             return ""
         return "\n".join(lines[-TAIL_LINES:])
@@ -127,31 +161,41 @@ class _Worker:
             try:
                 self.conn.send(("stop", None))
                 self.process.join(30)
-            except (OSError, BrokenPipeError):
+            except OSError:
                 pass
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(10)
+        for end in (self.process.terminate, self.process.kill):
+            if self.process.is_alive():
+                end()
+                self.process.join(10)
         self.conn.close()
 
 
 class ProcessExecutor:
-    """Each model in its own persistent worker process, started when its first job comes."""
+    """Each model in its own persistent worker process, started (and warmed up) when needed."""
 
-    def __init__(self, specs: list[ModelSpec], settings: RunSettings) -> None:
+    def __init__(self, specs: list[ModelSpec], settings: RunSettings, warmup: Job | None = None, job_timeout_s: float = 0) -> None:
+        self.settings = settings
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[str, _Worker] = {}
         self._active: _Worker | None = None
+        self._warmup = warmup
+        self._job_timeout_s = job_timeout_s
+        self._starts = 0
         self._stderr_dir = Path(tempfile.mkdtemp(prefix="sav-benchmark-workers-"))
         self.startup_s: dict[str, list[float]] = {}
+        self.warmup_s: dict[str, list[float | str]] = {}
 
     def _worker(self, spec: ModelSpec) -> _Worker:
         worker = self._workers.get(spec.name)
-        if worker is None or not worker.process.is_alive():
-            path = self._stderr_dir / f"{spec.name}.{len(self.startup_s.get(spec.name, []))}.stderr"
-            worker = _Worker(self._context, spec, path)
-            self._workers[spec.name] = worker
-            self.startup_s.setdefault(spec.name, []).append(worker.startup_s)
+        if worker is not None and worker.process.is_alive():
+            return worker
+        self._starts += 1
+        worker = _Worker(self._context, spec, self._stderr_dir / f"{spec.name}.{self._starts}.stderr")
+        self._workers[spec.name] = worker
+        self.startup_s.setdefault(spec.name, []).append(worker.startup_s)
+        if self._warmup is not None:  # every new process starts cold: warm it before it is timed
+            warmup = worker.call("warmup", (self._warmup, self.settings), job_timeout(self._warmup, self._job_timeout_s))
+            self.warmup_s.setdefault(spec.name, []).append(warmup)
         return worker
 
     def frames_done(self) -> int:
@@ -162,23 +206,16 @@ class ProcessExecutor:
         try:
             self._active = self._worker(spec)
             self._active.progress.value = 0
-            outcome = self._active.call("job", (job, keep, settings))
+            outcome = self._active.call("job", (job, keep, settings), job_timeout(job, self._job_timeout_s))
         except WorkerDied as exc:
             self._workers.pop(spec.name, None)
-            return JobOutcome(status=STATUS_CRASH, reason=exc.reason, traceback=exc.tail)
+            return JobOutcome(status=exc.status, reason=exc.reason, traceback=exc.tail)
         if outcome.status:
             # After some errors (an allocator assert, a CUDA error) the process's CUDA context is
             # unusable although the process lives on: the next job gets a fresh worker.
             self._workers.pop(spec.name).stop(abandon=False)
         outcome.masks = unpack_masks(outcome.masks)
         return outcome
-
-    def warm_up(self, spec: ModelSpec, job: Job, settings: RunSettings) -> float | str:
-        try:
-            return self._worker(spec).call("warmup", (job, settings))
-        except WorkerDied as exc:
-            self._workers.pop(spec.name, None)
-            return f"failed: {exc.reason}"
 
     def between_videos(self, specs: list[ModelSpec]) -> None:
         pass  # each worker runs the cleanup protocol after every job
@@ -191,6 +228,7 @@ class ProcessExecutor:
         shutil.rmtree(self._stderr_dir, ignore_errors=True)
 
 
-def make_executor(isolation: str, specs: list[ModelSpec], settings: RunSettings) -> InProcessExecutor | ProcessExecutor:
-    return ProcessExecutor(specs, settings) if isolation == "process" else InProcessExecutor(specs, settings)
-
+def make_executor(isolation: str, specs: list[ModelSpec], settings: RunSettings, warmup: Job | None, job_timeout_s: float) -> InProcessExecutor | ProcessExecutor:
+    if isolation == "process":
+        return ProcessExecutor(specs, settings, warmup, job_timeout_s)
+    return InProcessExecutor(specs, settings, warmup)

@@ -15,6 +15,7 @@ import cv2
 
 from .errors import UsageError
 from .masks import png_size, read_mask
+from .results import write_atomically
 from .prompts import click_points, tight_box
 
 FRAMES_DIR = "JPEGImages_24fps"
@@ -62,7 +63,7 @@ class PreparedSplit:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"format": FORMAT, **asdict(self)}, indent=1))
+        write_atomically(path, json.dumps({"format": FORMAT, **asdict(self)}, indent=1))
 
     @classmethod
     def load(cls, path: Path) -> "PreparedSplit":

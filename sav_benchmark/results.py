@@ -20,8 +20,9 @@ COLUMNS = [
 ]  # fmt: skip
 
 STATUS_OK, STATUS_NO_SCORE, STATUS_SKIPPED = "ok", "no_score", "skipped"
-STATUS_ERROR, STATUS_OOM, STATUS_CRASH = "error", "oom", "crash"
+STATUS_ERROR, STATUS_OOM, STATUS_CRASH, STATUS_TIMEOUT = "error", "oom", "crash", "timeout"
 NOT_FAILED = (STATUS_OK, STATUS_NO_SCORE, STATUS_SKIPPED)
+ALL_STATUSES = (*NOT_FAILED, STATUS_ERROR, STATUS_OOM, STATUS_CRASH, STATUS_TIMEOUT)
 
 
 def _cell(value: Any) -> str:
@@ -39,7 +40,7 @@ class ResultWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "a", newline="")
+        self._file = open(path, "a", newline="", encoding="utf-8")
         if path.stat().st_size == 0:
             self._append(COLUMNS)
 
@@ -77,6 +78,10 @@ def log_path(output: Path) -> Path:
     return side_file(output, ".log")
 
 
+def lock_path(output: Path) -> Path:
+    return side_file(output, ".lock")
+
+
 def run_files(output: Path) -> list[Path]:
     """Every file a run writes beside its CSV, the CSV first."""
     return [output, manifest_path(output), prepared_path(output), log_path(output)]
@@ -84,6 +89,17 @@ def run_files(output: Path) -> list[Path]:
 
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     """Write atomically, so that a crash leaves the previous version rather than half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, default=str))
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(manifest, indent=2, default=str))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write a file so that a crash leaves the old version or the new one, never half of either."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

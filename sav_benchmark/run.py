@@ -58,8 +58,26 @@ STOPPED_FAILURES = "max_consecutive_failures"
 @dataclass
 class RunReport:
     rows: list[dict[str, Any]] = field(default_factory=list)
-    warmup_s: dict[str, float | str] = field(default_factory=dict)
     stopped: str = ""  # why the run ended early, if it did
+
+
+def make_job(split: PreparedSplit, video: PreparedVideo, obj: PreparedObject, max_frames: int | None = None) -> Job:
+    mask = read_mask(split.mask_path(video, obj, obj.prompt_frame), require_binary=True)
+    return Job(split.frames_dir(video), video.n_frames, obj.prompt_frame, obj.points, obj.box, mask, max_frames)
+
+
+def warmup_job(split: PreparedSplit, frames: int) -> tuple[Job | None, str]:
+    """The job every model (and every new worker) warms up on: the first frames of the first
+    usable object. Returns it, or None and why there is none."""
+    if frames <= 0:
+        return None, "no warm-up (--warmup_frames 0)"
+    target = next(((v, o) for v in split.videos if not v.problem for o in v.objects if not o.skip_reason), None)
+    if target is None:
+        return None, "no warm-up: no video and object can run"
+    try:
+        return make_job(split, *target, max_frames=frames), ""
+    except Exception as exc:  # its own job will report the problem in its row
+        return None, f"no warm-up: {one_line(exc)}"
 
 
 class Benchmark:
@@ -101,9 +119,7 @@ class Benchmark:
                 if current_object != (video.video_id, obj.object_id):
                     current_object, ground_truth = (video.video_id, obj.object_id), {}
                 progress.start_job(f"{video.video_id}/{obj.object_id} {spec.name}", video.n_frames - (obj.prompt_frame or 0))
-                if spec.name not in self.report.warmup_s:
-                    self._warm_up(spec)
-                row = self._run_job(spec, video, obj, ground_truth)
+                row, input_problem = self._run_job(spec, video, obj, ground_truth)
                 with self.guard.critical():
                     try:
                         self.writer.write(row)
@@ -112,7 +128,7 @@ class Benchmark:
                     self.report.rows.append(row)
                 log.info("%s/%s %s: %s %s", video.video_id, obj.object_id, spec.name, row["status"], row["error"])
                 progress.end_job()
-                if self._should_stop(row):
+                if self._should_stop(row, input_problem):
                     break
                 if index + 1 == len(todo) or todo[index + 1][0] is not video:
                     self.executor.between_videos(self.specs)
@@ -120,16 +136,21 @@ class Benchmark:
             progress.close()
         return self.report
 
-    def _should_stop(self, row: dict[str, Any]) -> bool:
+    def _should_stop(self, row: dict[str, Any], input_problem: bool) -> bool:
         if row["status"] in NOT_FAILED:
             self._consecutive_failures = 0
             return False
+        if input_problem:
+            return self.options.fail_fast and self._stop(STOPPED_FAIL_FAST)  # bad input is no systematic failure
         self._consecutive_failures += 1
         if self.options.fail_fast:
-            self.report.stopped = STOPPED_FAIL_FAST
-        elif self.options.max_consecutive_failures and self._consecutive_failures >= self.options.max_consecutive_failures:
-            self.report.stopped = STOPPED_FAILURES
-        return bool(self.report.stopped)
+            return self._stop(STOPPED_FAIL_FAST)
+        limit = self.options.max_consecutive_failures
+        return bool(limit) and self._consecutive_failures >= limit and self._stop(STOPPED_FAILURES)
+
+    def _stop(self, why: str) -> bool:
+        self.report.stopped = why
+        return True
 
     def _settings_columns(self, spec: ModelSpec) -> dict[str, Any]:
         settings = self.options.settings
@@ -142,10 +163,6 @@ class Benchmark:
             "imgsz": settings.imgsz or DEFAULT_IMGSZ,
         }
 
-    def _job(self, video: PreparedVideo, obj: PreparedObject, max_frames: int | None = None) -> Job:
-        mask = read_mask(self.split.mask_path(video, obj, obj.prompt_frame))
-        return Job(self.split.frames_dir(video), video.n_frames, obj.prompt_frame, obj.points, obj.box, mask, max_frames)
-
     def _prompt_detail(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject) -> str:
         if spec.prompt == "points":
             return json.dumps({"points": obj.points})
@@ -153,19 +170,8 @@ class Benchmark:
             return json.dumps({"box": obj.box})
         return json.dumps({"mask": f"{video.video_id}/{obj.object_id}/{obj.mask_file(obj.prompt_frame)}"})
 
-    def _warm_up(self, spec: ModelSpec) -> None:
-        """Run the model on the first frames of the first video and discard the figures."""
-        frames = self.options.warmup_frames
-        target = next(((v, o) for v in self.split.videos if not v.problem for o in v.objects if not o.skip_reason), None)
-        if frames <= 0 or target is None:
-            self.report.warmup_s[spec.name] = 0.0
-            return
-        result = self.executor.warm_up(spec, self._job(*target, max_frames=frames), self.options.settings)
-        if isinstance(result, str):
-            log.warning("warm-up of %s %s", spec.name, result)
-        self.report.warmup_s[spec.name] = result
-
-    def _run_job(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject, ground_truth: dict[int, np.ndarray]) -> dict[str, Any]:
+    def _run_job(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject, ground_truth: dict[int, np.ndarray]) -> tuple[dict[str, Any], bool]:
+        """The job's row, and whether a failure there is the input's fault rather than the model's."""
         row: dict[str, Any] = {
             "run_id": self.options.run_id,
             "video_id": video.video_id,
@@ -176,34 +182,34 @@ class Benchmark:
             **self._settings_columns(spec),
         }
         if video.problem:
-            return _finish(row, STATUS_ERROR, video.problem)
+            return _finish(row, STATUS_ERROR, video.problem), True
         if obj.skip_reason:
-            return _finish(row, STATUS_SKIPPED, obj.skip_reason)
+            return _finish(row, STATUS_SKIPPED, obj.skip_reason), True
         row["prompt_frame"] = obj.prompt_frame
         row["prompt_detail"] = self._prompt_detail(spec, video, obj)
         try:
-            job = self._job(video, obj)
+            job = make_job(self.split, video, obj)
         except Exception as exc:
             log.error("%s %s/%s: reading the prompt failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
-            return _finish(row, STATUS_ERROR, one_line(exc))
+            return _finish(row, STATUS_ERROR, f"reading the prompt failed: {one_line(exc)}"), True
         outcome = self._execute(spec, job, obj, row)
         row.update(outcome.columns)
         if outcome.status:
             log.error("%s %s/%s: %s\n%s", spec.name, video.video_id, obj.object_id, outcome.reason, outcome.traceback)
-            return _finish(row, outcome.status, outcome.reason)
+            return _finish(row, outcome.status, outcome.reason), False
         try:
             predictions = _annotated_predictions(obj, outcome.masks, (video.height, video.width))
             status, reason = self._score(row, video, obj, predictions, ground_truth)
         except Exception as exc:
             log.error("%s %s/%s: scoring failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
-            return _finish(row, STATUS_ERROR, f"scoring failed: {one_line(exc)}")
+            return _finish(row, STATUS_ERROR, f"scoring failed: {one_line(exc)}"), True
         if self.options.save_masks is not None:
             try:
                 self._save_masks(spec, video, obj, predictions)
             except Exception as exc:  # the scores stand; the row says the masks are missing
                 log.error("%s %s/%s: saving masks failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
-                return _finish(row, STATUS_ERROR, f"saving masks failed: {one_line(exc)}")
-        return _finish(row, status, reason)
+                return _finish(row, STATUS_ERROR, f"saving masks failed: {one_line(exc)}"), False
+        return _finish(row, status, reason), False
 
     def _execute(self, spec: ModelSpec, job: Job, obj: PreparedObject, row: dict[str, Any]) -> JobOutcome:
         """Run the job; out of memory, run it once more at --oom_retry_imgsz when that is set."""

@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM end a run between two rows: the current job cleans up, no partial row is written."""
+"""SIGINT, SIGTERM and SIGHUP end a run between two rows: the current job cleans up, no partial row is written."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Iterator
 
 
 class Interrupted(BaseException):
-    """Raised in the main thread for SIGINT or SIGTERM. A BaseException, so that a job's
+    """Raised in the main thread for SIGINT, SIGTERM or SIGHUP. A BaseException, so that a job's
     `except Exception` reports it as nothing but lets it end the run."""
 
     def __init__(self, signum: int) -> None:
@@ -17,8 +17,11 @@ class Interrupted(BaseException):
         self.exit_code = 128 + signum
 
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the ssh session of an overnight run dropped
+
+
 class SignalGuard:
-    """Turns SIGINT/SIGTERM into Interrupted, deferred while a row is being written."""
+    """Turns the signals into Interrupted, deferred while a row is being written or the run shuts down."""
 
     def __init__(self) -> None:
         self._pending: int | None = None
@@ -26,7 +29,7 @@ class SignalGuard:
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> "SignalGuard":
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
@@ -39,6 +42,19 @@ class SignalGuard:
             self._pending = signum
             return
         raise Interrupted(signum)
+
+    @property
+    def pending(self) -> Interrupted | None:
+        return Interrupted(self._pending) if self._pending is not None else None
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Shutting down: a signal now is only recorded (see `pending`), never raised."""
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
 
     @contextmanager
     def critical(self) -> Iterator[None]:

@@ -6,6 +6,7 @@ included, goes to a file that the driver reads if the worker dies, to say why in
 
 from __future__ import annotations
 
+import ctypes
 import faulthandler
 import os
 import signal
@@ -46,10 +47,26 @@ def _redirect_stderr(path: str) -> None:
     faulthandler.enable()  # a segfault prints the Python stack before the process dies
 
 
-def worker_main(conn: Connection, spec: ModelSpec, stderr_path: str, progress: Any) -> None:
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_driver(driver_pid: int) -> None:
+    """Have the kernel kill this process when the driver dies (kill -9 included): an orphan would
+    hold device memory and compete with the run that resumes."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: the worker still ends at its next message, when the pipe is gone
+    if os.getppid() != driver_pid:
+        os._exit(1)  # the driver died before the request above took effect
+
+
+def worker_main(conn: Connection, spec: ModelSpec, stderr_path: str, progress: Any, driver_pid: int) -> None:
     """Serve jobs until told to stop; `progress` is a shared int the driver reads for its display."""
+    _die_with_driver(driver_pid)
     _redirect_stderr(stderr_path)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the driver decides
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the driver until now
     try:
         load_plugins()
         runner_class = load_runner_class(spec)

@@ -129,7 +129,7 @@ def test_side_files_never_replace_the_csv(split, tmp_path):
     out = tmp_path / "o.json"  # a CSV named like a manifest still keeps its rows
     assert cli("--split_dir", str(split), "--models", "static_mask", "--output", str(out)).returncode == 0
     assert len(list(csv.DictReader(out.open()))) == 5
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.json", "o.json.json", "o.json.log", "o.json.prepared.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.json", "o.json.json", "o.json.lock", "o.json.log", "o.json.prepared.json"]
 
 
 def test_unwritable_outputs_are_usage_errors(split, tmp_path):

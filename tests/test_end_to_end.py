@@ -30,14 +30,14 @@ def cli(*args):
     return subprocess.run([sys.executable, str(ROOT / "jetson_benchmark.py"), *args], capture_output=True, text=True, timeout=900)
 
 
-def write_checkpoint(folder, extra_key=False):
+def write_checkpoint(folder, extra_key=False, seed=0):
     """A random-weight sam2.1 tiny saved in the official format, {"model": state_dict}."""
     import torch
     from sam2.build_sam import build_sam2_video_predictor
 
     from sav_benchmark.runners.sam2_family import image_size_overrides
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = build_sam2_video_predictor("configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu", hydra_overrides_extra=image_size_overrides(int(IMGSZ)))
     state = model.state_dict()
     if extra_key:
@@ -188,4 +188,23 @@ def test_random_weights_are_the_same_for_every_job_and_warned_about(tmp_path):
     assert (rows["000"]["J"], rows["000"]["F"]) == (rows["002"]["J"], rows["002"]["F"])  # same object, same random model
     assert (rows["000"]["weights"], rows["000"]["dtype"]) == ("random", "float32")
     manifest = json.loads((tmp_path / "o.csv.json").read_text())
-    assert manifest["warmup_s"]["sam2.1_tiny_mask"] > 0 and manifest["config"]["random_weights_seed"] == 0
+    assert manifest["warmup_s"]["sam2.1_tiny_mask"][0] > 0 and manifest["config"]["random_weights_seed"] == 0
+
+
+def test_resume_compares_only_what_changes_the_numbers(tmp_path):
+    split = tmp_path / "split"
+    make_split(split, videos=3, frames=9, width=64, height=48, objects=1)
+    write_checkpoint(tmp_path / "ckpt")
+    out = tmp_path / "o.csv"
+    base = ["--split_dir", str(split), "--checkpoint_dir", str(tmp_path / "ckpt"), "--device", "cpu", "--output", str(out)]
+    assert cli(*base, "--models", "static_mask", "--limit_videos", "1").returncode == 0
+    # the earlier run had no torch model, so torch settings have nothing to disagree with
+    added = cli(*base, "--models", "static_mask,sam2.1_tiny_points", "--imgsz", "64", "--limit_videos", "2", "--resume")
+    assert added.returncode == 0, added.stderr
+    other_size = cli(*base, "--models", "sam2.1_tiny_points", "--imgsz", "128", "--resume")
+    assert other_size.returncode == 2 and "(imgsz 64 -> 128)" in other_size.stderr
+    write_checkpoint(tmp_path / "ckpt", seed=1)  # the same file name, other weights
+    other_weights = cli(*base, "--models", "sam2.1_tiny_points", "--imgsz", "64", "--resume")
+    assert other_weights.returncode == 2
+    assert "(checkpoint sam2.1_hiera_tiny.pt has other contents (sha256 " in other_weights.stderr
+    assert len(list(csv.DictReader(out.open()))) == 2 + 2 * 2  # nothing was added by the refused runs

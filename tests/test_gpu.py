@@ -37,7 +37,7 @@ def test_cuda_run_defaults_bf16_and_warm_up(gpu_run):
     assert result.returncode == 0, result.stderr
     assert {(r["device"], r["dtype"], r["status"]) for r in rows} == {("cuda", "bfloat16", "ok")}
     assert manifest["config"]["warmup_frames"] == 8
-    assert all(manifest["warmup_s"][m] > 0 for m in ("sam2.1_tiny_points", "sam2.1_tiny_mask"))
+    assert all(len(manifest["warmup_s"][m]) == 1 and manifest["warmup_s"][m][0] > 0 for m in ("sam2.1_tiny_points", "sam2.1_tiny_mask"))
     assert manifest["environment"]["device_name"] == torch.cuda.get_device_name()
 
 

@@ -4,13 +4,15 @@ import csv
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from sav_benchmark.synthetic import make_split
-from test_overnight import env, keys, run, start, wait_for_rows
+from conftest import ROOT
+from test_overnight import PROG, env, keys, run, start, wait_for_rows
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +86,13 @@ def children(pid):
 
 def test_workers_exit_when_the_driver_is_killed(split, tmp_path):
     out = tmp_path / "o.csv"
-    process = start("--split_dir", str(split), "--models", "fake_slow", "--isolation", "process", "--output", str(out), FAKE_FRAME_DELAY_S="0.2")
-    wait_for_rows(out, 1, process)
+    process = start("--split_dir", str(split), "--models", "fake_slow", "--isolation", "process", "--output", str(out), FAKE_FRAME_DELAY_S="1")
+    time.sleep(3)  # the worker is in the middle of its first job (13 frames of 1 s)
     workers = [pid for pid in children(process.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
     assert workers, "no worker process found"
     process.kill()
     process.wait()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 3  # far less than the job's 13 s: the worker must not finish it
     while any(Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2] for pid in workers):
         assert time.monotonic() < deadline, "an orphaned worker kept running"
         time.sleep(0.1)
@@ -104,3 +106,17 @@ def test_a_failed_job_gets_its_worker_replaced(split, tmp_path):
     assert result.returncode == 1
     assert [r["status"] for r in rows(out)] == ["ok", "no_score", "error", "ok"]
     assert len(json.loads(Path(f"{out}.json").read_text())["worker_startup_s"]["fake_fail"]) == 2
+
+
+def test_ctrl_c_while_a_worker_starts_prints_no_traceback(split, tmp_path):
+    out = tmp_path / "o.csv"
+    process = subprocess.Popen([*PROG, "--split_dir", str(split), "--models", "fake_slow", "--isolation", "process", "--output", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), cwd=ROOT, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not children(process.pid):  # the worker is being spawned: Ctrl-C now reaches it too
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.005)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr

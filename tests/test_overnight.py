@@ -1,15 +1,15 @@
 """Overnight runs that survive: kill -9 and resume, signals, failures, retries, through the real CLI."""
 
 import csv
+import json
 import os
 import random
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
-
 import pytest
 
 from conftest import ROOT
@@ -65,13 +65,15 @@ def reference_keys(split, tmp_path_factory):
     return keys(out)
 
 
-def test_kill_9_at_random_points_then_resume_gives_every_job_once(split, reference_keys, tmp_path):
+@pytest.mark.parametrize("isolation", ["none", "process"])
+def test_kill_9_at_random_points_then_resume_gives_every_job_once(split, reference_keys, tmp_path, isolation):
     rng = random.Random(7)
-    for attempt in range(4):
+    for attempt in range(3):
         out = tmp_path / f"o{attempt}.csv"
-        args = ["--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out)]
+        args = ["--split_dir", str(split), "--models", "static_mask,fake_slow", "--isolation", isolation, "--output", str(out)]
         process = start(*args, FAKE_FRAME_DELAY_S="0.01")
-        time.sleep(rng.uniform(0.3, 2.0))  # anywhere from start-up to the last jobs
+        wait_for_rows(out, rng.randrange(0, 13), process)  # some rows are written, the run is not over
+        time.sleep(rng.uniform(0, 0.1))  # and the kill may fall in the middle of a job
         process.kill()
         process.wait()
         result = run(*args, "--resume")
@@ -92,7 +94,7 @@ def test_a_partial_last_line_is_dropped_with_a_warning(split, reference_keys, tm
     assert sorted(keys(out)) == sorted(reference_keys)
 
 
-@pytest.mark.parametrize("signum,code,name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT")])
+@pytest.mark.parametrize("signum,code,name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT"), (signal.SIGHUP, 129, "SIGHUP")])
 def test_signal_ends_between_rows_and_prints_the_resume_command(split, reference_keys, tmp_path, signum, code, name):
     out = tmp_path / "o.csv"
     process = start("--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out), FAKE_FRAME_DELAY_S="0.03")
@@ -237,3 +239,87 @@ def test_progress_bars_show_jobs_and_frames_on_a_terminal(split, tmp_path, isola
     code, drawn = run_on_a_terminal("--split_dir", str(split), "--models", "fake_slow", "--isolation", isolation, "--quiet",
                                     "--output", str(tmp_path / "q.csv"), FAKE_FRAME_DELAY_S="0.06")  # fmt: skip
     assert code == 0 and "job" not in drawn and "frame" not in drawn
+
+
+def test_a_bad_video_is_not_a_systematic_failure(split, tmp_path):
+    bad = tmp_path / "s"
+    shutil.copytree(split, bad)
+    frame = bad / "JPEGImages_24fps/synth_000/00005.jpg"
+    frame.write_bytes(frame.read_bytes()[:100])
+    out = tmp_path / "o.csv"
+    result = run("--split_dir", str(bad), "--models", "static_mask,fake_slow,fake_oom", "--output", str(out), "--max_consecutive_failures", "3")
+    assert result.returncode == 1, result.stderr  # not 3: the 9 failed rows of synth_000 are the input's fault
+    assert len(keys(out)) == 21
+
+
+def test_two_runs_cannot_write_one_csv(split, reference_keys, tmp_path):
+    out = tmp_path / "o.csv"
+    args = ["--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out)]
+    first = start(*args, FAKE_FRAME_DELAY_S="0.03")
+    wait_for_rows(out, 1, first)
+    second = run(*args, "--resume")
+    assert (second.returncode, second.stderr) == (2, f"jetson_benchmark.py: error: --output {out}: another run is writing it (it holds {out}.lock); wait for it to end, or choose another --output\n")
+    assert first.wait(timeout=120) == 0
+    assert sorted(keys(out)) == sorted(reference_keys)
+
+
+def test_resume_needs_output_and_refuses_damaged_csvs(split, tmp_path):
+    result = run("--split_dir", str(split), "--models", "static_mask", "--resume")
+    assert (result.returncode, result.stderr) == (2, "jetson_benchmark.py: error: --resume needs --output: the CSV of the run to continue\n")
+    out = tmp_path / "o.csv"
+    args = ["--split_dir", str(split), "--models", "static_mask", "--output", str(out)]
+    assert run(*args, "--limit_videos", "1").returncode == 0
+    with open(out, "a") as f:
+        f.write("abc\n")
+    result = run(*args, "--resume")
+    assert (result.returncode, result.stderr) == (2, f"jetson_benchmark.py: error: --resume: line 5 of {out} is not a row of this benchmark; delete that line, then resume\n")
+    out.write_bytes(out.read_bytes().replace(b"abc\n", b"\xff\xfe\n"))
+    result = run(*args, "--resume")
+    assert result.returncode == 2 and result.stderr.startswith(f"jetson_benchmark.py: error: --resume: {out} is not a result CSV (")
+
+
+def test_retry_failed_changes_nothing_when_the_run_is_refused(split, tmp_path):
+    out = tmp_path / "o.csv"
+    args = ["--split_dir", str(split), "--models", "fake_fail", "--output", str(out)]
+    assert run(*args, FAKE_FAIL_VIDEOS="synth_001").returncode == 1
+    before = out.read_bytes()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run(*args, "--resume", "--retry_failed", "--save_masks", str(blocker / "m"))
+    assert result.returncode == 2
+    assert out.read_bytes() == before  # the failed rows are still there
+
+
+def test_a_hung_job_times_out_and_the_run_goes_on(split, tmp_path):
+    out = tmp_path / "o.csv"
+    result = run("--split_dir", str(split), "--models", "fake_slow", "--isolation", "process", "--job_timeout_s", "1", "--limit_videos", "1",
+                 "--output", str(out), FAKE_FRAME_DELAY_S="0.3")  # fmt: skip
+    assert result.returncode == 1
+    rows = list(csv.DictReader(out.open()))
+    assert [r["status"] for r in rows] == ["timeout", "timeout", "no_score"]  # the late object propagates one frame only
+    assert rows[0]["error"] == "no answer after 1 s: the worker was killed; it printed nothing"
+
+
+def test_every_new_worker_is_warmed_up_before_it_is_timed(split, tmp_path):
+    out = tmp_path / "o.csv"
+    result = run("--split_dir", str(split), "--models", "fake_fail", "--isolation", "process", "--warmup_frames", "2", "--output", str(out),
+                 FAKE_FAIL_VIDEOS="synth_001")  # fmt: skip
+    assert result.returncode == 1
+    manifest = json.loads(open(f"{out}.json").read())
+    # synth_001's two objects fail: two replacements, so three starts, each warmed up
+    assert len(manifest["worker_startup_s"]["fake_fail"]) == len(manifest["warmup_s"]["fake_fail"]) == 3
+    assert all(isinstance(t, float) for t in manifest["warmup_s"]["fake_fail"])
+
+
+def test_warm_up_with_an_unreadable_prompt_is_reported_not_raised(split, tmp_path):
+    work = tmp_path / "s"
+    shutil.copytree(split, work)
+    prepared = tmp_path / "p.json"
+    assert run("prepare", "--split_dir", str(work), "--output", str(prepared)).returncode == 0
+    (work / "Annotations_6fps/synth_000/000/00000.png").unlink()
+    out = tmp_path / "o.csv"
+    result = run("--prepared", str(prepared), "--models", "fake_slow", "--warmup_frames", "2", "--output", str(out))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    first = next(csv.DictReader(out.open()))
+    assert (first["status"], first["error"]) == ("error", f"reading the prompt failed: ValueError: cannot decode {work / 'Annotations_6fps/synth_000/000/00000.png'} as an image")
+    assert json.loads(open(f"{out}.json").read())["warmup_s"].startswith("no warm-up: ValueError: cannot decode")
