@@ -126,10 +126,17 @@ def _list_videos(root: Path) -> list[str]:
                     raise UsageError(f"{list_file} lists video {vid}, but {root / ANNOTATIONS_DIR / vid} does not exist")
             break
     else:
-        videos = sorted(p.name for p in (root / ANNOTATIONS_DIR).iterdir() if p.is_dir())
+        videos = sorted(p.name for p in _listing(root / ANNOTATIONS_DIR) if p.is_dir())
     if not videos:
         raise UsageError(f"--split_dir {root} holds no videos: {root / ANNOTATIONS_DIR} is empty ({DEMO_HINT})")
     return videos
+
+
+def _listing(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError as exc:
+        raise UsageError(f"cannot list {folder} ({exc.strerror or exc}); check its permissions") from None
 
 
 def _select_videos(root: Path, videos: list[str], video_ids: list[str] | None, limit: int | None) -> list[str]:
@@ -172,7 +179,10 @@ def _frame_files(frames_dir: Path, video_id: str) -> list[Path]:
     """The JPEG frames in order, checking that they are numbered 0..n-1 as the predictor expects."""
     if not frames_dir.is_dir():
         raise VideoProblem(f"frame folder {frames_dir} does not exist")
-    files = [p for p in frames_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg")]
+    try:
+        files = [p for p in frames_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg")]
+    except OSError as exc:
+        raise VideoProblem(f"cannot list {frames_dir} ({exc.strerror or exc})") from None
     if not files:
         raise VideoProblem(f"no .jpg frames in {frames_dir}")
     if not all(p.stem.isdigit() for p in files):
@@ -203,7 +213,7 @@ def _prepare_video(root: Path, video_id: str, limit_objects: int | None, num_poi
         n_frames, size = len(frames), _frame_size(frames[0])
     except VideoProblem as exc:
         problem = f"{exc}; fix the video's frames or leave it out (--video_ids)"
-    object_dirs = sorted(p for p in (root / ANNOTATIONS_DIR / video_id).iterdir() if p.is_dir())
+    object_dirs = sorted(p for p in _listing(root / ANNOTATIONS_DIR / video_id) if p.is_dir())
     if not object_dirs:
         raise UsageError(f"video {video_id}: no object folders in {root / ANNOTATIONS_DIR / video_id}")
     if limit_objects is not None:
@@ -217,7 +227,7 @@ def _prepare_object(obj_dir: Path, video_id: str, n_frames: int, frame_size: tup
     """Index one object's masks. Its video's frames are checked already: with a problem there,
     n_frames is 0 and frame_size None, and only what the masks say alone is checked."""
     where = f"video {video_id}, object {obj_dir.name}"
-    files = sorted((p for p in obj_dir.iterdir() if p.suffix.lower() == ".png"), key=lambda p: p.stem)
+    files = sorted((p for p in _listing(obj_dir) if p.suffix.lower() == ".png"), key=lambda p: p.stem)
     if not files:
         raise UsageError(f"{where}: no .png masks in {obj_dir}")
     frames = []

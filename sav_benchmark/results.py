@@ -82,9 +82,13 @@ def lock_path(output: Path) -> Path:
     return side_file(output, ".lock")
 
 
+def current_job_path(output: Path) -> Path:
+    return side_file(output, ".current")
+
+
 def run_files(output: Path) -> list[Path]:
     """Every file a run writes beside its CSV, the CSV first."""
-    return [output, manifest_path(output), prepared_path(output), log_path(output)]
+    return [output, manifest_path(output), prepared_path(output), log_path(output), current_job_path(output)]
 
 
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:

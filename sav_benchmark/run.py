@@ -22,7 +22,7 @@ from .measure import JobOutcome, one_line
 from .metrics import ObjectScorer, evaluated_frames
 from .prepare import PreparedObject, PreparedSplit, PreparedVideo
 from .progress import Progress
-from .results import NOT_FAILED, STATUS_ERROR, STATUS_NO_SCORE, STATUS_OK, STATUS_OOM, STATUS_SKIPPED, ResultWriter
+from .results import NOT_FAILED, STATUS_CRASH, STATUS_ERROR, STATUS_NO_SCORE, STATUS_OK, STATUS_OOM, STATUS_SKIPPED, ResultWriter, write_atomically
 from .runners import ModelSpec
 from .runners.base import Job, RunSettings
 from .signals import SignalGuard
@@ -42,6 +42,7 @@ class RunOptions:
     fail_fast: bool = False
     max_consecutive_failures: int | None = None
     oom_retry_imgsz: int | None = None
+    current_job_file: Path | None = None  # in-process runs: the job in progress, to know it if it kills the run
 
 
 class ResultsNotWritable(Exception):
@@ -119,13 +120,18 @@ class Benchmark:
                 if current_object != (video.video_id, obj.object_id):
                     current_object, ground_truth = (video.video_id, obj.object_id), {}
                 progress.start_job(f"{video.video_id}/{obj.object_id} {spec.name}", video.n_frames - (obj.prompt_frame or 0))
-                row, input_problem = self._run_job(spec, video, obj, ground_truth)
+                key = (video.video_id, obj.object_id, spec.name)
+                if self._died_here_before(key):
+                    row, input_problem = self._killed_the_run_row(spec, video, obj), False
+                else:
+                    row, input_problem = self._run_job(spec, video, obj, ground_truth)
                 with self.guard.critical():
                     try:
                         self.writer.write(row)
                     except OSError as exc:
                         raise ResultsNotWritable(self.writer.path, exc) from exc
                     self.report.rows.append(row)
+                    self._job_done()
                 log.info("%s/%s %s: %s %s", video.video_id, obj.object_id, spec.name, row["status"], row["error"])
                 progress.end_job()
                 if self._should_stop(row, input_problem):
@@ -135,6 +141,36 @@ class Benchmark:
         finally:
             progress.close()
         return self.report
+
+    def _died_here_before(self, key: tuple[str, str, str]) -> bool:
+        """With jobs in this process, a model that crashes (segfault) ends the whole run, and a resume
+        would start with the same job again. The job in progress is kept in a file: a job that was in
+        progress when the run died twice is not run a third time. (Once could be a kill -9.)"""
+        path = self.options.current_job_file
+        if path is None:
+            return False
+        attempts = 1
+        try:
+            earlier = json.loads(path.read_text())
+            if tuple(earlier["key"]) == key:
+                attempts = earlier["attempts"] + 1
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        if attempts > 2:
+            return True
+        write_atomically(path, json.dumps({"key": list(key), "attempts": attempts}))
+        return False
+
+    def _job_done(self) -> None:
+        if self.options.current_job_file is not None:
+            self.options.current_job_file.unlink(missing_ok=True)
+
+    def _killed_the_run_row(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject) -> dict[str, Any]:
+        row = {"run_id": self.options.run_id, "video_id": video.video_id, "object_id": obj.object_id, "model": spec.name,
+               "prompt": spec.prompt, "n_frames": video.n_frames or None, "prompt_frame": obj.prompt_frame, **self._settings_columns(spec)}  # fmt: skip
+        reason = "the run died twice during this job, so it was not run again (with --isolation process a crash costs only its row)"
+        log.error("%s %s/%s: %s", spec.name, video.video_id, obj.object_id, reason)
+        return _finish(row, STATUS_CRASH, reason)
 
     def _should_stop(self, row: dict[str, Any], input_problem: bool) -> bool:
         if row["status"] in NOT_FAILED:

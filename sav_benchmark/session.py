@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import UsageError, os_reason
 from .prepare import DEMO_HINT, PreparedSplit, prepare_split
-from .results import NOT_FAILED, ResultWriter, log_path, manifest_path, prepared_path, run_files, write_manifest
+from .results import NOT_FAILED, ResultWriter, current_job_path, log_path, manifest_path, prepared_path, run_files, write_manifest
 from .resume import DEFAULT_IMGSZ, check_comparable, drop_failed_rows, keys_to_skip, lock_output, read_rows
 from .runners import ModelSpec, resolve_models
 from .signals import Interrupted, SignalGuard
@@ -239,6 +239,7 @@ class RunSession:
             fail_fast=args.fail_fast,
             max_consecutive_failures=args.max_consecutive_failures or None,
             oom_retry_imgsz=args.oom_retry_imgsz,
+            current_job_file=current_job_path(self.output) if self.isolation == "none" else None,
         )  # fmt: skip
         self._start_manifest(earlier.manifest, config, checkpoints, device, uses_torch, run_id)
         self._open_files()

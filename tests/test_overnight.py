@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+
 import pytest
 
 from conftest import ROOT
@@ -323,3 +325,20 @@ def test_warm_up_with_an_unreadable_prompt_is_reported_not_raised(split, tmp_pat
     first = next(csv.DictReader(out.open()))
     assert (first["status"], first["error"]) == ("error", f"reading the prompt failed: ValueError: cannot decode {work / 'Annotations_6fps/synth_000/000/00000.png'} as an image")
     assert json.loads(open(f"{out}.json").read())["warmup_s"].startswith("no warm-up: ValueError: cannot decode")
+
+
+def test_a_job_that_kills_an_unisolated_run_twice_is_not_run_a_third_time(split, tmp_path):
+    out = tmp_path / "o.csv"
+    args = ["--split_dir", str(split), "--models", "static_mask,fake_crash", "--isolation", "none", "--limit_objects", "1", "--output", str(out)]
+    first = run(*args, FAKE_FAIL_VIDEOS="synth_001")
+    assert first.returncode == -11  # the segfault takes the whole run down: nothing isolates it
+    assert run(*args, "--resume", FAKE_FAIL_VIDEOS="synth_001").returncode == -11  # once more: it may have been a kill -9
+    third = run(*args, "--resume", FAKE_FAIL_VIDEOS="synth_001")
+    assert third.returncode == 1, third.stderr
+    rows = {(r["video_id"], r["model"]): r for r in csv.DictReader(out.open())}
+    assert len(rows) == 6
+    crashed = rows[("synth_001", "fake_crash")]
+    assert (crashed["status"], crashed["error"]) == (
+        "crash", "the run died twice during this job, so it was not run again (with --isolation process a crash costs only its row)")
+    assert rows[("synth_002", "fake_crash")]["status"] == "ok"
+    assert not Path(f"{out}.current").exists()
