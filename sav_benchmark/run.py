@@ -46,10 +46,10 @@ class RunOptions:
 
 
 class ResultsNotWritable(Exception):
-    """The CSV cannot take another row (a full disk, a lost mount): the run stops; --resume redoes that job."""
+    """The run cannot record its progress (a full disk, a lost mount): it stops; --resume redoes that job."""
 
     def __init__(self, path: Path, cause: OSError) -> None:
-        super().__init__(f"cannot write a row to {path} ({cause.strerror or cause})")
+        super().__init__(f"cannot write to {path} ({cause.strerror or cause})")
 
 
 STOPPED_FAIL_FAST = "fail_fast"
@@ -121,7 +121,11 @@ class Benchmark:
                     current_object, ground_truth = (video.video_id, obj.object_id), {}
                 progress.start_job(f"{video.video_id}/{obj.object_id} {spec.name}", video.n_frames - (obj.prompt_frame or 0))
                 key = (video.video_id, obj.object_id, spec.name)
-                if self._died_here_before(key):
+                try:
+                    died_here_before = self._died_here_before(key)
+                except OSError as exc:
+                    raise ResultsNotWritable(self.options.current_job_file, exc) from exc
+                if died_here_before:
                     row, input_problem = self._killed_the_run_row(spec, video, obj), False
                 else:
                     row, input_problem = self._run_job(spec, video, obj, ground_truth)
