@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--prepared", help="a manifest written by `prepare`, instead of --split_dir and the selection flags")
     run.add_argument("--models", default="sam2.1_tiny_points", help="comma-separated model names (list: `models`); default sam2.1_tiny_points")
     run.add_argument("--checkpoint_dir", default="checkpoints", help="folder of the official checkpoint files (default checkpoints/)")
+    run.add_argument("--edgetam_repo", help="a checkout of github.com/facebookresearch/EdgeTAM: edgetam_* models run from it in a worker of their own")
     run.add_argument("--weights", choices=("checkpoint", "random"), default="checkpoint", help="random: build from the config without a checkpoint (speed only)")
     run.add_argument("--imgsz", type=_positive, help="model input resolution (default: the model's own, 1024)")
     run.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto", help="auto = CUDA when available")
@@ -91,7 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection(prepare)
     prepare.add_argument("--output", help="prepared manifest path (default results/<split name>.prepared.json)")
 
-    sub.add_parser("models", help="list the model names")
+    models = sub.add_parser("models", help="list the models, whether each can run here, and if not why and what to do")
+    models.add_argument("--checkpoint_dir", default="checkpoints", help="where the checkpoints would be (default checkpoints/)")
+    models.add_argument("--weights", choices=("checkpoint", "random"), default="checkpoint", help="random: checkpoints are not needed")
+    models.add_argument("--edgetam_repo", help="a checkout of github.com/facebookresearch/EdgeTAM")
     return parser
 
 
@@ -108,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
         if args.command == "models":
-            return _cmd_models()
+            return _cmd_models(args)
         if args.command == "prepare":
             return _cmd_prepare(args)
         return run_command(args, argv)
@@ -123,11 +127,14 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
 
 
-def _cmd_models() -> int:
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .availability import availability
+
     load_plugins()
+    repo = Path(args.edgetam_repo) if args.edgetam_repo else None
     for spec in MODELS.values():
-        source = f"{spec.config}, checkpoint {spec.checkpoint}" if spec.uses_torch else "baseline, no model"
-        print(f"{spec.name:<28} prompt={spec.prompt:<6} {source}")
+        found = availability(spec, args.weights, Path(args.checkpoint_dir), repo)
+        print(f"{spec.name:<26} {'ready' if found.ready else 'cannot run':<10}  {found.detail}")
     return 0
 
 

@@ -96,13 +96,13 @@ def _key_line(tail: str) -> str:
 
 
 class _Worker:
-    def __init__(self, context: Any, spec: ModelSpec, stderr_path: Path) -> None:
+    def __init__(self, context: Any, spec: ModelSpec, stderr_path: Path, import_path: str | None) -> None:
         self.stderr_path = stderr_path
         self._offset = 0
         self.conn, child = context.Pipe()
         self.progress = context.Value("i", 0, lock=False)  # frames of the current job, for the display
         start = time.perf_counter()
-        self.process = context.Process(target=worker_main, args=(child, spec, str(stderr_path), self.progress, os.getpid()), daemon=True)
+        self.process = context.Process(target=worker_main, args=(child, spec, str(stderr_path), self.progress, os.getpid(), import_path), daemon=True)
         # Ctrl-C reaches the whole process group: keep it from the child until it ignores it itself.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
@@ -173,8 +173,11 @@ class _Worker:
 class ProcessExecutor:
     """Each model in its own persistent worker process, started (and warmed up) when needed."""
 
-    def __init__(self, specs: list[ModelSpec], settings: RunSettings, warmup: Job | None = None, job_timeout_s: float = 0) -> None:
+    def __init__(
+        self, specs: list[ModelSpec], settings: RunSettings, warmup: Job | None = None, job_timeout_s: float = 0, import_paths: dict[str, str] | None = None
+    ) -> None:
         self.settings = settings
+        self._import_paths = import_paths or {}
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[str, _Worker] = {}
         self._active: _Worker | None = None
@@ -190,7 +193,7 @@ class ProcessExecutor:
         if worker is not None and worker.process.is_alive():
             return worker
         self._starts += 1
-        worker = _Worker(self._context, spec, self._stderr_dir / f"{spec.name}.{self._starts}.stderr")
+        worker = _Worker(self._context, spec, self._stderr_dir / f"{spec.name}.{self._starts}.stderr", self._import_paths.get(spec.name))
         self._workers[spec.name] = worker
         self.startup_s.setdefault(spec.name, []).append(worker.startup_s)
         if self._warmup is not None:  # every new process starts cold: warm it before it is timed
@@ -228,7 +231,47 @@ class ProcessExecutor:
         shutil.rmtree(self._stderr_dir, ignore_errors=True)
 
 
-def make_executor(isolation: str, specs: list[ModelSpec], settings: RunSettings, warmup: Job | None, job_timeout_s: float) -> InProcessExecutor | ProcessExecutor:
+class RoutingExecutor:
+    """Models that need a process of their own (an EdgeTAM checkout) go to workers; the rest run here."""
+
+    def __init__(self, in_process: InProcessExecutor, workers: ProcessExecutor, routed: set[str]) -> None:
+        self._in_process, self._workers, self._routed = in_process, workers, routed
+        self.startup_s = workers.startup_s
+        self.warmup_s: dict[str, list[float | str]] = {}
+        self._current: InProcessExecutor | ProcessExecutor = in_process
+
+    def _for(self, spec: ModelSpec) -> InProcessExecutor | ProcessExecutor:
+        self._current = self._workers if spec.name in self._routed else self._in_process
+        return self._current
+
+    def frames_done(self) -> int:
+        return self._current.frames_done()
+
+    def run_job(self, spec: ModelSpec, job: Job, keep: set[int], settings: RunSettings) -> JobOutcome:
+        outcome = self._for(spec).run_job(spec, job, keep, settings)
+        self.warmup_s = {**self._in_process.warmup_s, **self._workers.warmup_s}
+        return outcome
+
+    def between_videos(self, specs: list[ModelSpec]) -> None:
+        self._in_process.between_videos([s for s in specs if s.name not in self._routed])
+
+    def close(self, abandon: bool = False) -> None:
+        self._workers.close(abandon)
+
+
+Executor = InProcessExecutor | ProcessExecutor | RoutingExecutor
+
+
+def make_executor(
+    isolation: str, specs: list[ModelSpec], settings: RunSettings, warmup: Job | None, job_timeout_s: float, import_paths: dict[str, str] | None = None
+) -> Executor:
+    """Process isolation runs every model in a worker; without it, models with an import path of
+    their own still get one, since their package cannot share this interpreter."""
+    import_paths = import_paths or {}
     if isolation == "process":
-        return ProcessExecutor(specs, settings, warmup, job_timeout_s)
-    return InProcessExecutor(specs, settings, warmup)
+        return ProcessExecutor(specs, settings, warmup, job_timeout_s, import_paths)
+    routed = [spec for spec in specs if spec.name in import_paths]
+    if not routed:
+        return InProcessExecutor(specs, settings, warmup)
+    local = InProcessExecutor([spec for spec in specs if spec.name not in import_paths], settings, warmup)
+    return RoutingExecutor(local, ProcessExecutor(routed, settings, warmup, job_timeout_s, import_paths), {s.name for s in routed})

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .executors import InProcessExecutor, ProcessExecutor
+from .executors import Executor, InProcessExecutor
 from .masks import read_mask, write_mask
 from .measure import JobOutcome, one_line
 from .metrics import ObjectScorer, evaluated_frames
@@ -90,7 +90,7 @@ class Benchmark:
         specs: list[ModelSpec],
         options: RunOptions,
         writer: ResultWriter,
-        executor: InProcessExecutor | ProcessExecutor | None = None,
+        executor: Executor | None = None,
         guard: SignalGuard | None = None,
     ) -> None:
         self.split = split

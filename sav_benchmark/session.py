@@ -4,7 +4,6 @@ benchmark, and say how it ended (summary, exit code, the command that resumes it
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 import shlex
@@ -49,24 +48,20 @@ def _split_for_run(args: argparse.Namespace) -> PreparedSplit:
     return PreparedSplit.load(Path(args.prepared))
 
 
-def _check_models_runnable(specs: list[ModelSpec], args: argparse.Namespace) -> None:
-    """Everything a model needs, checked before any work: its package, config and checkpoint."""
+def _check_models_runnable(specs: list[ModelSpec], args: argparse.Namespace) -> dict[str, str]:
+    """Everything a model needs, checked before any work; returns the import paths of models that
+    run from a checkout in a worker of their own."""
+    from .availability import availability
+
+    repo = Path(args.edgetam_repo) if args.edgetam_repo else None
+    import_paths = {}
     for spec in specs:
-        if spec.family not in ("sam2", "sam2.1"):
-            continue
-        found = importlib.util.find_spec("sam2")
-        if found is None or not found.submodule_search_locations:
-            raise UsageError(f"{spec.name} needs the sam2 package, which is not installed; install it as the README's Install section says")
-        config = Path(list(found.submodule_search_locations)[0]) / spec.config
-        if not config.is_file():
-            raise UsageError(f"{spec.name}: the installed sam2 package has no {spec.config}; install sam2 1.0 or later")
-        if args.weights == "checkpoint":
-            checkpoint = Path(args.checkpoint_dir) / spec.checkpoint
-            if not checkpoint.is_file():
-                raise UsageError(
-                    f"{spec.name}: checkpoint {checkpoint} not found; fetch it with scripts/download_checkpoints.sh, "
-                    "point --checkpoint_dir at its folder, or use --weights random for a speed-only run"
-                )
+        found = availability(spec, args.weights, Path(args.checkpoint_dir), repo)
+        if not found.ready:
+            raise UsageError(f"{spec.name} cannot run here: {found.detail}")
+        if found.import_path:
+            import_paths[spec.name] = found.import_path
+    return import_paths
 
 
 def _default_output() -> Path:
@@ -175,12 +170,14 @@ def _settings(args: argparse.Namespace, specs: list[ModelSpec]) -> tuple[str, st
         return "cpu", args.autocast_dtype
     from .device import check_dtype, resolve_device
     from .environment import check_allocator_config
-    from .runners.sam2_family import image_size_overrides
+    from .runners.sizes import check_size
 
     check_allocator_config(dict(os.environ))
-    image_size_overrides(args.imgsz)  # refuses a size the model cannot take
+    for spec in specs:
+        check_size(spec.family, args.imgsz)  # refuses a size the model cannot take
+        if args.oom_retry_imgsz:
+            check_size(spec.family, args.oom_retry_imgsz)
     if args.oom_retry_imgsz:
-        image_size_overrides(args.oom_retry_imgsz)
         if args.oom_retry_imgsz >= (args.imgsz or DEFAULT_IMGSZ):
             raise UsageError(f"--oom_retry_imgsz {args.oom_retry_imgsz} must be below --imgsz ({args.imgsz or DEFAULT_IMGSZ})")
     device = resolve_device(args.device)
@@ -205,7 +202,7 @@ class RunSession:
         if args.resume and not args.output:
             raise UsageError("--resume needs --output: the CSV of the run to continue")
         self.specs = resolve_models(args.models)
-        _check_models_runnable(self.specs, args)
+        self.import_paths = _check_models_runnable(self.specs, args)
         device, dtype = _settings(args, self.specs)
         self.split = _split_for_run(args)
         self.output = Path(args.output) if args.output else _default_output()
@@ -287,7 +284,7 @@ class RunSession:
         with SignalGuard() as guard:
             try:
                 warmup, no_warmup = warmup_job(self.split, self.options.warmup_frames)
-                executor = make_executor(self.isolation, self.specs, self.options.settings, warmup, self.args.job_timeout_s)
+                executor = make_executor(self.isolation, self.specs, self.options.settings, warmup, self.args.job_timeout_s, self.import_paths)
                 benchmark = Benchmark(self.split, self.specs, self.options, self.writer, executor, guard)
                 self.report = benchmark.report
                 benchmark.run(show_progress=not self.args.quiet and sys.stderr.isatty())

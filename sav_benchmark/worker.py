@@ -39,10 +39,14 @@ def unpack_masks(packed: dict[int, PackedMask] | None) -> dict[int, np.ndarray] 
     return out
 
 
-def _redirect_stderr(path: str) -> None:
+def _redirect_output(path: str) -> None:
+    """The worker's stdout and stderr (C-level too) go to a file: the user's terminal shows the
+    driver's output only, and the driver reads the file to say why a worker died."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
     sys.stderr = open(2, "w", buffering=1, closefd=False)
     faulthandler.enable()  # a segfault prints the Python stack before the process dies
 
@@ -61,10 +65,16 @@ def _die_with_driver(driver_pid: int) -> None:
         os._exit(1)  # the driver died before the request above took effect
 
 
-def worker_main(conn: Connection, spec: ModelSpec, stderr_path: str, progress: Any, driver_pid: int) -> None:
-    """Serve jobs until told to stop; `progress` is a shared int the driver reads for its display."""
+def worker_main(conn: Connection, spec: ModelSpec, stderr_path: str, progress: Any, driver_pid: int, import_path: str | None) -> None:
+    """Serve jobs until told to stop; `progress` is a shared int the driver reads for its display.
+
+    With import_path, that folder comes first on this process's import path (an EdgeTAM checkout,
+    whose `sam2` must not meet Meta's in one interpreter).
+    """
     _die_with_driver(driver_pid)
-    _redirect_stderr(stderr_path)
+    if import_path:
+        sys.path.insert(0, import_path)
+    _redirect_output(stderr_path)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the driver decides
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the driver until now
     try:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fetch the official SAM 2 (July 2024) and SAM 2.1 (September 2024) checkpoints into checkpoints/
-# (or the folder given as the first argument), under the file names the benchmark expects.
+# Fetch the official SAM 2 (July 2024), SAM 2.1 (September 2024) and EdgeTAM checkpoints into
+# checkpoints/ (or the folder given as the first argument), under the file names the benchmark expects.
 set -euo pipefail
 dest=${1:-checkpoints}
 mkdir -p "$dest"
@@ -16,3 +16,9 @@ for size in tiny small base_plus large; do
     fi
   done
 done
+if [ -s "$dest/edgetam.pt" ]; then
+  echo "have $dest/edgetam.pt"
+else
+  echo "fetching edgetam.pt"
+  curl -fL --retry 3 -o "$dest/edgetam.pt.part" https://github.com/facebookresearch/EdgeTAM/raw/main/checkpoints/edgetam.pt && mv "$dest/edgetam.pt.part" "$dest/edgetam.pt"
+fi

@@ -46,9 +46,9 @@ def test_models_lists_every_family_and_prompt():
     assert result.returncode == 0
     names = [line.split()[0] for line in result.stdout.splitlines()]
     assert names[0] == "static_mask"
-    assert {"sam2.1_tiny_points", "sam2.1_base_plus_mask", "sam2_large_bbox"} <= set(names)
-    assert len(names) == 1 + 2 * 4 * 3
-    assert "sam2.1_tiny_points           prompt=points configs/sam2.1/sam2.1_hiera_t.yaml, checkpoint sam2.1_hiera_tiny.pt" in result.stdout
+    assert {"sam2.1_tiny_points", "sam2.1_base_plus_mask", "sam2_large_bbox", "edgetam_points"} <= set(names)
+    assert len(names) == 1 + 2 * 4 * 3 + 3
+    assert result.stdout.splitlines()[0] == "static_mask                ready       baseline, no model"
 
 
 def test_missing_split_dir(tmp_path):
@@ -79,7 +79,7 @@ def test_unknown_model_gets_did_you_mean(split):
 def test_missing_checkpoint_names_path_and_script(split, tmp_path):
     assert_usage_error(
         cli("--split_dir", str(split), "--models", "sam2.1_small_bbox", "--checkpoint_dir", str(tmp_path)),
-        f"sam2.1_small_bbox: checkpoint {tmp_path / 'sam2.1_hiera_small.pt'} not found; fetch it with "
+        f"sam2.1_small_bbox cannot run here: checkpoint {tmp_path / 'sam2.1_hiera_small.pt'} not found; fetch it with "
         "scripts/download_checkpoints.sh, point --checkpoint_dir at its folder, or use --weights random for a speed-only run",
     )
 

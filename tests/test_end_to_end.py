@@ -35,10 +35,10 @@ def write_checkpoint(folder, extra_key=False, seed=0):
     import torch
     from sam2.build_sam import build_sam2_video_predictor
 
-    from sav_benchmark.runners.sam2_family import image_size_overrides
+    from sav_benchmark.runners.sizes import sam2_size_overrides
 
     torch.manual_seed(seed)
-    model = build_sam2_video_predictor("configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu", hydra_overrides_extra=image_size_overrides(int(IMGSZ)))
+    model = build_sam2_video_predictor("configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu", hydra_overrides_extra=sam2_size_overrides(int(IMGSZ)))
     state = model.state_dict()
     if extra_key:
         state["not_a_weight"] = torch.zeros(1)

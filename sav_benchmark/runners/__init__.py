@@ -46,6 +46,10 @@ def _build_registry() -> dict[str, ModelSpec]:
                     config=f"{config_dir}/{ckpt_prefix}_{short}.yaml",
                     checkpoint=f"{ckpt_prefix}_{size}.pt",
                 )
+    for prompt in PROMPT_KINDS:
+        specs[f"edgetam_{prompt}"] = ModelSpec(
+            f"edgetam_{prompt}", prompt, "sav_benchmark.runners.edgetam", "edgetam", config="configs/edgetam.yaml", checkpoint="edgetam.pt"
+        )
     return specs
 
 

@@ -12,32 +12,15 @@ import torch
 from sam2.build_sam import build_sam2_video_predictor
 
 from ..device import DTYPES, MemoryCounters, release_memory, synchronize
-from ..errors import UsageError
 from . import ModelSpec
 from .base import RANDOM_WEIGHTS_SEED, Job, RunSettings
+from .sizes import sam2_size_overrides
 
 # Without its compiled extension the package skips hole filling and says so on every frame;
 # the manifest records whether the extension is present instead.
 warnings.filterwarnings("ignore", message=r"cannot import name '_C'", category=UserWarning)
 
 OBJ_ID = 1
-BACKBONE_STRIDE = 16
-# Hiera tiles an 8x8 window embedding over its stride-4 features, so sizes come in steps of 32.
-IMGSZ_STEP = 32
-
-
-def image_size_overrides(imgsz: int | None) -> list[str]:
-    """Hydra overrides that set the input resolution and every setting that depends on it."""
-    if imgsz is None:
-        return []
-    if imgsz % IMGSZ_STEP or imgsz < 2 * IMGSZ_STEP:
-        raise UsageError(f"--imgsz {imgsz}: SAM 2 needs a multiple of {IMGSZ_STEP} of at least {2 * IMGSZ_STEP} (e.g. 256, 512, 1024)")
-    feat = imgsz // BACKBONE_STRIDE
-    return [
-        f"++model.image_size={imgsz}",
-        f"++model.memory_attention.layer.self_attention.feat_sizes=[{feat},{feat}]",
-        f"++model.memory_attention.layer.cross_attention.feat_sizes=[{feat},{feat}]",
-    ]
 
 
 class Sam2Runner:
@@ -58,7 +41,7 @@ class Sam2Runner:
                 self.spec.config,
                 checkpoint,
                 device=self.settings.device,
-                hydra_overrides_extra=image_size_overrides(self.settings.imgsz),
+                hydra_overrides_extra=self.size_overrides(self.settings.imgsz),
             )
         except KeyError as exc:
             if checkpoint and exc.args == ("model",):
@@ -68,6 +51,9 @@ class Sam2Runner:
             if checkpoint and "state_dict" in str(exc):  # torch names the keys that do not fit
                 raise ValueError(f"checkpoint {checkpoint} does not fit {self.spec.config}: {exc}") from exc
             raise
+
+    def size_overrides(self, imgsz: int | None) -> list[str]:
+        return sam2_size_overrides(imgsz)
 
     def inference_context(self) -> contextlib.ExitStack:
         stack = contextlib.ExitStack()

@@ -1,0 +1,89 @@
+"""Whether each model can run here, and if not, why and what to do. Imports no model package:
+it looks at where the importable `sam2` is and what it ships.
+
+Two packages install a module named `sam2`: Meta's (SAM 2 / 2.1) and EdgeTAM's fork of an older
+SAM 2 (it ships configs/edgetam.yaml). They cannot share one interpreter. So SAM 2 models need
+the importable `sam2` to be Meta's; EdgeTAM runs from the importable `sam2` if that is the fork,
+and otherwise from an EdgeTAM checkout (--edgetam_repo) in a worker process of its own, with the
+checkout first on that process's import path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from .runners import ModelSpec
+
+EDGETAM_CONFIG = Path("configs") / "edgetam.yaml"
+EDGETAM_REPOSITORY = "github.com/facebookresearch/EdgeTAM"
+
+
+@dataclass(frozen=True)
+class Availability:
+    ready: bool
+    detail: str  # where the model comes from when ready; why not and what to do otherwise
+    import_path: str | None = None  # run in a worker with this folder first on its import path
+
+
+def importable_sam2() -> tuple[Path | None, str]:
+    """The folder of the importable `sam2` package and what it is: 'meta', 'edgetam' or 'missing'."""
+    found = importlib.util.find_spec("sam2")
+    if found is None or not found.submodule_search_locations:
+        return None, "missing"
+    folder = Path(list(found.submodule_search_locations)[0])
+    return folder, "edgetam" if (folder / EDGETAM_CONFIG).is_file() else "meta"
+
+
+def is_edgetam_checkout(repo: Path) -> bool:
+    return (repo / "sam2" / EDGETAM_CONFIG).is_file()
+
+
+def _checkpoint_problem(spec: ModelSpec, weights: str, checkpoint_dir: Path) -> str:
+    checkpoint = checkpoint_dir / spec.checkpoint
+    if weights == "checkpoint" and not checkpoint.is_file():
+        return (
+            f"checkpoint {checkpoint} not found; fetch it with scripts/download_checkpoints.sh, "
+            "point --checkpoint_dir at its folder, or use --weights random for a speed-only run"
+        )
+    return ""
+
+
+def _sam2_availability(spec: ModelSpec) -> Availability:
+    folder, kind = importable_sam2()
+    if kind == "missing":
+        return Availability(False, "the sam2 package is not installed; install it as the README's Install section says (scripts/install.sh)")
+    if kind == "edgetam":
+        return Availability(
+            False,
+            f"the importable sam2 ({folder}) is EdgeTAM's fork, not Meta's package; install Meta's sam2 "
+            "(scripts/install.sh) and give EdgeTAM as a checkout with --edgetam_repo",
+        )
+    if not (folder / spec.config).is_file():
+        return Availability(False, f"the installed sam2 ({folder}) has no {spec.config}; install sam2 1.0 or later")
+    return Availability(True, f"Meta's sam2 ({folder}), {spec.config}")
+
+
+def _edgetam_availability(edgetam_repo: Path | None) -> Availability:
+    if importlib.util.find_spec("timm") is None:
+        return Availability(False, "EdgeTAM's backbone needs timm, which is not installed; pip install 'timm>=1.0'")
+    folder, kind = importable_sam2()
+    if edgetam_repo is not None:
+        if not is_edgetam_checkout(edgetam_repo):
+            return Availability(False, f"--edgetam_repo {edgetam_repo} is not an EdgeTAM checkout (it has no sam2/{EDGETAM_CONFIG}); clone {EDGETAM_REPOSITORY}")
+        return Availability(True, f"EdgeTAM checkout {edgetam_repo}, in a worker process of its own", str(edgetam_repo.resolve()))
+    if kind == "edgetam":
+        return Availability(True, f"EdgeTAM's sam2 fork ({folder})")
+    what = "not installed" if kind == "missing" else "Meta's package"
+    return Availability(False, f"EdgeTAM is not importable here (the importable sam2 is {what}); give --edgetam_repo PATH, a checkout of {EDGETAM_REPOSITORY}")
+
+
+def availability(spec: ModelSpec, weights: str, checkpoint_dir: Path, edgetam_repo: Path | None) -> Availability:
+    if spec.family not in ("sam2", "sam2.1", "edgetam"):
+        return Availability(True, "baseline, no model" if spec.family == "static" else f"runner {spec.module}")
+    found = _edgetam_availability(edgetam_repo) if spec.family == "edgetam" else _sam2_availability(spec)
+    if not found.ready:
+        return found
+    problem = _checkpoint_problem(spec, weights, checkpoint_dir)
+    return Availability(False, problem) if problem else found

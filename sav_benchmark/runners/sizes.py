@@ -1,0 +1,55 @@
+"""Model input sizes (--imgsz): the config settings that must follow it, or why a size is refused.
+
+Imports neither torch nor a model package, so the driver checks sizes before any work.
+"""
+
+from __future__ import annotations
+
+from ..errors import UsageError
+
+BACKBONE_STRIDE = 16  # the memory attention runs on stride-16 features
+# SAM 2's Hiera tiles an 8x8 window embedding over its stride-4 features: steps of 32.
+SAM2_STEP = 32
+# EdgeTAM's perceiver pools the stride-16 memory features into a 16x16 grid of windows: steps of 256.
+EDGETAM_STEP = 256
+
+
+def sam2_size_overrides(imgsz: int | None) -> list[str]:
+    """Hydra overrides that set a SAM 2 model's input size and every setting that depends on it."""
+    if imgsz is None:
+        return []
+    if imgsz % SAM2_STEP or imgsz < 2 * SAM2_STEP:
+        raise UsageError(f"--imgsz {imgsz}: SAM 2 needs a multiple of {SAM2_STEP} of at least {2 * SAM2_STEP} (e.g. 256, 512, 1024)")
+    feat = imgsz // BACKBONE_STRIDE
+    return [
+        f"++model.image_size={imgsz}",
+        f"++model.memory_attention.layer.self_attention.feat_sizes=[{feat},{feat}]",
+        f"++model.memory_attention.layer.cross_attention.feat_sizes=[{feat},{feat}]",
+    ]
+
+
+def edgetam_size_overrides(imgsz: int | None) -> list[str]:
+    """EdgeTAM's: its self-attention's RoPE grid and its cross-attention's query grid follow the
+    size; the key grid (16x16, the perceiver's 2D latents) does not, which is what needs steps of 256."""
+    if imgsz is None:
+        return []
+    if imgsz % EDGETAM_STEP:
+        raise UsageError(
+            f"--imgsz {imgsz}: EdgeTAM needs a multiple of {EDGETAM_STEP} (its perceiver pools the stride-16 memory "
+            "features into a 16x16 grid), e.g. 512 or 1024"
+        )
+    feat = imgsz // BACKBONE_STRIDE
+    return [
+        f"++model.image_size={imgsz}",
+        f"++model.memory_attention.layer.self_attention.feat_sizes=[{feat},{feat}]",
+        f"++model.memory_attention.layer.cross_attention.q_sizes=[{feat},{feat}]",
+    ]
+
+
+SIZE_OVERRIDES = {"sam2": sam2_size_overrides, "sam2.1": sam2_size_overrides, "edgetam": edgetam_size_overrides}
+
+
+def check_size(family: str, imgsz: int | None) -> None:
+    """Refuse, before any work, a size that a model family cannot take."""
+    if family in SIZE_OVERRIDES:
+        SIZE_OVERRIDES[family](imgsz)
