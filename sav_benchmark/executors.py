@@ -14,6 +14,7 @@ import shutil
 import signal
 import tempfile
 import time
+from multiprocessing import resource_tracker
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
@@ -103,12 +104,19 @@ class _Worker:
         self.progress = context.Value("i", 0, lock=False)  # frames of the current job, for the display
         start = time.perf_counter()
         self.process = context.Process(target=worker_main, args=(child, spec, str(stderr_path), self.progress, os.getpid(), import_path), daemon=True)
-        # Ctrl-C reaches the whole process group: keep it from the child until it ignores it itself.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        # Ctrl-C reaches the whole process group. An ignored signal stays ignored across exec, and
+        # Python keeps it so through its start-up, so the child never sees one. The driver blocks it
+        # meanwhile: Linux keeps a blocked signal pending even while it is ignored, so a Ctrl-C in
+        # these milliseconds reaches the driver's own handler once it is back and unblocked.
+        # (multiprocessing's resource tracker unblocks SIGINT after starting itself: start it first.)
+        resource_tracker.ensure_running()
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             self.process.start()
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            signal.signal(signal.SIGINT, handler)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         child.close()
         kind, payload = self._receive(STARTUP_TIMEOUT_S)
         if kind != "ready":

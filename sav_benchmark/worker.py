@@ -76,7 +76,6 @@ def worker_main(conn: Connection, spec: ModelSpec, stderr_path: str, progress: A
         sys.path.insert(0, import_path)
     _redirect_output(stderr_path)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the driver decides
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the driver until now
     try:
         load_plugins()
         runner_class = load_runner_class(spec)
