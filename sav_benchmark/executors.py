@@ -129,7 +129,8 @@ class _Worker:
         try:
             self.conn.send((kind, payload))
         except OSError:
-            pass  # it died meanwhile: _receive says how
+            # it died meanwhile: _receive says how
+            pass
         return self._receive(timeout_s)[1]
 
     def _stderr_size(self) -> int:
@@ -229,7 +230,7 @@ class ProcessExecutor:
         return outcome
 
     def between_videos(self, specs: list[ModelSpec]) -> None:
-        pass  # each worker runs the cleanup protocol after every job
+        """Nothing to do: each worker runs the cleanup protocol after every job."""
 
     def close(self, abandon: bool = False) -> None:
         """Stop the workers; abandon=True ends a job in flight at once (its process's exit frees it all)."""

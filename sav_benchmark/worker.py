@@ -60,7 +60,8 @@ def _die_with_driver(driver_pid: int) -> None:
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
-        pass  # not Linux: the worker still ends at its next message, when the pipe is gone
+        # not Linux: the worker still ends at its next message, when the pipe is gone
+        pass
     if os.getppid() != driver_pid:
         os._exit(1)  # the driver died before the request above took effect
 
