@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import UsageError, os_reason
+from .runners.sizes import DEFAULT_IMGSZ
 from .results import ALL_STATUSES, COLUMNS, NOT_FAILED, lock_path, manifest_path, write_atomically
 
-DEFAULT_IMGSZ = 1024
 # Settings that change the numbers: rows made with other values cannot share a CSV. The first
 # group matters whatever the models; the second only where both runs had torch models.
 ALWAYS_COMPARED = ("num_points", "do_not_skip_first_and_last_frame")

@@ -25,10 +25,10 @@ from .progress import Progress
 from .results import NOT_FAILED, STATUS_CRASH, STATUS_ERROR, STATUS_NO_SCORE, STATUS_OK, STATUS_OOM, STATUS_SKIPPED, ResultWriter, write_atomically
 from .runners import ModelSpec
 from .runners.base import Job, RunSettings
+from .runners.sizes import DEFAULT_IMGSZ
 from .signals import SignalGuard
 
 log = logging.getLogger("sav_benchmark")
-DEFAULT_IMGSZ = 1024
 
 
 @dataclass
@@ -170,8 +170,7 @@ class Benchmark:
             self.options.current_job_file.unlink(missing_ok=True)
 
     def _killed_the_run_row(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject) -> dict[str, Any]:
-        row = {"run_id": self.options.run_id, "video_id": video.video_id, "object_id": obj.object_id, "model": spec.name,
-               "prompt": spec.prompt, "n_frames": video.n_frames or None, "prompt_frame": obj.prompt_frame, **self._settings_columns(spec)}  # fmt: skip
+        row = {**self._row_start(spec, video, obj), "prompt_frame": obj.prompt_frame}
         reason = "the run died twice during this job, so it was not run again (with --isolation process a crash costs only its row)"
         log.error("%s %s/%s: %s", spec.name, video.video_id, obj.object_id, reason)
         return _finish(row, STATUS_CRASH, reason)
@@ -191,6 +190,18 @@ class Benchmark:
     def _stop(self, why: str) -> bool:
         self.report.stopped = why
         return True
+
+    def _row_start(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject) -> dict[str, Any]:
+        """The columns every row of a job has, whatever becomes of it."""
+        return {
+            "run_id": self.options.run_id,
+            "video_id": video.video_id,
+            "object_id": obj.object_id,
+            "model": spec.name,
+            "prompt": spec.prompt,
+            "n_frames": video.n_frames or None,
+            **self._settings_columns(spec),
+        }
 
     def _settings_columns(self, spec: ModelSpec) -> dict[str, Any]:
         settings = self.options.settings
@@ -212,15 +223,7 @@ class Benchmark:
 
     def _run_job(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject, ground_truth: dict[int, np.ndarray]) -> tuple[dict[str, Any], bool]:
         """The job's row, and whether a failure there is the input's fault rather than the model's."""
-        row: dict[str, Any] = {
-            "run_id": self.options.run_id,
-            "video_id": video.video_id,
-            "object_id": obj.object_id,
-            "model": spec.name,
-            "prompt": spec.prompt,
-            "n_frames": video.n_frames or None,
-            **self._settings_columns(spec),
-        }
+        row = self._row_start(spec, video, obj)
         if video.problem:
             return _finish(row, STATUS_ERROR, video.problem), True
         if obj.skip_reason:

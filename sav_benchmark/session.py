@@ -20,8 +20,9 @@ from typing import Any
 from .errors import UsageError, os_reason
 from .prepare import DEMO_HINT, PreparedSplit, prepare_split
 from .results import NOT_FAILED, ResultWriter, current_job_path, log_path, manifest_path, prepared_path, run_files, write_manifest
-from .resume import DEFAULT_IMGSZ, check_comparable, drop_failed_rows, keys_to_skip, lock_output, read_rows
+from .resume import check_comparable, drop_failed_rows, keys_to_skip, lock_output, read_rows
 from .runners import ModelSpec, resolve_models
+from .runners.sizes import DEFAULT_IMGSZ
 from .signals import Interrupted, SignalGuard
 from .summary import summary_text
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..errors import UsageError
 
+DEFAULT_IMGSZ = 1024  # what the SAM 2 and EdgeTAM configs use when --imgsz is not given
 BACKBONE_STRIDE = 16  # the memory attention runs on stride-16 features
 # SAM 2's Hiera tiles an 8x8 window embedding over its stride-4 features: steps of 32.
 SAM2_STEP = 32
