@@ -14,6 +14,7 @@ from .errors import UsageError, os_reason
 from .runners import MODELS, load_plugins
 from .session import PROG, run_command, select_split
 from .signals import Interrupted
+from .telemetry import CHOICES as TELEMETRY_CHOICES, DEFAULT_INTERVAL_MS
 
 COMMANDS = ("run", "prepare", "models")
 
@@ -85,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="with --resume: accept settings that differ from the earlier run's")
     run.add_argument("--quiet", action="store_true", help="no progress bars (they are shown only on a terminal anyway)")
     run.add_argument("--oom_retry_imgsz", type=_positive, help="retry a job that ran out of memory once at this lower --imgsz (the row says so)")
+    run.add_argument("--telemetry", choices=TELEMETRY_CHOICES, default="auto",
+                     help="power, memory and thermals per job, sampled in the background: sysfs (Jetson INA3221), tegrastats (Jetson), nvml (NVIDIA GPUs), "
+                          "procfs (process and system figures only); auto = the first of these that works here (default)")
+    run.add_argument("--telemetry_interval_ms", type=_integer_at_least(10, "at least 10"), default=DEFAULT_INTERVAL_MS,
+                     help=f"sampling interval (default {DEFAULT_INTERVAL_MS} ms)")
     run.add_argument("--fail_fast", action="store_true", help="stop at the first failed job (exit code 1)")
     run.add_argument("--max_consecutive_failures", type=_non_negative, default=10, help="stop after N failed jobs in a row, exit code 3 (default 10; 0 = never)")
 

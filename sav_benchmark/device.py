@@ -40,6 +40,14 @@ def device_name(device: str) -> str:
     return _cpu_model()
 
 
+def gpu_uuid(device: str) -> str | None:
+    """NVML's name ("GPU-<uuid>") of the GPU torch uses; None on CPU or where torch does not say."""
+    if device != "cuda":
+        return None
+    uuid = getattr(torch.cuda.get_device_properties(torch.cuda.current_device()), "uuid", None)
+    return f"GPU-{uuid}" if uuid is not None else None
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:

@@ -26,7 +26,8 @@ from .runners import ModelSpec, load_runner_class
 from .runners.base import Job, RunSettings
 from .worker import unpack_masks, worker_main
 
-TAIL_LINES = 20
+# Enough for a fatal error's stack dump of every thread (the telemetry sampler's included).
+TAIL_LINES = 100
 STARTUP_TIMEOUT_S = 600.0
 # A job that takes longer than this is taken as hung (with --job_timeout_s 0, the default).
 AUTO_TIMEOUT_BASE_S, AUTO_TIMEOUT_PER_FRAME_S = 600.0, 10.0
@@ -88,11 +89,12 @@ def _describe_exit(code: int | None) -> str:
 
 
 def _key_line(tail: str) -> str:
-    """The line of a dead worker's output that says most: the last one naming an error."""
+    """The line of a dead worker's output that says most: the last one naming an error (stack
+    frames aside: their file names may contain such words)."""
     lines = [line.strip() for line in tail.splitlines() if line.strip()]
     if not lines:
         return "it printed nothing"
-    named = [line for line in lines if ERROR_WORDS.search(line)]
+    named = [line for line in lines if ERROR_WORDS.search(line) and not line.startswith('File "')]
     return f"its output says: {named[-1] if named else ' | '.join(lines[-2:])}"
 
 

@@ -7,6 +7,7 @@ mask back to the host); nothing else happens inside them.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import traceback
@@ -18,7 +19,11 @@ import numpy as np
 from .results import STATUS_ERROR, STATUS_OOM
 from .runners import ModelSpec
 from .runners.base import Job, MemoryCounters, MemoryReading, Runner, RunSettings
+from .telemetry import Sampler, open_source
+from .telemetry.readings import Window
+from .telemetry.source import ProcfsOnly
 
+log = logging.getLogger("sav_benchmark")
 OOM_MESSAGES = ("out of memory", "can't allocate memory", "not enough memory", "nvmapmemalloc")
 
 
@@ -62,8 +67,9 @@ def _timed(runner: Runner, step: Callable[[Job], None], job: Job) -> float:
     return time.perf_counter() - start
 
 
-def _propagate_timed(runner: Runner, job: Job, keep: set[int], columns: dict[str, Any], progress: Any) -> dict[int, np.ndarray]:
-    """Per-frame latency: from asking for a frame to its mask on the host, device synchronised."""
+def _propagate_timed(runner: Runner, job: Job, keep: set[int], columns: dict[str, Any], progress: Any) -> tuple[dict[int, np.ndarray], Window]:
+    """Per-frame latency: from asking for a frame to its mask on the host, device synchronised.
+    Returns the kept masks and the loop's start and end on the timers' clock."""
     masks: dict[int, np.ndarray] = {}
     latencies: list[float] = []
     progress.value = 0
@@ -79,7 +85,7 @@ def _propagate_timed(runner: Runner, job: Job, keep: set[int], columns: dict[str
         progress.value += 1  # one integer store: what a progress display reads, from another thread or process
     columns["propagate_s"] = previous - start
     columns.update(_latency_columns(latencies, previous - start))
-    return masks
+    return masks, (start, previous)
 
 
 def _latency_columns(latencies_s: list[float], propagate_s: float) -> dict[str, Any]:
@@ -109,15 +115,17 @@ def _memory_columns(reading: MemoryReading) -> dict[str, Any]:
     }
 
 
-def _measure(runner: Runner, counters: MemoryCounters, job: Job, keep: set[int], columns: dict[str, Any], progress: Any) -> dict[int, np.ndarray]:
-    """Build, init, prompt and propagate under the timers; the runner cleans up on every path."""
+def _measure(runner: Runner, counters: MemoryCounters, sampler: Sampler, job: Job, keep: set[int], columns: dict[str, Any], progress: Any) -> tuple[dict[int, np.ndarray], Window]:
+    """Build, init, prompt and propagate under the timers, sampled in the background from start to
+    the last frame; the sampler stops and the runner cleans up on every path."""
     counters.start()
     try:
-        columns["build_s"] = _timed(runner, lambda _: runner.build(), job)
-        with runner.inference_context():
-            columns["init_s"] = _timed(runner, runner.init_video, job)
-            columns["prompt_ms"] = 1000.0 * _timed(runner, runner.add_prompt, job)
-            return _propagate_timed(runner, job, keep, columns, progress)
+        with sampler:
+            columns["build_s"] = _timed(runner, lambda _: runner.build(), job)
+            with runner.inference_context():
+                columns["init_s"] = _timed(runner, runner.init_video, job)
+                columns["prompt_ms"] = 1000.0 * _timed(runner, runner.add_prompt, job)
+                return _propagate_timed(runner, job, keep, columns, progress)
     finally:
         counters.record_peak()  # a failed job's peak tells how far it got
         runner.cleanup()
@@ -131,8 +139,10 @@ def execute_job(runner_class: type, spec: ModelSpec, settings: RunSettings, job:
     outcome = JobOutcome()
     runner: Runner = runner_class(spec, settings)
     counters = runner.memory_counters()
+    sampler = _sampler(settings)
+    window = None
     try:
-        outcome.masks = _measure(runner, counters, job, keep, outcome.columns, progress)
+        outcome.masks, window = _measure(runner, counters, sampler, job, keep, outcome.columns, progress)
     except Exception as exc:
         outcome.status = STATUS_OOM if is_out_of_memory(exc) else STATUS_ERROR
         outcome.reason, outcome.traceback = one_line(exc), traceback.format_exc()
@@ -144,7 +154,23 @@ def execute_job(runner_class: type, spec: ModelSpec, settings: RunSettings, job:
             outcome.traceback += f"\nreleasing device memory failed: {one_line(exc)}"
     counters.record_after_cleanup()
     outcome.columns.update(_memory_columns(counters.reading))
+    try:
+        outcome.columns.update(sampler.columns(window, outcome.columns.get("n_propagated", 0)))
+    except Exception as exc:  # telemetry costs its own cells, never the job's row
+        log.warning("telemetry: its figures were lost: %s", one_line(exc))
     return outcome
+
+
+def _sampler(settings: RunSettings) -> Sampler:
+    """The job's sampler. A source that the driver could open but this process cannot (a sensor
+    gone since) leaves the process's own figures, and says so in the row's telemetry_source."""
+    config = settings.telemetry
+    try:
+        source = open_source(config)
+    except Exception as exc:  # TelemetryUnavailable, or a binding's own error
+        log.warning("telemetry: %s cannot run in this process (%s); only the process's figures are recorded", config.source, one_line(exc))
+        source = ProcfsOnly()
+    return Sampler(source, config.interval_ms)
 
 
 def execute_warmup(runner_class: type, spec: ModelSpec, settings: RunSettings, job: Job) -> float | str:

@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .telemetry.readings import TELEMETRY_COLUMNS
+
 COLUMNS = [
     "run_id", "timestamp_utc", "video_id", "object_id", "model", "prompt", "prompt_detail",
     "weights", "device", "dtype", "imgsz", "oom_retry_from_imgsz", "status", "error",
@@ -17,6 +19,7 @@ COLUMNS = [
     "build_s", "init_s", "prompt_ms", "propagate_s",
     "mem_alloc_before_mb", "mem_reserved_before_mb", "peak_alloc_mb", "peak_reserved_mb",
     "mem_alloc_after_cleanup_mb", "mem_reserved_after_cleanup_mb",
+    *TELEMETRY_COLUMNS,
 ]  # fmt: skip
 
 STATUS_OK, STATUS_NO_SCORE, STATUS_SKIPPED = "ok", "no_score", "skipped"

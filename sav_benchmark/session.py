@@ -186,6 +186,19 @@ def _settings(args: argparse.Namespace, specs: list[ModelSpec]) -> tuple[str, st
     return device, args.autocast_dtype
 
 
+def _telemetry(args: argparse.Namespace, device: str) -> tuple[Any, dict[str, Any]]:
+    """The telemetry source (a TelemetryConfig) and its description for the manifest."""
+    from .environment import is_jetson
+    from .telemetry import choose_telemetry
+
+    uuid = None
+    if device == "cuda":
+        from .device import gpu_uuid
+
+        uuid = gpu_uuid(device)
+    return choose_telemetry(args.telemetry, args.telemetry_interval_ms, device, uuid, is_jetson())
+
+
 class RunSession:
     """One invocation of `run`: open (checks, lock, files), execute, conclude (summary, exit code)."""
 
@@ -205,6 +218,7 @@ class RunSession:
         self.specs = resolve_models(args.models)
         self.import_paths = _check_models_runnable(self.specs, args)
         device, dtype = _settings(args, self.specs)
+        telemetry, self.telemetry_description = _telemetry(args, device)
         self.split = _split_for_run(args)
         self.output = Path(args.output) if args.output else _default_output()
         self.save_masks = Path(args.save_masks) if args.save_masks else None
@@ -231,7 +245,7 @@ class RunSession:
         self.earlier_rows = earlier.rows
         run_id = earlier.manifest["run_id"] if earlier.manifest else uuid.uuid4().hex[:12]
         self.options = RunOptions(
-            RunSettings(device, dtype, args.imgsz, args.weights, Path(args.checkpoint_dir)),
+            RunSettings(device, dtype, args.imgsz, args.weights, Path(args.checkpoint_dir), telemetry),
             warmup, self.save_masks, not args.do_not_skip_first_and_last_frame, run_id,
             done=keys_to_skip(earlier.rows, args.retry_failed),
             fail_fast=args.fail_fast,
@@ -252,6 +266,7 @@ class RunSession:
             "models": [spec.name for spec in self.specs],
             "videos": [v.video_id for v in self.split.videos],
             "environment": describe(device, uses_torch),
+            "telemetry": self.telemetry_description,
         }
         if earlier:
             self.manifest = earlier

@@ -11,6 +11,7 @@ from .metrics import global_scores
 from .results import STATUS_NO_SCORE, STATUS_OK, STATUS_SKIPPED
 
 HEADER = ("model", "objects", "scored", "J&F", "J", "F", "FPS med", "lat p90 ms", "peak MB")
+POWER_HEADER = ("W med", "mJ/frame med")  # shown when some row has a power figure
 
 
 def _number(value: Any) -> float:
@@ -24,7 +25,12 @@ def _fmt(value: float, digits: int = 1) -> str:
     return "-" if math.isnan(value) else f"{value:.{digits}f}"
 
 
-def summarise(rows: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
+def _median(values: list[float]) -> float:
+    known = [v for v in values if not math.isnan(v)]
+    return float(np.median(known)) if known else math.nan
+
+
+def summarise(rows: Iterable[dict[str, Any]], with_power: bool = False) -> list[tuple[str, ...]]:
     """One line per model in order of first appearance; aggregates follow SPEC-metrics."""
     by_model: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -44,18 +50,21 @@ def summarise(rows: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
             _fmt(float(np.median(p90)) if p90 else math.nan),
             _fmt(max(peaks) if peaks else math.nan, 0),
         ))  # fmt: skip
+        if with_power:
+            lines[-1] += (_fmt(_median([_number(r.get("avg_power_w")) for r in ok])), _fmt(_median([_number(r.get("energy_mj_per_frame")) for r in ok])))
     return lines
 
 
-def format_table(lines: list[tuple[str, ...]]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(HEADER, *lines)]
-    rows = [HEADER, tuple("-" * w for w in widths), *lines]
+def format_table(lines: list[tuple[str, ...]], header: tuple[str, ...] = HEADER) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
+    rows = [header, tuple("-" * w for w in widths), *lines]
     return "\n".join("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in rows)
 
 
 def summary_text(rows: list[dict[str, Any]]) -> str:
     """The table, with a warning when some rows come from random weights."""
-    text = format_table(summarise(rows))
+    with_power = any(r.get("avg_power_w") not in (None, "") for r in rows)
+    text = format_table(summarise(rows, with_power), HEADER + POWER_HEADER if with_power else HEADER)
     if any(r.get("weights") == "random" for r in rows):
         text += "\nwarning: rows with --weights random measure speed only; their J&F is meaningless."
     return text

@@ -79,8 +79,10 @@ def test_rows_record_settings_prompts_and_cpu_memory_as_empty(run):
             assert (r["weights"], r["device"], r["dtype"], r["imgsz"]) == ("none", "cpu", "", "")
         else:
             assert (r["weights"], r["device"], r["dtype"], r["imgsz"]) == ("checkpoint", "cpu", "bfloat16", IMGSZ)
-        for column in [c for c in COLUMNS if c.endswith("_mb")]:
-            assert r[column] == ""  # the CPU has no such counter: empty, never 0
+        for column in [c for c in COLUMNS if c.endswith("_mb") and c not in ("peak_rss_mb", "peak_sys_mem_mb")]:
+            assert r[column] == ""  # the CPU has no device memory counter: empty, never 0
+        assert r["telemetry_source"] == "procfs" and float(r["peak_rss_mb"]) > 0
+        assert r["avg_power_w"] == r["energy_j"] == ""  # no power source on this CPU
     points = next(r for r in rows if r["model"] == "sam2.1_tiny_points")
     assert list(json.loads(points["prompt_detail"])) == ["points"]
     bbox = next(r for r in rows if r["model"] == "sam2.1_tiny_bbox")

@@ -52,6 +52,18 @@ def test_memory_counters_are_filled_and_do_not_leak(gpu_run):
     assert max(afters) - min(afters) <= 1.0  # no growth over the run
 
 
+def test_nvml_telemetry_fills_power_energy_and_device_memory(gpu_run):
+    """On a desktop or datacenter GPU, auto picks NVML (nvidia-ml-py is a dependency)."""
+    _, rows, manifest = gpu_run
+    assert manifest["telemetry"]["source"] == "nvml"
+    assert manifest["telemetry"]["gpu_uuid"].startswith("GPU-")
+    for r in rows:
+        assert r["telemetry_source"] == "nvml"
+        assert float(r["avg_power_w"]) > 0 and float(r["energy_mj_per_frame"]) > 0
+        assert float(r["peak_device_mem_mb"]) >= float(r["peak_reserved_mb"])  # NVML sees the whole GPU
+        assert r["throttled"] in ("True", "False")
+
+
 def test_autocast_context_is_bf16_on_cuda(tmp_path):
     from sav_benchmark.runners import MODELS
     from sav_benchmark.runners.base import RunSettings

@@ -12,6 +12,8 @@ from typing import Iterator, Protocol
 
 import numpy as np
 
+from ..telemetry import TelemetryConfig
+
 # --weights random draws the same weights for every job and run, so that such runs repeat.
 RANDOM_WEIGHTS_SEED = 0
 
@@ -64,6 +66,7 @@ class RunSettings:
     imgsz: int | None
     weights: str
     checkpoint_dir: Path
+    telemetry: TelemetryConfig = TelemetryConfig()
 
 
 @dataclass
