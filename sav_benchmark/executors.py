@@ -106,19 +106,8 @@ class _Worker:
         self.progress = context.Value("i", 0, lock=False)  # frames of the current job, for the display
         start = time.perf_counter()
         self.process = context.Process(target=worker_main, args=(child, spec, str(stderr_path), self.progress, os.getpid(), import_path), daemon=True)
-        # Ctrl-C reaches the whole process group. An ignored signal stays ignored across exec, and
-        # Python keeps it so through its start-up, so the child never sees one. The driver blocks it
-        # meanwhile: Linux keeps a blocked signal pending even while it is ignored, so a Ctrl-C in
-        # these milliseconds reaches the driver's own handler once it is back and unblocked.
-        # (multiprocessing's resource tracker unblocks SIGINT after starting itself: start it first.)
-        resource_tracker.ensure_running()
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            self.process.start()
-        finally:
-            signal.signal(signal.SIGINT, handler)
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        resource_tracker.ensure_running()  # it unblocks SIGINT after starting itself: start it first
+        self._start_deaf_to_ctrl_c()
         child.close()
         kind, payload = self._receive(STARTUP_TIMEOUT_S)
         if kind != "ready":
@@ -156,6 +145,27 @@ class _Worker:
         code = self.process.exitcode
         self.stop(abandon=True)
         raise WorkerDied(STATUS_CRASH, f"worker died ({_describe_exit(code)}); {_key_line(tail)}"[:500], tail)
+
+    def _start_deaf_to_ctrl_c(self) -> None:
+        """Start the process so that a Ctrl-C (sent to the whole process group) neither reaches it
+        nor cuts its start in half, and still reaches the driver.
+
+        The child inherits SIGINT blocked across fork and exec, and stays deaf to it until
+        worker_main ignores it (discarding one that came meanwhile) and unblocks it. In the driver
+        a Ctrl-C during the start is only recorded, then raised again once the child has all it
+        needs: an exception halfway through would leave it reading a half-written start message.
+        (Setting SIG_IGN here instead would discard a Ctrl-C already pending for the driver.)
+        """
+        caught: list[int] = []
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self.process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a Ctrl-C held back now runs the recorder
+            signal.signal(signal.SIGINT, previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)  # to the driver's own handler, now the child is started
 
     def _tail(self) -> str:
         """The end of what the worker printed since the current call began."""

@@ -72,11 +72,14 @@ def worker_main(conn: Connection, spec: ModelSpec, stderr_path: str, progress: A
     With import_path, that folder comes first on this process's import path (an EdgeTAM checkout,
     whose `sam2` must not meet Meta's in one interpreter).
     """
+    # Ctrl-C reaches the whole group; the driver decides. SIGINT came blocked from the driver:
+    # ignore it (discarding one already pending), then unblock it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _die_with_driver(driver_pid)
     if import_path:
         sys.path.insert(0, import_path)
     _redirect_output(stderr_path)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the driver decides
     try:
         load_plugins()
         runner_class = load_runner_class(spec)
