@@ -1,4 +1,4 @@
-"""Command line: `run` (the default), `prepare` and `models`.
+"""Command line: `run` (the default), `prepare`, `models`, `report` and `compare`.
 
 Anything wrong before the first job ends the command with exit code 2 and one line on stderr.
 """
@@ -16,7 +16,7 @@ from .session import PROG, run_command, select_split
 from .signals import Interrupted
 from .telemetry import CHOICES as TELEMETRY_CHOICES, DEFAULT_INTERVAL_MS
 
-COMMANDS = ("run", "prepare", "models")
+COMMANDS = ("run", "prepare", "models", "report", "compare")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"Without a command, run is assumed: {PROG} --split_dir DIR --models a,b. Its flags: {PROG} run --help",
     )
     parser.add_argument("--version", action="version", version=f"sav-benchmark {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{run,prepare,models}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}", parser_class=_Parser)
 
     run = sub.add_parser("run", help="prepare the split, then benchmark every (video, object, model); the default command")
     _add_selection(run)
@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--checkpoint_dir", default="checkpoints", help="where the checkpoints would be (default checkpoints/)")
     models.add_argument("--weights", choices=("checkpoint", "random"), default="checkpoint", help="random: checkpoints are not needed")
     models.add_argument("--edgetam_repo", help="a checkout of github.com/facebookresearch/EdgeTAM")
+    report = sub.add_parser("report", help="the summary of one run's CSV, as a Markdown table")
+    report.add_argument("csv", help="a result CSV")
+
+    compare = sub.add_parser("compare", help="each later result CSV against the first: paired per object, with significance")
+    compare.add_argument("reference", help="the reference result CSV")
+    compare.add_argument("others", nargs="+", metavar="csv", help="result CSVs to compare with it")
+    compare.add_argument("--min_speed", type=float, default=0.0, metavar="PCT", help="call FPS differences below PCT percent no change (default 0)")
     return parser
 
 
@@ -121,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_models(args)
         if args.command == "prepare":
             return _cmd_prepare(args)
+        if args.command == "report":
+            return _cmd_report(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
         return run_command(args, argv)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
@@ -153,4 +164,19 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         raise UsageError(f"--output {output}: cannot write it ({os_reason(exc)}); choose a writable path") from None
     n_objects = sum(len(v.objects) for v in split.videos)
     print(f"prepared {len(split.videos)} videos, {n_objects} objects: {output}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .compare import load_run, report_text
+
+    print(report_text(load_run(Path(args.csv))))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_text, load_run
+
+    reference = load_run(Path(args.reference))
+    print(compare_text(reference, [load_run(Path(path)) for path in args.others], args.min_speed))
     return 0

@@ -29,12 +29,14 @@ def split(tmp_path_factory):
     return root
 
 
-def test_help_models_and_static_baseline_never_import_torch(split, tmp_path):
+def test_help_models_static_baseline_report_and_compare_never_import_torch(split, tmp_path):
+    out = str(tmp_path / "o.csv")
     code = (
         "import sys; from sav_benchmark.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         f"assert main(['models']) == 0\n"
-        f"assert main(['--split_dir', {str(split)!r}, '--models', 'static_mask', '--output', {str(tmp_path / 'o.csv')!r}]) == 0\n"
+        f"assert main(['--split_dir', {str(split)!r}, '--models', 'static_mask', '--output', {out!r}]) == 0\n"
+        f"assert main(['report', {out!r}]) == 0 and main(['compare', {out!r}, {out!r}]) == 0\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)

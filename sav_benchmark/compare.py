@@ -1,0 +1,229 @@
+"""`report` and `compare`: result CSVs read back and shown as Markdown tables.
+
+`report` summarises one run per (model, prompt). `compare` pairs the jobs of later files with the
+first file's by (video, object, model, prompt) and says, per metric in its own right direction,
+whether the difference is larger than the objects' own spread (Wilcoxon signed-rank, p < 0.05),
+with a bootstrap 95% interval. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import UsageError
+from .metrics import global_scores
+from .results import NOT_FAILED, STATUS_NO_SCORE, STATUS_OK, STATUS_SKIPPED, manifest_path
+from .stats import bootstrap_mean_interval, wilcoxon_p
+
+REQUIRED = ("video_id", "object_id", "model", "prompt", "status", "J", "F", "JF", "fps", "latency_ms_p50", "latency_ms_p90", "build_s", "init_s")
+# Row settings that change the numbers: files that differ in them are compared with a warning.
+SETTINGS = ("device", "dtype", "imgsz", "weights")
+SIGNIFICANCE = 0.05
+FEWEST_PAIRS = 6  # below this the exact test cannot reach p < 0.05 (tied differences aside)
+Group = tuple[str, str]  # (model, prompt)
+
+
+@dataclass
+class Run:
+    path: Path
+    rows: list[dict[str, str]]
+    manifest: dict[str, Any] | None
+
+
+def load_run(path: Path) -> Run:
+    """A result CSV and its manifest (if beside it); anything else is a UsageError naming the file."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            columns = reader.fieldnames or []
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise UsageError(f"{path}: not a result CSV ({exc})") from None
+    missing = [c for c in REQUIRED if c not in columns]
+    if missing:
+        raise UsageError(f"{path}: not a result CSV of this benchmark (no column {', '.join(missing)})")
+    try:
+        manifest = json.loads(manifest_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = None
+    return Run(path, rows, manifest)
+
+
+def _number(value: str | None) -> float:
+    return float(value) if value not in (None, "") else math.nan
+
+
+def _groups(rows: list[dict[str, str]]) -> dict[Group, list[dict[str, str]]]:
+    groups: dict[Group, list[dict[str, str]]] = {}
+    for row in rows:
+        groups.setdefault((row["model"], row["prompt"]), []).append(row)
+    return groups
+
+
+def _ran(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [r for r in rows if r["status"] in (STATUS_OK, STATUS_NO_SCORE)]
+
+
+def _known(values: list[float]) -> list[float]:
+    return [v for v in values if not math.isnan(v)]
+
+
+def _median(values: list[float]) -> float:
+    known = _known(values)
+    return float(np.median(known)) if known else math.nan
+
+
+def _fmt(value: float, digits: int = 1) -> str:
+    return "-" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def markdown_table(header: list[str], lines: list[list[str]]) -> str:
+    rule = ["---"] + ["---:"] * (len(header) - 1)
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in [header, rule, *lines])
+
+
+REPORT_HEADER = ["model", "prompt", "ok", "failed", "J&F", "J", "F", "FPS median", "FPS p10-p90",
+                 "latency p50 ms", "latency p90 ms", "build s", "init s", "peak MB", "mJ/frame"]  # fmt: skip
+
+
+def _report_line(group: Group, rows: list[dict[str, str]]) -> list[str]:
+    ran = _ran(rows)
+    failed = [r for r in rows if r["status"] not in NOT_FAILED]
+    jf, j, f = global_scores([(_number(r["J"]), _number(r["F"])) for r in ran if r["status"] == STATUS_OK])
+    fps = _known([_number(r["fps"]) for r in ran])
+    p10, p90 = np.percentile(fps, [10, 90]) if fps else (math.nan, math.nan)
+    peaks = _known([_number(r.get("peak_alloc_mb")) for r in ran]) or _known([_number(r.get("peak_device_mem_mb")) for r in ran])
+    return [
+        *group, str(len(ran)), str(len(failed)), _fmt(jf), _fmt(j), _fmt(f),
+        _fmt(_median(fps), 2), f"{_fmt(p10, 2)}-{_fmt(p90, 2)}",
+        _fmt(_median([_number(r["latency_ms_p50"]) for r in ran])), _fmt(_median([_number(r["latency_ms_p90"]) for r in ran])),
+        _fmt(_median([_number(r["build_s"]) for r in ran]), 2), _fmt(_median([_number(r["init_s"]) for r in ran]), 2),
+        _fmt(max(peaks) if peaks else math.nan, 0), _fmt(_median([_number(r.get("energy_mj_per_frame")) for r in ran])),
+    ]  # fmt: skip
+
+
+def report_text(run: Run) -> str:
+    """Per (model, prompt): objects that ran and failed (skipped ones left out), global J&F, J and F
+    (SPEC-metrics), FPS median and p10-p90 over objects, the medians over objects of the per-object
+    latency p50 and p90, build and init medians, the largest peak memory, energy per frame."""
+    groups = _groups([r for r in run.rows if r["status"] != STATUS_SKIPPED])
+    lines = [_report_line(group, rows) for group, rows in groups.items()]
+    return f"## {run.path}\n\n" + markdown_table(REPORT_HEADER, lines)
+
+
+@dataclass(frozen=True)
+class Metric:
+    column: str
+    higher_is_better: bool
+    better: str  # "faster": what a ratio in the good direction is called
+    worse: str
+
+
+SPEED = Metric("fps", True, "faster", "slower")
+RATIO_METRICS = [
+    SPEED,
+    Metric("latency_ms_p90", False, "lower", "higher"),
+    Metric("peak_alloc_mb", False, "less", "more"),
+    Metric("energy_mj_per_frame", False, "less", "more"),
+]
+COMPARE_HEADER = ["model", "prompt", "matched", "only in reference", "only here", "FPS", "latency p90", "peak memory", "energy per frame", "J&F difference (points)"]
+
+
+def _key(row: dict[str, str]) -> tuple[str, str]:
+    return row["video_id"], row["object_id"]
+
+
+def describe_ratio(ratios: list[float], metric: Metric, min_change_pct: float = 0.0) -> str:
+    """How OTHER compares with the reference on one metric, from per-object ratios OTHER/REF."""
+    if not ratios:
+        return "-"
+    logs = [math.log(r) for r in ratios]
+    centre = math.exp(float(np.mean(logs)))  # the geometric mean ratio
+    low, high = (math.exp(x) for x in bootstrap_mean_interval(logs))
+    interval = f"{centre:.2f}x [{low:.2f}x, {high:.2f}x]"
+    p = wilcoxon_p(logs)
+    if p >= SIGNIFICANCE:
+        if len(ratios) < FEWEST_PAIRS and any(logs):
+            return f"too few objects to tell ({interval}, n={len(ratios)})"
+        return f"no significant change ({interval})"
+    if abs(centre - 1.0) * 100.0 < min_change_pct:
+        return f"no change above {min_change_pct:g}% ({interval})"
+    if centre < 1.0:  # say "2.00x lower", not "0.50x higher": the factor and its interval turned over
+        centre, low, high = 1.0 / centre, 1.0 / high, 1.0 / low
+        good = not metric.higher_is_better
+    else:
+        good = metric.higher_is_better
+    return f"{centre:.2f}x {metric.better if good else metric.worse} [{low:.2f}x, {high:.2f}x]"
+
+
+def _ratios(pairs: list[tuple[dict[str, str], dict[str, str]]], column: str) -> list[float]:
+    ratios = []
+    for ref, other in pairs:
+        a, b = _number(ref.get(column)), _number(other.get(column))
+        if a > 0 and b > 0:
+            ratios.append(b / a)
+    return ratios
+
+
+def describe_difference(differences: list[float]) -> str:
+    if not differences:
+        return "-"
+    low, high = bootstrap_mean_interval(differences)
+    return f"{float(np.mean(differences)):+.1f} [{low:+.1f}, {high:+.1f}]"
+
+
+def _compare_line(group: Group, reference: list[dict[str, str]], other: list[dict[str, str]], min_speed_pct: float) -> list[str]:
+    ref_by_key, other_by_key = {_key(r): r for r in reference}, {_key(r): r for r in other}
+    matched = [k for k in ref_by_key if k in other_by_key]
+    pairs = [(ref_by_key[k], other_by_key[k]) for k in matched if ref_by_key[k]["status"] in (STATUS_OK, STATUS_NO_SCORE) and other_by_key[k]["status"] in (STATUS_OK, STATUS_NO_SCORE)]
+    scored = [(a, b) for a, b in pairs if a["status"] == STATUS_OK and b["status"] == STATUS_OK]
+    cells = [describe_ratio(_ratios(pairs, m.column), m, min_speed_pct if m is SPEED else 0.0) for m in RATIO_METRICS]
+    jf_differences = [_number(b["JF"]) - _number(a["JF"]) for a, b in scored]
+    return [*group, str(len(matched)), str(len(ref_by_key) - len(matched)), str(len(other_by_key) - len(matched)), *cells, describe_difference(jf_differences)]
+
+
+def _setting_values(run: Run) -> dict[str, set[str]]:
+    values: dict[str, set[str]] = {}
+    for row in run.rows:
+        if row.get("weights") == "none":  # the baseline has no such settings
+            continue
+        for name in SETTINGS:
+            if row.get(name):
+                values.setdefault(name, set()).add(row[name])
+    environment = (run.manifest or {}).get("environment") or {}
+    for name, value in (("torch", environment.get("torch")), ("power mode", ((environment.get("jetson") or {}).get("power_mode")))):
+        if value:
+            values.setdefault(name, set()).add(str(value))
+    return values
+
+
+def mismatch_warnings(reference: Run, other: Run) -> list[str]:
+    """What differs between the files and changes the numbers."""
+    ref_values, other_values = _setting_values(reference), _setting_values(other)
+    warnings = []
+    for name in [*SETTINGS, "torch", "power mode"]:
+        a, b = ref_values.get(name, set()), other_values.get(name, set())
+        if a and b and a != b:
+            warnings.append(f"warning: {name} differs: {', '.join(sorted(a))} in the reference, {', '.join(sorted(b))} here")
+    return warnings
+
+
+def compare_text(reference: Run, others: list[Run], min_speed_pct: float = 0.0) -> str:
+    sections = [f"Reference: {reference.path}"]
+    ref_groups = _groups(reference.rows)
+    for other in others:
+        other_groups = _groups(other.rows)
+        groups = list(dict.fromkeys([*ref_groups, *other_groups]))
+        lines = [_compare_line(g, ref_groups.get(g, []), other_groups.get(g, []), min_speed_pct) for g in groups]
+        warnings = mismatch_warnings(reference, other)
+        sections.append(f"## {other.path} vs {reference.path}\n\n" + "".join(f"{w}\n" for w in warnings) + ("\n" if warnings else "") + markdown_table(COMPARE_HEADER, lines))
+    return "\n\n".join(sections)

@@ -1,0 +1,135 @@
+"""`report` and `compare` through the command line, on small CSVs whose figures are chosen by hand."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from sav_benchmark.results import COLUMNS
+from sav_benchmark.stats import wilcoxon_p
+
+PROG = [sys.executable, str(ROOT / "jetson_benchmark.py")]
+
+
+def cli(*args):
+    return subprocess.run([*PROG, *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def row(video, obj, model, prompt, *, J="", F="", fps="", p50="", p90="", status="ok", **extra):
+    jf = repr((float(J) + float(F)) / 2) if J != "" else ""
+    return {
+        "video_id": video, "object_id": obj, "model": model, "prompt": prompt, "status": status,
+        "J": J, "F": F, "JF": jf, "fps": fps, "latency_ms_p50": p50, "latency_ms_p90": p90,
+        "build_s": "1.0", "init_s": "0.5", "device": "cuda", "dtype": "bfloat16", "imgsz": "1024", "weights": "checkpoint", **extra,
+    }  # fmt: skip
+
+
+def write_run(path, rows, manifest=None):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({c: r.get(c, "") for c in COLUMNS})
+    if manifest is not None:
+        path.with_name(path.name + ".json").write_text(json.dumps(manifest))
+    return path
+
+
+def test_report_summarises_each_model_and_prompt(tmp_path):
+    rows = [
+        row("v1", "1", "a", "points", J="80", F="90", fps="10", p50="90", p90="100", peak_alloc_mb="500", energy_mj_per_frame="300"),
+        row("v1", "2", "a", "points", J="60", F="70", fps="20", p50="40", p90="60", peak_alloc_mb="700", energy_mj_per_frame="100"),
+        row("v2", "1", "a", "points", status="no_score", fps="30", p50="30", p90="35", peak_alloc_mb="600", energy_mj_per_frame="200"),
+        row("v2", "2", "a", "points", status="oom"),
+        row("v2", "3", "a", "points", status="skipped"),
+        row("v1", "1", "b", "mask", J="50", F="50", fps="4", p50="250", p90="260"),
+    ]
+    result = cli("report", str(write_run(tmp_path / "r.csv", rows)))
+    assert (result.returncode, result.stderr) == (0, "")
+    # a: objects 1 and 2 scored: J (80+60)/2 = 70, F (90+70)/2 = 80, J&F 75; FPS 10, 20, 30: median 20,
+    # p10 = 10 + 0.2*10 = 12, p90 = 20 + 0.8*10 = 28; p50s 90, 40, 30 -> 40; p90s 100, 60, 35 -> 60.
+    assert result.stdout == (
+        f"## {tmp_path / 'r.csv'}\n\n"
+        "| model | prompt | ok | failed | J&F | J | F | FPS median | FPS p10-p90 | latency p50 ms | latency p90 ms | build s | init s | peak MB | mJ/frame |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        "| a | points | 3 | 1 | 75.0 | 70.0 | 80.0 | 20.00 | 12.00-28.00 | 40.0 | 60.0 | 1.00 | 0.50 | 700 | 200.0 |\n"
+        "| b | mask | 1 | 0 | 50.0 | 50.0 | 50.0 | 4.00 | 4.00-4.00 | 250.0 | 260.0 | 1.00 | 0.50 | - | - |\n"
+    )
+
+
+def six_objects(model, prompt, fps_values, jf=60.0):
+    return [row("v", str(i), model, prompt, J=str(jf), F=str(jf), fps=repr(f), p50=repr(1000 / f), p90=repr(1000 / f)) for i, f in enumerate(fps_values)]
+
+
+REFERENCE_FPS = [10.0, 12.0, 9.0, 11.0, 13.0, 8.0]
+HEADER = (
+    "| model | prompt | matched | only in reference | only here | FPS | latency p90 | peak memory | energy per frame | J&F difference (points) |\n"
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+)
+
+
+def test_one_model_twice_as_fast_and_the_others_unchanged(tmp_path):
+    """The issue's check: one model's FPS doubled (latencies halved) in a copy of the run."""
+    reference = six_objects("sam2.1_tiny", "points", REFERENCE_FPS) + six_objects("edgetam", "points", REFERENCE_FPS)
+    faster = six_objects("sam2.1_tiny", "points", [2 * f for f in REFERENCE_FPS]) + six_objects("edgetam", "points", REFERENCE_FPS)
+    ref, other = write_run(tmp_path / "ref.csv", reference), write_run(tmp_path / "fast.csv", faster)
+    result = cli("compare", str(ref), str(other))
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == (
+        f"Reference: {ref}\n\n## {other} vs {ref}\n\n" + HEADER
+        + "| sam2.1_tiny | points | 6 | 0 | 0 | 2.00x faster [2.00x, 2.00x] | 2.00x lower [2.00x, 2.00x] | - | - | +0.0 [+0.0, +0.0] |\n"
+        "| edgetam | points | 6 | 0 | 0 | no significant change (1.00x [1.00x, 1.00x]) | no significant change (1.00x [1.00x, 1.00x]) | - | - | +0.0 [+0.0, +0.0] |\n"
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("ratios, expected", [
+    # every object faster by 1.46x to 1.54x: the signed-rank test's smallest p for 8 pairs, 2/256
+    ([1.5, 1.52, 1.48, 1.51, 1.49, 1.53, 1.47, 1.54], "1.50x faster"),
+    # faster on half the objects, slower by as much on the other half: W+ = 18 of 36, p = 1
+    ([1.1, 1 / 1.1, 1.2, 1 / 1.2, 1.05, 1 / 1.05, 1.15, 1 / 1.15], "no significant change (1.00x"),
+    # three objects, all twice as fast: with 3 pairs no result can reach p < 0.05
+    ([2.0, 2.1, 1.9], "too few objects to tell (2.00x"),
+])  # fmt: skip
+def test_significance(tmp_path, ratios, expected):
+    fps = REFERENCE_FPS + [7.0, 14.0]
+    reference = six_objects("m", "points", fps[: len(ratios)])
+    other = six_objects("m", "points", [f * r for f, r in zip(fps, ratios)])
+    result = cli("compare", str(write_run(tmp_path / "a.csv", reference)), str(write_run(tmp_path / "b.csv", other)))
+    fps_cell = result.stdout.splitlines()[-1].split(" | ")[5]
+    assert fps_cell.startswith(expected), fps_cell
+
+
+def test_the_signed_rank_test_matches_counting_every_sign_assignment():
+    from itertools import product
+
+    differences = [0.5, -1.2, 2.0, 3.1, -0.7, 4.4, 5.0]
+    magnitudes = sorted(abs(d) for d in differences)
+    ranks = {m: i + 1 for i, m in enumerate(magnitudes)}
+    observed = sum(ranks[abs(d)] for d in differences if d > 0)
+    mean = len(differences) * (len(differences) + 1) / 4
+    totals = [sum(r for r, positive in zip(range(1, 8), signs) if positive) for signs in product([0, 1], repeat=7)]
+    by_counting = sum(abs(t - mean) >= abs(observed - mean) for t in totals) / len(totals)
+    assert wilcoxon_p(differences) == pytest.approx(by_counting)
+
+
+def test_unmatched_jobs_are_counted_and_settings_that_differ_are_warned_about(tmp_path):
+    reference = six_objects("m", "points", REFERENCE_FPS)
+    other = [dict(r, dtype="float16") for r in six_objects("m", "points", REFERENCE_FPS)[2:]] + [row("w", "9", "m", "points", J="1", F="1", fps="5", p50="1", p90="1", dtype="float16")]
+    ref = write_run(tmp_path / "ref.csv", reference, {"environment": {"torch": "2.5.0"}})
+    new = write_run(tmp_path / "new.csv", other, {"environment": {"torch": "2.6.0"}})
+    result = cli("compare", str(ref), str(new))
+    lines = result.stdout.splitlines()
+    assert lines[4:6] == ["warning: dtype differs: bfloat16 in the reference, float16 here", "warning: torch differs: 2.5.0 in the reference, 2.6.0 here"]
+    assert lines[-1].startswith("| m | points | 4 | 2 | 1 | no significant change (1.00x")  # 4 matched, 2 only in the reference, 1 only here
+
+
+def test_bad_files_end_the_command_with_one_line(tmp_path):
+    missing = cli("report", str(tmp_path / "nope.csv"))
+    assert (missing.returncode, missing.stdout, missing.stderr) == (2, "", f"jetson_benchmark.py: error: {tmp_path / 'nope.csv'}: cannot read it (No such file or directory)\n")
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    wrong = cli("compare", str(tmp_path / "other.csv"), str(tmp_path / "other.csv"))
+    assert wrong.returncode == 2 and wrong.stderr.startswith(f"jetson_benchmark.py: error: {tmp_path / 'other.csv'}: not a result CSV of this benchmark (no column video_id, ")
+
