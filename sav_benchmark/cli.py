@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("reference", help="the reference result CSV")
     compare.add_argument("others", nargs="+", metavar="csv", help="result CSVs to compare with it")
     compare.add_argument("--min_speed", type=float, default=0.0, metavar="PCT", help="call FPS differences below PCT percent no change (default 0)")
+    compare.add_argument("--plot", metavar="FILE.png", help="also draw J&F against FPS per model and file, and the per-object latencies (needs matplotlib)")
+    compare.add_argument("--csv", metavar="FILE", help="also write the comparison's numbers at full precision to FILE")
+    compare.add_argument("--merge", metavar="OUT.csv", help="instead: join shards of one run (same settings, disjoint jobs) into OUT.csv")
     return parser
 
 
@@ -175,8 +178,19 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import compare_text, load_run
+    from .compare import compare_text, load_run, merge_runs, write_findings
 
     reference = load_run(Path(args.reference))
-    print(compare_text(reference, [load_run(Path(path)) for path in args.others], args.min_speed))
+    others = [load_run(Path(path)) for path in args.others]
+    if args.merge:
+        count = merge_runs([reference, *others], Path(args.merge))
+        print(f"merged {count} rows from {1 + len(others)} files: {args.merge}")
+        return 0
+    if args.csv:  # first: a path that cannot be written is refused before anything is printed
+        write_findings(Path(args.csv), reference, others, args.min_speed)
+    if args.plot:
+        from .plot import write_plot
+
+        write_plot(Path(args.plot), [reference, *others])
+    print(compare_text(reference, others, args.min_speed))
     return 0

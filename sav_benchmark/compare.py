@@ -9,6 +9,7 @@ with a bootstrap 95% interval. Nothing here imports torch.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -17,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import UsageError, os_reason
 from .metrics import global_scores
-from .results import NOT_FAILED, STATUS_NO_SCORE, STATUS_OK, STATUS_SKIPPED, manifest_path
+from .results import COLUMNS, NOT_FAILED, STATUS_NO_SCORE, STATUS_OK, STATUS_SKIPPED, manifest_path, write_atomically, write_manifest
 from .stats import bootstrap_mean_interval, wilcoxon_p
 
 REQUIRED = ("video_id", "object_id", "model", "prompt", "status", "J", "F", "JF", "fps", "latency_ms_p50", "latency_ms_p90", "build_s", "init_s")
@@ -58,28 +59,28 @@ def load_run(path: Path) -> Run:
     return Run(path, rows, manifest)
 
 
-def _number(value: str | None) -> float:
+def number(value: str | None) -> float:
     return float(value) if value not in (None, "") else math.nan
 
 
-def _groups(rows: list[dict[str, str]]) -> dict[Group, list[dict[str, str]]]:
+def group_rows(rows: list[dict[str, str]]) -> dict[Group, list[dict[str, str]]]:
     groups: dict[Group, list[dict[str, str]]] = {}
     for row in rows:
         groups.setdefault((row["model"], row["prompt"]), []).append(row)
     return groups
 
 
-def _ran(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+def ran_rows(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     return [r for r in rows if r["status"] in (STATUS_OK, STATUS_NO_SCORE)]
 
 
-def _known(values: list[float]) -> list[float]:
+def known(values: list[float]) -> list[float]:
     return [v for v in values if not math.isnan(v)]
 
 
 def _median(values: list[float]) -> float:
-    known = _known(values)
-    return float(np.median(known)) if known else math.nan
+    values = known(values)
+    return float(np.median(values)) if values else math.nan
 
 
 def _fmt(value: float, digits: int = 1) -> str:
@@ -96,18 +97,18 @@ REPORT_HEADER = ["model", "prompt", "ok", "failed", "J&F", "J", "F", "FPS median
 
 
 def _report_line(group: Group, rows: list[dict[str, str]]) -> list[str]:
-    ran = _ran(rows)
+    ran = ran_rows(rows)
     failed = [r for r in rows if r["status"] not in NOT_FAILED]
-    jf, j, f = global_scores([(_number(r["J"]), _number(r["F"])) for r in ran if r["status"] == STATUS_OK])
-    fps = _known([_number(r["fps"]) for r in ran])
+    jf, j, f = global_scores([(number(r["J"]), number(r["F"])) for r in ran if r["status"] == STATUS_OK])
+    fps = known([number(r["fps"]) for r in ran])
     p10, p90 = np.percentile(fps, [10, 90]) if fps else (math.nan, math.nan)
-    peaks = _known([_number(r.get("peak_alloc_mb")) for r in ran]) or _known([_number(r.get("peak_device_mem_mb")) for r in ran])
+    peaks = known([number(r.get("peak_alloc_mb")) for r in ran]) or known([number(r.get("peak_device_mem_mb")) for r in ran])
     return [
         *group, str(len(ran)), str(len(failed)), _fmt(jf), _fmt(j), _fmt(f),
         _fmt(_median(fps), 2), f"{_fmt(p10, 2)}-{_fmt(p90, 2)}",
-        _fmt(_median([_number(r["latency_ms_p50"]) for r in ran])), _fmt(_median([_number(r["latency_ms_p90"]) for r in ran])),
-        _fmt(_median([_number(r["build_s"]) for r in ran]), 2), _fmt(_median([_number(r["init_s"]) for r in ran]), 2),
-        _fmt(max(peaks) if peaks else math.nan, 0), _fmt(_median([_number(r.get("energy_mj_per_frame")) for r in ran])),
+        _fmt(_median([number(r["latency_ms_p50"]) for r in ran])), _fmt(_median([number(r["latency_ms_p90"]) for r in ran])),
+        _fmt(_median([number(r["build_s"]) for r in ran]), 2), _fmt(_median([number(r["init_s"]) for r in ran]), 2),
+        _fmt(max(peaks) if peaks else math.nan, 0), _fmt(_median([number(r.get("energy_mj_per_frame")) for r in ran])),
     ]  # fmt: skip
 
 
@@ -115,7 +116,7 @@ def report_text(run: Run) -> str:
     """Per (model, prompt): objects that ran and failed (skipped ones left out), global J&F, J and F
     (SPEC-metrics), FPS median and p10-p90 over objects, the medians over objects of the per-object
     latency p50 and p90, build and init medians, the largest peak memory, energy per frame."""
-    groups = _groups([r for r in run.rows if r["status"] != STATUS_SKIPPED])
+    groups = group_rows([r for r in run.rows if r["status"] != STATUS_SKIPPED])
     lines = [_report_line(group, rows) for group, rows in groups.items()]
     return f"## {run.path}\n\n" + markdown_table(REPORT_HEADER, lines)
 
@@ -142,53 +143,80 @@ def _key(row: dict[str, str]) -> tuple[str, str]:
     return row["video_id"], row["object_id"]
 
 
-def describe_ratio(ratios: list[float], metric: Metric, min_change_pct: float = 0.0) -> str:
+@dataclass
+class Finding:
+    """One metric of one (model, prompt) between two files, at full precision."""
+
+    metric: str
+    n: int  # pairs it rests on
+    value: float  # geometric mean ratio OTHER/REF, or the mean difference in points
+    low: float  # bootstrap 95% interval of the value
+    high: float
+    p_value: float  # Wilcoxon signed-rank, two-sided
+    text: str  # as the table shows it
+
+
+def ratio_finding(ratios: list[float], metric: Metric, min_change_pct: float = 0.0) -> Finding | None:
     """How OTHER compares with the reference on one metric, from per-object ratios OTHER/REF."""
     if not ratios:
-        return "-"
+        return None
     logs = [math.log(r) for r in ratios]
     centre = math.exp(float(np.mean(logs)))  # the geometric mean ratio
     low, high = (math.exp(x) for x in bootstrap_mean_interval(logs))
-    interval = f"{centre:.2f}x [{low:.2f}x, {high:.2f}x]"
     p = wilcoxon_p(logs)
+    finding = Finding(metric.column, len(ratios), centre, low, high, p, "")
+    interval = f"{centre:.2f}x [{low:.2f}x, {high:.2f}x]"
     if p >= SIGNIFICANCE:
-        if len(ratios) < FEWEST_PAIRS and any(logs):
-            return f"too few objects to tell ({interval}, n={len(ratios)})"
-        return f"no significant change ({interval})"
-    if abs(centre - 1.0) * 100.0 < min_change_pct:
-        return f"no change above {min_change_pct:g}% ({interval})"
-    if centre < 1.0:  # say "2.00x lower", not "0.50x higher": the factor and its interval turned over
-        centre, low, high = 1.0 / centre, 1.0 / high, 1.0 / low
-        good = not metric.higher_is_better
+        few = len(ratios) < FEWEST_PAIRS and any(logs)
+        finding.text = f"too few objects to tell ({interval}, n={len(ratios)})" if few else f"no significant change ({interval})"
+    elif abs(centre - 1.0) * 100.0 < min_change_pct:
+        finding.text = f"no change above {min_change_pct:g}% ({interval})"
+    elif centre < 1.0:  # "2.00x lower", not "0.50x higher": the factor and its interval turned over
+        finding.text = f"{1 / centre:.2f}x {metric.worse if metric.higher_is_better else metric.better} [{1 / high:.2f}x, {1 / low:.2f}x]"
     else:
-        good = metric.higher_is_better
-    return f"{centre:.2f}x {metric.better if good else metric.worse} [{low:.2f}x, {high:.2f}x]"
+        finding.text = f"{centre:.2f}x {metric.better if metric.higher_is_better else metric.worse} [{low:.2f}x, {high:.2f}x]"
+    return finding
 
 
 def _ratios(pairs: list[tuple[dict[str, str], dict[str, str]]], column: str) -> list[float]:
     ratios = []
     for ref, other in pairs:
-        a, b = _number(ref.get(column)), _number(other.get(column))
+        a, b = number(ref.get(column)), number(other.get(column))
         if a > 0 and b > 0:
             ratios.append(b / a)
     return ratios
 
 
-def describe_difference(differences: list[float]) -> str:
+def difference_finding(differences: list[float]) -> Finding | None:
+    """The mean paired J&F difference in points, OTHER - REF."""
     if not differences:
-        return "-"
+        return None
     low, high = bootstrap_mean_interval(differences)
-    return f"{float(np.mean(differences)):+.1f} [{low:+.1f}, {high:+.1f}]"
+    mean = float(np.mean(differences))
+    return Finding("JF", len(differences), mean, low, high, wilcoxon_p(differences), f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]")
 
 
-def _compare_line(group: Group, reference: list[dict[str, str]], other: list[dict[str, str]], min_speed_pct: float) -> list[str]:
+@dataclass
+class GroupComparison:
+    group: Group
+    matched: int
+    only_reference: int
+    only_other: int
+    findings: list[Finding | None]  # RATIO_METRICS, then J&F
+
+    def cells(self) -> list[str]:
+        return [*self.group, str(self.matched), str(self.only_reference), str(self.only_other), *(f.text if f else "-" for f in self.findings)]
+
+
+def compare_group(group: Group, reference: list[dict[str, str]], other: list[dict[str, str]], min_speed_pct: float) -> GroupComparison:
     ref_by_key, other_by_key = {_key(r): r for r in reference}, {_key(r): r for r in other}
     matched = [k for k in ref_by_key if k in other_by_key]
-    pairs = [(ref_by_key[k], other_by_key[k]) for k in matched if ref_by_key[k]["status"] in (STATUS_OK, STATUS_NO_SCORE) and other_by_key[k]["status"] in (STATUS_OK, STATUS_NO_SCORE)]
+    ran = (STATUS_OK, STATUS_NO_SCORE)
+    pairs = [(ref_by_key[k], other_by_key[k]) for k in matched if ref_by_key[k]["status"] in ran and other_by_key[k]["status"] in ran]
     scored = [(a, b) for a, b in pairs if a["status"] == STATUS_OK and b["status"] == STATUS_OK]
-    cells = [describe_ratio(_ratios(pairs, m.column), m, min_speed_pct if m is SPEED else 0.0) for m in RATIO_METRICS]
-    jf_differences = [_number(b["JF"]) - _number(a["JF"]) for a, b in scored]
-    return [*group, str(len(matched)), str(len(ref_by_key) - len(matched)), str(len(other_by_key) - len(matched)), *cells, describe_difference(jf_differences)]
+    findings = [ratio_finding(_ratios(pairs, m.column), m, min_speed_pct if m is SPEED else 0.0) for m in RATIO_METRICS]
+    findings.append(difference_finding([number(b["JF"]) - number(a["JF"]) for a, b in scored]))
+    return GroupComparison(group, len(matched), len(ref_by_key) - len(matched), len(other_by_key) - len(matched), findings)
 
 
 def _setting_values(run: Run) -> dict[str, set[str]]:
@@ -217,13 +245,73 @@ def mismatch_warnings(reference: Run, other: Run) -> list[str]:
     return warnings
 
 
+def compare_runs(reference: Run, other: Run, min_speed_pct: float = 0.0) -> list[GroupComparison]:
+    ref_groups, other_groups = group_rows(reference.rows), group_rows(other.rows)
+    groups = list(dict.fromkeys([*ref_groups, *other_groups]))
+    return [compare_group(g, ref_groups.get(g, []), other_groups.get(g, []), min_speed_pct) for g in groups]
+
+
 def compare_text(reference: Run, others: list[Run], min_speed_pct: float = 0.0) -> str:
-    sections = [f"Reference: {reference.path}"]
-    ref_groups = _groups(reference.rows)
+    """Each file's own summary, then each later file against the reference."""
+    sections = [report_text(run) for run in (reference, *others)]
     for other in others:
-        other_groups = _groups(other.rows)
-        groups = list(dict.fromkeys([*ref_groups, *other_groups]))
-        lines = [_compare_line(g, ref_groups.get(g, []), other_groups.get(g, []), min_speed_pct) for g in groups]
-        warnings = mismatch_warnings(reference, other)
-        sections.append(f"## {other.path} vs {reference.path}\n\n" + "".join(f"{w}\n" for w in warnings) + ("\n" if warnings else "") + markdown_table(COMPARE_HEADER, lines))
+        lines = [comparison.cells() for comparison in compare_runs(reference, other, min_speed_pct)]
+        warnings = "".join(f"{w}\n" for w in mismatch_warnings(reference, other))
+        sections.append(f"## {other.path} vs {reference.path}\n\n" + warnings + ("\n" if warnings else "") + markdown_table(COMPARE_HEADER, lines))
     return "\n\n".join(sections)
+
+
+FINDING_COLUMNS = ["reference", "file", "model", "prompt", "matched", "only_in_reference", "only_in_file",
+                   "metric", "n", "value", "ci95_low", "ci95_high", "p_value", "verdict"]  # fmt: skip
+
+
+def write_findings(path: Path, reference: Run, others: list[Run], min_speed_pct: float = 0.0) -> None:
+    """The comparison's numbers at full precision, one line per (file, model, prompt, metric);
+    `value` is the geometric mean ratio file/reference, or for JF the mean difference in points."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(FINDING_COLUMNS)
+    for other in others:
+        for comparison in compare_runs(reference, other, min_speed_pct):
+            for finding in filter(None, comparison.findings):
+                writer.writerow([reference.path, other.path, *comparison.group, comparison.matched, comparison.only_reference, comparison.only_other,
+                                 finding.metric, finding.n, repr(finding.value), repr(finding.low), repr(finding.high), repr(finding.p_value), finding.text])  # fmt: skip
+    try:
+        write_atomically(path, buffer.getvalue())
+    except OSError as exc:
+        raise UsageError(f"--csv {path}: cannot write it ({os_reason(exc)}); choose a writable path") from None
+
+
+def _settings_by_file(runs: list[Run]) -> dict[str, dict[str, set[str]]]:
+    return {str(run.path): _setting_values(run) for run in runs}
+
+
+def merge_runs(runs: list[Run], output: Path) -> int:
+    """Join shards of one run (same settings, disjoint jobs) into one CSV; returns its row count.
+    Overlapping jobs, settings that differ and an existing output are UsageErrors."""
+    if output.exists() or manifest_path(output).exists():
+        raise UsageError(f"--merge {output}: it exists already; choose a new file, so that nothing is overwritten")
+    for name in [*SETTINGS, "torch", "power mode"]:
+        seen = {path: values[name] for path, values in _settings_by_file(runs).items() if values.get(name)}
+        if len({frozenset(v) for v in seen.values()}) > 1:
+            listed = "; ".join(f"{', '.join(sorted(v))} in {path}" for path, v in seen.items())
+            raise UsageError(f"--merge: the files differ in {name} ({listed}): only shards of one run with the same settings can be merged")
+    owner: dict[tuple[str, str, str, str], Path] = {}
+    for run in runs:
+        for row in run.rows:
+            key = (row["video_id"], row["object_id"], row["model"], row["prompt"])
+            if key in owner:
+                raise UsageError(f"--merge: {'/'.join(key[:2])} {key[2]} is in both {owner[key]} and {run.path}: shards must not overlap")
+            owner[key] = run.path
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for run in runs:
+        writer.writerows({c: row.get(c, "") for c in COLUMNS} for row in run.rows)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(output, buffer.getvalue())
+        write_manifest(manifest_path(output), {"merged_from": [str(run.path) for run in runs], "manifests": [run.manifest for run in runs]})
+    except OSError as exc:
+        raise UsageError(f"--merge {output}: cannot write it ({os_reason(exc)}); choose a writable path") from None
+    return len(owner)

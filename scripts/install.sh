@@ -30,7 +30,7 @@ for name in ("torch", "torchvision"):
     print(f"{name}=={version(name)}")
 PYEOF
 
-"$PY" -m pip install -c "$constraints" -e ".[test,edgetam]"
+"$PY" -m pip install -c "$constraints" -e ".[test,edgetam,plot]"
 if ! "$PY" -c "import sam2.build_sam" 2>/dev/null; then
   "$PY" -m pip install -c "$constraints" "setuptools>=61" "hydra-core>=1.3.2" "iopath>=0.1.10" "pillow>=9.4.0"
   SAM2_BUILD_CUDA=${SAM2_BUILD_CUDA:-0} "$PY" -m pip install -c "$constraints" --no-deps --no-build-isolation "sam2>=1.0"

@@ -2,6 +2,8 @@
 
 import csv
 import json
+import math
+import os
 import subprocess
 import sys
 
@@ -78,8 +80,9 @@ def test_one_model_twice_as_fast_and_the_others_unchanged(tmp_path):
     ref, other = write_run(tmp_path / "ref.csv", reference), write_run(tmp_path / "fast.csv", faster)
     result = cli("compare", str(ref), str(other))
     assert (result.returncode, result.stderr) == (0, "")
+    each_file = cli("report", str(ref)).stdout + "\n" + cli("report", str(other)).stdout + "\n"  # then the pairs:
     assert result.stdout == (
-        f"Reference: {ref}\n\n## {other} vs {ref}\n\n" + HEADER
+        each_file + f"## {other} vs {ref}\n\n" + HEADER
         + "| sam2.1_tiny | points | 6 | 0 | 0 | 2.00x faster [2.00x, 2.00x] | 2.00x lower [2.00x, 2.00x] | - | - | +0.0 [+0.0, +0.0] |\n"
         "| edgetam | points | 6 | 0 | 0 | no significant change (1.00x [1.00x, 1.00x]) | no significant change (1.00x [1.00x, 1.00x]) | - | - | +0.0 [+0.0, +0.0] |\n"
     )  # fmt: skip
@@ -122,7 +125,8 @@ def test_unmatched_jobs_are_counted_and_settings_that_differ_are_warned_about(tm
     new = write_run(tmp_path / "new.csv", other, {"environment": {"torch": "2.6.0"}})
     result = cli("compare", str(ref), str(new))
     lines = result.stdout.splitlines()
-    assert lines[4:6] == ["warning: dtype differs: bfloat16 in the reference, float16 here", "warning: torch differs: 2.5.0 in the reference, 2.6.0 here"]
+    lines = lines[lines.index(f"## {new} vs {ref}"):]
+    assert lines[2:4] == ["warning: dtype differs: bfloat16 in the reference, float16 here", "warning: torch differs: 2.5.0 in the reference, 2.6.0 here"]
     assert lines[-1].startswith("| m | points | 4 | 2 | 1 | no significant change (1.00x")  # 4 matched, 2 only in the reference, 1 only here
 
 
@@ -133,3 +137,68 @@ def test_bad_files_end_the_command_with_one_line(tmp_path):
     wrong = cli("compare", str(tmp_path / "other.csv"), str(tmp_path / "other.csv"))
     assert wrong.returncode == 2 and wrong.stderr.startswith(f"jetson_benchmark.py: error: {tmp_path / 'other.csv'}: not a result CSV of this benchmark (no column video_id, ")
 
+
+
+def test_merge_joins_disjoint_shards_of_one_run(tmp_path):
+    rows = six_objects("m", "points", REFERENCE_FPS)
+    first, second = write_run(tmp_path / "s1.csv", rows[:4]), write_run(tmp_path / "s2.csv", rows[4:])
+    out = tmp_path / "merged" / "all.csv"
+    result = cli("compare", str(first), str(second), "--merge", str(out))
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"merged 6 rows from 2 files: {out}\n", "")
+    merged = list(csv.DictReader(out.open()))
+    assert [(r["video_id"], r["object_id"], r["fps"]) for r in merged] == [("v", str(i), repr(f)) for i, f in enumerate(REFERENCE_FPS)]
+    assert json.loads((tmp_path / "merged" / "all.csv.json").read_text())["merged_from"] == [str(first), str(second)]
+    again = cli("compare", str(first), str(second), "--merge", str(out))
+    assert (again.returncode, again.stderr) == (2, f"jetson_benchmark.py: error: --merge {out}: it exists already; choose a new file, so that nothing is overwritten\n")
+
+
+def test_merge_refuses_overlapping_shards_and_other_settings(tmp_path):
+    rows = six_objects("m", "points", REFERENCE_FPS)
+    first, overlapping = write_run(tmp_path / "s1.csv", rows[:4]), write_run(tmp_path / "s2.csv", rows[3:])
+    result = cli("compare", str(first), str(overlapping), "--merge", str(tmp_path / "o.csv"))
+    assert (result.returncode, result.stderr) == (2, f"jetson_benchmark.py: error: --merge: v/3 m is in both {first} and {overlapping}: shards must not overlap\n")
+    other_size = write_run(tmp_path / "s3.csv", [dict(r, imgsz="512") for r in rows[4:]])
+    result = cli("compare", str(first), str(other_size), "--merge", str(tmp_path / "o.csv"))
+    assert (result.returncode, result.stderr) == (2, f"jetson_benchmark.py: error: --merge: the files differ in imgsz (1024 in {first}; 512 in {other_size}): "
+                                                     "only shards of one run with the same settings can be merged\n")
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_csv_holds_the_comparison_at_full_precision(tmp_path):
+    reference = write_run(tmp_path / "ref.csv", six_objects("m", "points", REFERENCE_FPS))
+    faster = write_run(tmp_path / "fast.csv", six_objects("m", "points", [2 * f for f in REFERENCE_FPS], jf=61.5))
+    result = cli("compare", str(reference), str(faster), "--csv", str(tmp_path / "c.csv"))
+    assert result.returncode == 0, result.stderr
+    found = {r["metric"]: r for r in csv.DictReader((tmp_path / "c.csv").open())}
+    assert list(found) == ["fps", "latency_ms_p90", "JF"]  # no memory or energy figures in these files
+    fps = found["fps"]
+    assert (fps["file"], fps["model"], fps["prompt"], fps["matched"], fps["n"]) == (str(faster), "m", "points", "6", "6")
+    assert (float(fps["value"]), float(fps["ci95_low"]), float(fps["ci95_high"])) == (2.0, 2.0, 2.0)
+    # Six equal log ratios: W+ = 21, mean 10.5, variance 6*7*13/24 - (6**3 - 6)/48 = 18.375 (all tied).
+    assert float(fps["p_value"]) == pytest.approx(math.erfc(10.5 / math.sqrt(18.375) / math.sqrt(2)))
+    assert fps["verdict"] == "2.00x faster [2.00x, 2.00x]"
+    assert (float(found["JF"]["value"]), found["JF"]["verdict"]) == (1.5, "+1.5 [+1.5, +1.5]")
+
+
+def test_plot_is_written_and_opens(tmp_path):
+    pytest.importorskip("matplotlib", reason="the plot extra is part of the test install (scripts/install.sh)")
+    from matplotlib.image import imread
+
+    reference = write_run(tmp_path / "ref.csv", six_objects("m", "points", REFERENCE_FPS) + six_objects("n", "mask", REFERENCE_FPS, jf=40.0))
+    faster = write_run(tmp_path / "fast.csv", six_objects("m", "points", [2 * f for f in REFERENCE_FPS]))
+    result = cli("compare", str(reference), str(faster), "--plot", str(tmp_path / "p.png"))
+    assert result.returncode == 0, result.stderr
+    height, width, _ = imread(tmp_path / "p.png").shape
+    assert (width, height) == (1680, 720)  # 14 x 6 inches at 120 dpi
+
+
+def test_plot_without_matplotlib_is_refused_with_the_fix(tmp_path):
+    blocker = tmp_path / "no_matplotlib" / "matplotlib"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('a stand-in for a missing matplotlib')\n")
+    path = write_run(tmp_path / "r.csv", six_objects("m", "points", REFERENCE_FPS))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker.parent), str(ROOT)])}
+    result = subprocess.run([*PROG, "compare", str(path), str(path), "--plot", str(tmp_path / "p.png")], capture_output=True, text=True, env=env, timeout=120)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        2, "", "jetson_benchmark.py: error: --plot needs matplotlib: pip install matplotlib (or the project's plot extra: pip install -e .[plot])\n"
+    )
