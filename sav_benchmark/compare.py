@@ -22,6 +22,7 @@ from .errors import UsageError, os_reason
 from .metrics import global_scores
 from .results import COLUMNS, NOT_FAILED, STATUS_NO_SCORE, STATUS_OK, STATUS_SKIPPED, manifest_path, write_atomically, write_manifest
 from .stats import bootstrap_mean_interval, wilcoxon_p
+from .summary import fmt, median, number
 
 REQUIRED = ("video_id", "object_id", "model", "prompt", "status", "J", "F", "JF", "fps", "latency_ms_p50", "latency_ms_p90", "build_s", "init_s")
 # Row settings that change the numbers: files that differ in them are compared with a warning.
@@ -59,10 +60,6 @@ def load_run(path: Path) -> Run:
     return Run(path, rows, manifest)
 
 
-def number(value: str | None) -> float:
-    return float(value) if value not in (None, "") else math.nan
-
-
 def group_rows(rows: list[dict[str, str]]) -> dict[Group, list[dict[str, str]]]:
     groups: dict[Group, list[dict[str, str]]] = {}
     for row in rows:
@@ -76,15 +73,6 @@ def ran_rows(rows: list[dict[str, str]]) -> list[dict[str, str]]:
 
 def known(values: list[float]) -> list[float]:
     return [v for v in values if not math.isnan(v)]
-
-
-def _median(values: list[float]) -> float:
-    values = known(values)
-    return float(np.median(values)) if values else math.nan
-
-
-def _fmt(value: float, digits: int = 1) -> str:
-    return "-" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 def markdown_table(header: list[str], lines: list[list[str]]) -> str:
@@ -104,11 +92,11 @@ def _report_line(group: Group, rows: list[dict[str, str]]) -> list[str]:
     p10, p90 = np.percentile(fps, [10, 90]) if fps else (math.nan, math.nan)
     peaks = known([number(r.get("peak_alloc_mb")) for r in ran]) or known([number(r.get("peak_device_mem_mb")) for r in ran])
     return [
-        *group, str(len(ran)), str(len(failed)), _fmt(jf), _fmt(j), _fmt(f),
-        _fmt(_median(fps), 2), f"{_fmt(p10, 2)}-{_fmt(p90, 2)}",
-        _fmt(_median([number(r["latency_ms_p50"]) for r in ran])), _fmt(_median([number(r["latency_ms_p90"]) for r in ran])),
-        _fmt(_median([number(r["build_s"]) for r in ran]), 2), _fmt(_median([number(r["init_s"]) for r in ran]), 2),
-        _fmt(max(peaks) if peaks else math.nan, 0), _fmt(_median([number(r.get("energy_mj_per_frame")) for r in ran])),
+        *group, str(len(ran)), str(len(failed)), fmt(jf), fmt(j), fmt(f),
+        fmt(median(fps), 2), f"{fmt(p10, 2)}-{fmt(p90, 2)}",
+        fmt(median([number(r["latency_ms_p50"]) for r in ran])), fmt(median([number(r["latency_ms_p90"]) for r in ran])),
+        fmt(median([number(r["build_s"]) for r in ran]), 2), fmt(median([number(r["init_s"]) for r in ran]), 2),
+        fmt(max(peaks) if peaks else math.nan, 0), fmt(median([number(r.get("energy_mj_per_frame")) for r in ran])),
     ]  # fmt: skip
 
 

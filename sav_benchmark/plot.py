@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .compare import Run, group_rows, known, number, ran_rows
+from .compare import Run, group_rows, known, ran_rows
 from .errors import UsageError, os_reason
 from .metrics import global_scores
 from .results import STATUS_OK
 from .stats import bootstrap_mean_interval
+from .summary import number
 
 MARKERS = "osD^v<>pPX*h"
 

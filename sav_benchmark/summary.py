@@ -14,18 +14,19 @@ HEADER = ("model", "objects", "scored", "J&F", "J", "F", "FPS med", "lat p90 ms"
 POWER_HEADER = ("W med", "mJ/frame med")  # shown when some row has a power figure
 
 
-def _number(value: Any) -> float:
+def number(value: Any) -> float:
     """A cell as a float: rows read back from a CSV hold strings, empty for unknown."""
     if value is None or value == "":
         return math.nan
     return float(value)
 
 
-def _fmt(value: float, digits: int = 1) -> str:
+def fmt(value: float, digits: int = 1) -> str:
     return "-" if math.isnan(value) else f"{value:.{digits}f}"
 
 
-def _median(values: list[float]) -> float:
+def median(values: list[float]) -> float:
+    """The median of the known values (NaN where none is)."""
     known = [v for v in values if not math.isnan(v)]
     return float(np.median(known)) if known else math.nan
 
@@ -39,19 +40,19 @@ def summarise(rows: Iterable[dict[str, Any]], with_power: bool = False) -> list[
     for model, model_rows in by_model.items():
         ran = [r for r in model_rows if r["status"] != STATUS_SKIPPED]
         ok = [r for r in ran if r["status"] in (STATUS_OK, STATUS_NO_SCORE)]
-        scored = [(_number(r["J"]), _number(r["F"])) for r in ok if r["status"] == STATUS_OK]
+        scored = [(number(r["J"]), number(r["F"])) for r in ok if r["status"] == STATUS_OK]
         jf, j, f = global_scores(scored)
-        fps = [_number(r["fps"]) for r in ok]
-        p90 = [_number(r["latency_ms_p90"]) for r in ok]
-        peaks = [v for v in (_number(r["peak_alloc_mb"]) for r in ok) if not math.isnan(v)]
+        fps = [number(r["fps"]) for r in ok]
+        p90 = [number(r["latency_ms_p90"]) for r in ok]
+        peaks = [v for v in (number(r["peak_alloc_mb"]) for r in ok) if not math.isnan(v)]
         lines.append((
-            model, f"{len(ok)}/{len(ran)}", str(len(scored)), _fmt(jf), _fmt(j), _fmt(f),
-            _fmt(float(np.median(fps)) if fps else math.nan),
-            _fmt(float(np.median(p90)) if p90 else math.nan),
-            _fmt(max(peaks) if peaks else math.nan, 0),
+            model, f"{len(ok)}/{len(ran)}", str(len(scored)), fmt(jf), fmt(j), fmt(f),
+            fmt(float(np.median(fps)) if fps else math.nan),
+            fmt(float(np.median(p90)) if p90 else math.nan),
+            fmt(max(peaks) if peaks else math.nan, 0),
         ))  # fmt: skip
         if with_power:
-            lines[-1] += (_fmt(_median([_number(r.get("avg_power_w")) for r in ok])), _fmt(_median([_number(r.get("energy_mj_per_frame")) for r in ok])))
+            lines[-1] += (fmt(median([number(r.get("avg_power_w")) for r in ok])), fmt(median([number(r.get("energy_mj_per_frame")) for r in ok])))
     return lines
 
 
