@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import UsageError, os_reason
+from .prepare import MASKLET_CHOICES, parse_shard
 from .runners import MODELS, load_plugins
 from .session import PROG, run_command, select_split
 from .signals import Interrupted
@@ -46,12 +47,23 @@ _positive = _integer_at_least(1, "a positive integer")
 _non_negative = _integer_at_least(0, "zero or more")
 
 
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--shard ")) from None
+
+
 def _add_selection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--split_dir", help="SA-V val/test split: JPEGImages_24fps/, Annotations_6fps/, optional sav_val.txt")
+    parser.add_argument("--split_dir", help="the split: SA-V val/test (JPEGImages_24fps/, Annotations_6fps/, optional sav_val.txt), "
+                                            "SA-V train (sav_*.mp4 with sav_*_manual.json) or DAVIS 2017 (JPEGImages/480p/, Annotations/480p/)")
     parser.add_argument("--video_ids", help="comma-separated videos to run (default: all, in the split's list order)")
     parser.add_argument("--limit_videos", type=_positive, help="run only the first N selected videos")
     parser.add_argument("--limit_objects", type=_positive, help="run only the first K objects of each video")
+    parser.add_argument("--shard", type=_shard, metavar="K/N", help="run only the K-th of N disjoint parts of the selected videos (one per device; join the CSVs with compare --merge)")
     parser.add_argument("--num_points", type=_positive, default=1, help="positive clicks for *_points models (default 1)")
+    parser.add_argument("--masklets", choices=MASKLET_CHOICES, help="SA-V train: which masklets are objects (default manual)")
+    parser.add_argument("--cache_dir", help="SA-V train: where the decoded frames and masks go (default cache/<split folder name>)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,7 +178,9 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"--output {output}: cannot write it ({os_reason(exc)}); choose a writable path") from None
     n_objects = sum(len(v.objects) for v in split.videos)
-    print(f"prepared {len(split.videos)} videos, {n_objects} objects: {output}")
+    problems = sum(bool(v.problem) for v in split.videos)
+    flaw = f" ({problems} with a problem: their jobs will fail with the reason)" if problems else ""
+    print(f"prepared {len(split.videos)} videos{flaw}, {n_objects} objects: {output}")
     return 0
 
 

@@ -1,7 +1,9 @@
-"""Phase 1: index an SA-V split, check it, select videos and objects, derive their prompts.
+"""Phase 1: index a split, check it, select videos and objects, derive their prompts.
 
 The result is a prepared manifest (JSON) that the run phase reads, so that every problem with
-the input is found before any model is built.
+the input is found before any model is built. This module reads SA-V val/test and holds what
+every layout shares; `davis` reads DAVIS 2017, and `sav_train` turns SA-V training videos into
+the val/test layout in a cache.
 """
 
 from __future__ import annotations
@@ -10,19 +12,30 @@ import difflib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import cv2
+import numpy as np
 
 from .errors import UsageError
-from .masks import png_size, read_mask
+from .masks import png_size, read_ids, read_mask
 from .results import write_atomically
 from .prompts import click_points, tight_box
 
 FRAMES_DIR = "JPEGImages_24fps"
 ANNOTATIONS_DIR = "Annotations_6fps"
 LIST_FILES = ("sav_val.txt", "sav_test.txt")
+DAVIS_FRAMES_DIR = "JPEGImages/480p"
+DAVIS_ANNOTATIONS_DIR = "Annotations/480p"
+LAYOUT_SAV, LAYOUT_DAVIS, LAYOUT_SAV_TRAIN = "sav", "davis", "sav-train"
+FOLDERS = {LAYOUT_SAV: (FRAMES_DIR, ANNOTATIONS_DIR), LAYOUT_DAVIS: (DAVIS_FRAMES_DIR, DAVIS_ANNOTATIONS_DIR)}
+MASKLET_CHOICES = ("manual", "auto", "both")  # SA-V train: which json files name the objects
 FORMAT = "sav-benchmark-prepared/1"
 DEMO_HINT = "make a demo split with: python -m sav_benchmark.synthetic --out DIR"
+LAYOUTS_HINT = (
+    "a split is SA-V val/test (JPEGImages_24fps/, Annotations_6fps/), SA-V train (sav_*.mp4 with "
+    "sav_*_manual.json) or DAVIS 2017 (JPEGImages/480p/, Annotations/480p/)"
+)
 
 
 @dataclass
@@ -51,15 +64,29 @@ class PreparedVideo:
 
 @dataclass
 class PreparedSplit:
-    split_dir: str
+    split_dir: str  # what the run reads: for SA-V train, the cache that prepare filled
     num_points: int
     videos: list[PreparedVideo]
+    layout: str = LAYOUT_SAV  # sav: one binary PNG per object and frame; davis: one index PNG per frame
+    source_dir: str = ""  # SA-V train: the folder of mp4 and json files the cache was made from
+    masklets: str = ""  # SA-V train: manual, auto or both
+    shard: str = ""  # "K/N" when this is one of N parts of the selection
 
     def frames_dir(self, video: PreparedVideo) -> Path:
-        return Path(self.split_dir) / FRAMES_DIR / video.video_id
+        return Path(self.split_dir) / FOLDERS[self.layout][0] / video.video_id
 
-    def mask_path(self, video: PreparedVideo, obj: PreparedObject, frame: int) -> Path:
-        return Path(self.split_dir) / ANNOTATIONS_DIR / video.video_id / obj.object_id / obj.mask_file(frame)
+    def truth_path(self, video: PreparedVideo, obj: PreparedObject, frame: int) -> Path:
+        folder = Path(self.split_dir) / FOLDERS[self.layout][1] / video.video_id
+        if self.layout == LAYOUT_DAVIS:
+            return folder / obj.mask_file(frame)
+        return folder / obj.object_id / obj.mask_file(frame)
+
+    def read_truth(self, video: PreparedVideo, obj: PreparedObject, frame: int) -> np.ndarray:
+        """The object's ground-truth mask on an annotated frame."""
+        path = self.truth_path(video, obj, frame)
+        if self.layout == LAYOUT_DAVIS:
+            return read_ids(path) == int(obj.object_id)
+        return read_mask(path, require_binary=True)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,8 +108,28 @@ class PreparedSplit:
             split = cls(videos=videos, **data)
         except (KeyError, TypeError, AttributeError) as exc:
             raise UsageError(f"--prepared {path} is damaged ({type(exc).__name__}: {exc}); make a new one with: jetson_benchmark.py prepare") from None
-        _check_layout(Path(split.split_dir))
+        if split.layout not in FOLDERS:
+            raise UsageError(f"--prepared {path} has an unknown layout {split.layout!r}; make a new one with: jetson_benchmark.py prepare")
+        check_layout(Path(split.split_dir), split.layout)
         return split
+
+
+@dataclass
+class Selection:
+    """Which videos and objects of a split to run: the flags shared by `run` and `prepare`."""
+
+    video_ids: list[str] | None = None
+    limit_videos: int | None = None
+    limit_objects: int | None = None
+    shard: tuple[int, int] | None = None  # (K, N): the K-th of N parts, counting from 1
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """K/N with 1 <= K <= N, for --shard."""
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise ValueError(f"--shard must be K/N with 1 <= K <= N (1/2 and 2/2 split a run in two), not {text}")
+    return int(k), int(n)
 
 
 def prepare_split(
@@ -91,29 +138,58 @@ def prepare_split(
     limit_videos: int | None = None,
     limit_objects: int | None = None,
     num_points: int = 1,
+    shard: tuple[int, int] | None = None,
+    masklets: str = "manual",
+    cache_dir: str | Path | None = None,
 ) -> PreparedSplit:
-    """Index, check and select an SA-V val/test split; raise UsageError on any bad input."""
+    """Index, check and select a split of any layout; raise UsageError on any bad input.
+
+    masklets and cache_dir concern SA-V training videos only (see `sav_train`)."""
+    # Imported here: those modules build on this one's classes.
+    from .davis import prepare_davis
+    from .sav_train import prepare_training
+
     root = Path(split_dir)
-    _check_layout(root)
-    selected = _select_videos(root, _list_videos(root), video_ids, limit_videos)
-    videos = [_prepare_video(root, vid, limit_objects, num_points) for vid in selected]
-    return PreparedSplit(str(root.resolve()), num_points, videos)
+    selection = Selection(video_ids, limit_videos, limit_objects, shard)
+    layout = detect_layout(root)
+    if layout == LAYOUT_DAVIS:
+        return prepare_davis(root, selection, num_points)
+    if layout == LAYOUT_SAV_TRAIN:
+        return prepare_training(root, selection, num_points, masklets, cache_dir)
+    check_layout(root, LAYOUT_SAV)
+    selected = select_videos(root, list_videos(root, LIST_FILES, ANNOTATIONS_DIR), selection)
+    videos = [prepare_sav_video(root, vid, limit_objects, num_points) for vid in selected]
+    return PreparedSplit(str(root.resolve()), num_points, videos, shard=shard_text(shard))
 
 
-def _check_layout(root: Path) -> None:
+def shard_text(shard: tuple[int, int] | None) -> str:
+    return f"{shard[0]}/{shard[1]}" if shard else ""
+
+
+def detect_layout(root: Path) -> str:
     if not root.is_dir():
         raise UsageError(f"--split_dir {root} does not exist; give the folder of an SA-V split ({DEMO_HINT})")
-    for sub in (FRAMES_DIR, ANNOTATIONS_DIR):
+    for layout, folders in FOLDERS.items():
+        if any((root / sub).is_dir() for sub in folders):
+            return layout  # a missing half is reported by check_layout
+    if any(p.suffix == ".mp4" for p in listing(root)):
+        return LAYOUT_SAV_TRAIN
+    raise UsageError(f"--split_dir {root} holds no split: {LAYOUTS_HINT} ({DEMO_HINT})")
+
+
+def check_layout(root: Path, layout: str) -> None:
+    if not root.is_dir():
+        raise UsageError(f"--split_dir {root} does not exist; give the folder of an SA-V split ({DEMO_HINT})")
+    for sub in FOLDERS[layout]:
         if not (root / sub).is_dir():
-            raise UsageError(
-                f"--split_dir {root} has no {sub}/ folder; an SA-V val/test split holds "
-                f"{FRAMES_DIR}/ and {ANNOTATIONS_DIR}/ ({DEMO_HINT})"
-            )
+            frames, annotations = FOLDERS[layout]
+            kind = "a DAVIS 2017 split" if layout == LAYOUT_DAVIS else "an SA-V val/test split"
+            raise UsageError(f"--split_dir {root} has no {sub}/ folder; {kind} holds {frames}/ and {annotations}/ ({DEMO_HINT})")
 
 
-def _list_videos(root: Path) -> list[str]:
+def list_videos(root: Path, list_files: tuple[str, ...], annotations_dir: str) -> list[str]:
     """Videos in the split's list file order when it has one, else every annotated video, sorted."""
-    for name in LIST_FILES:
+    for name in list_files:
         list_file = root / name
         if list_file.is_file():
             try:
@@ -122,32 +198,41 @@ def _list_videos(root: Path) -> list[str]:
                 raise UsageError(f"{list_file}: cannot read it as a list of video ids ({exc})") from None
             videos = [line.strip() for line in lines if line.strip()]
             for vid in videos:
-                if not (root / ANNOTATIONS_DIR / vid).is_dir():
-                    raise UsageError(f"{list_file} lists video {vid}, but {root / ANNOTATIONS_DIR / vid} does not exist")
+                if not (root / annotations_dir / vid).is_dir():
+                    raise UsageError(f"{list_file} lists video {vid}, but {root / annotations_dir / vid} does not exist")
             break
     else:
-        videos = sorted(p.name for p in _listing(root / ANNOTATIONS_DIR) if p.is_dir())
+        videos = sorted(p.name for p in listing(root / annotations_dir) if p.is_dir())
     if not videos:
-        raise UsageError(f"--split_dir {root} holds no videos: {root / ANNOTATIONS_DIR} is empty ({DEMO_HINT})")
+        raise UsageError(f"--split_dir {root} holds no videos: {root / annotations_dir} is empty ({DEMO_HINT})")
     return videos
 
 
-def _listing(folder: Path) -> list[Path]:
+def listing(folder: Path) -> list[Path]:
     try:
         return list(folder.iterdir())
     except OSError as exc:
         raise UsageError(f"cannot list {folder} ({exc.strerror or exc}); check its permissions") from None
 
 
-def _select_videos(root: Path, videos: list[str], video_ids: list[str] | None, limit: int | None) -> list[str]:
-    if video_ids:
-        for vid in video_ids:
+def select_videos(root: Path, videos: list[str], selection: Selection) -> list[str]:
+    """--video_ids, then --limit_videos, then --shard: every K-th of the N parts takes every N-th
+    video from the K-th on, so the parts are disjoint, cover the selection and are nearly equal."""
+    if selection.video_ids:
+        for vid in selection.video_ids:
             if vid not in videos:
                 close = difflib.get_close_matches(vid, videos, n=1)
                 hint = f"did you mean {close[0]}? " if close else ""
                 raise UsageError(f"--video_ids: {vid} is not in the split {root}; {hint}(it has {len(videos)} videos)")
-        videos = [v for v in videos if v in video_ids]
-    return videos[:limit] if limit is not None else videos
+        videos = [v for v in videos if v in selection.video_ids]
+    if selection.limit_videos is not None:
+        videos = videos[: selection.limit_videos]
+    if selection.shard:
+        k, n = selection.shard
+        videos = videos[k - 1 :: n]
+        if not videos:
+            raise UsageError(f"--shard {k}/{n}: this part has no video (the selection has fewer than {k}); use at most as many parts as videos")
+    return videos
 
 
 class VideoProblem(Exception):
@@ -175,7 +260,7 @@ def _jpeg_problem(path: Path) -> str:
     return ""
 
 
-def _frame_files(frames_dir: Path, video_id: str) -> list[Path]:
+def frame_files(frames_dir: Path) -> list[Path]:
     """The JPEG frames in order, checking that they are numbered 0..n-1 as the predictor expects."""
     if not frames_dir.is_dir():
         raise VideoProblem(f"frame folder {frames_dir} does not exist")
@@ -199,21 +284,35 @@ def _frame_files(frames_dir: Path, video_id: str) -> list[Path]:
     return files
 
 
-def _frame_size(first: Path) -> tuple[int, int]:
+def frame_size(first: Path) -> tuple[int, int]:
     image = cv2.imread(str(first))
     if image is None:
         raise VideoProblem(f"cannot decode frame {first}")
     return image.shape[0], image.shape[1]
 
 
-def _prepare_video(root: Path, video_id: str, limit_objects: int | None, num_points: int) -> PreparedVideo:
-    problem, n_frames, size = "", 0, None
+def check_frames(frames_dir: Path) -> tuple[str, int, tuple[int, int] | None]:
+    """(problem, frame count, (height, width)): with a problem, 0 and None."""
     try:
-        frames = _frame_files(root / FRAMES_DIR / video_id, video_id)
-        n_frames, size = len(frames), _frame_size(frames[0])
+        frames = frame_files(frames_dir)
+        return "", len(frames), frame_size(frames[0])
     except VideoProblem as exc:
-        problem = f"{exc}; fix the video's frames or leave it out (--video_ids)"
-    object_dirs = sorted(p for p in _listing(root / ANNOTATIONS_DIR / video_id) if p.is_dir())
+        return f"{exc}; fix the video's frames or leave it out (--video_ids)", 0, None
+
+
+def find_prompt(obj: PreparedObject, masks: Iterable[tuple[int, np.ndarray]], num_points: int) -> None:
+    """Prompt the object on the first of its (frame, mask) pairs where the mask is not empty."""
+    for frame, mask in masks:
+        if mask.any():
+            obj.prompt_frame, obj.points, obj.box = frame, click_points(mask, num_points), tight_box(mask)
+            return
+    obj.skip_reason = "object never appears in the ground truth"
+
+
+def prepare_sav_video(root: Path, video_id: str, limit_objects: int | None, num_points: int) -> PreparedVideo:
+    """One video of an SA-V val/test layout (root may be a cache made from training videos)."""
+    problem, n_frames, size = check_frames(root / FRAMES_DIR / video_id)
+    object_dirs = sorted(p for p in listing(root / ANNOTATIONS_DIR / video_id) if p.is_dir())
     if not object_dirs:
         raise UsageError(f"video {video_id}: no object folders in {root / ANNOTATIONS_DIR / video_id}")
     if limit_objects is not None:
@@ -223,13 +322,13 @@ def _prepare_video(root: Path, video_id: str, limit_objects: int | None, num_poi
     return PreparedVideo(video_id, n_frames, height, width, objects, problem)
 
 
-def _prepare_object(obj_dir: Path, video_id: str, n_frames: int, frame_size: tuple[int, int] | None, num_points: int) -> PreparedObject:
-    """Index one object's masks. Its video's frames are checked already: with a problem there,
-    n_frames is 0 and frame_size None, and only what the masks say alone is checked."""
-    where = f"video {video_id}, object {obj_dir.name}"
-    files = sorted((p for p in _listing(obj_dir) if p.suffix.lower() == ".png"), key=lambda p: p.stem)
+def index_annotations(folder: Path, where: str, n_frames: int, frame_size: tuple[int, int] | None) -> tuple[list[int], list[str]]:
+    """The annotated frames and their PNG names, in frame order. The video's frames are checked
+    already: with a problem there, n_frames is 0 and frame_size None, and only what the masks say
+    alone is checked."""
+    files = sorted((p for p in listing(folder) if p.suffix.lower() == ".png"), key=lambda p: p.stem)
     if not files:
-        raise UsageError(f"{where}: no .png masks in {obj_dir}")
+        raise UsageError(f"{where}: no .png masks in {folder}")
     frames = []
     for path in files:
         if not path.stem.isdigit() or (frame_size is not None and int(path.stem) >= n_frames):
@@ -245,15 +344,19 @@ def _prepare_object(obj_dir: Path, video_id: str, n_frames: int, frame_size: tup
             )
         frames.append(int(path.stem))
     order = sorted(range(len(frames)), key=frames.__getitem__)
-    obj = PreparedObject(obj_dir.name, [frames[i] for i in order], [files[i].name for i in order])
+    return [frames[i] for i in order], [files[i].name for i in order]
+
+
+def _prepare_object(obj_dir: Path, video_id: str, n_frames: int, frame_size: tuple[int, int] | None, num_points: int) -> PreparedObject:
+    where = f"video {video_id}, object {obj_dir.name}"
+    obj = PreparedObject(obj_dir.name, *index_annotations(obj_dir, where, n_frames, frame_size))
+    find_prompt(obj, _binary_masks(obj_dir, obj, where), num_points)
+    return obj
+
+
+def _binary_masks(obj_dir: Path, obj: PreparedObject, where: str) -> Iterator[tuple[int, np.ndarray]]:
     for frame, name in zip(obj.annotated_frames, obj.annotation_files):
         try:
-            mask = read_mask(obj_dir / name, require_binary=True)
+            yield frame, read_mask(obj_dir / name, require_binary=True)
         except (OSError, ValueError) as exc:
             raise UsageError(f"{where}, frame {frame}: {exc}") from None
-        if mask.any():
-            obj.prompt_frame, obj.points, obj.box = frame, click_points(mask, num_points), tight_box(mask)
-            break
-    else:
-        obj.skip_reason = "object never appears in the ground truth"
-    return obj

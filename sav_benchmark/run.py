@@ -17,10 +17,11 @@ from typing import Any, Iterator
 import numpy as np
 
 from .executors import Executor, InProcessExecutor
-from .masks import read_mask, write_mask
+from .masks import write_mask
 from .measure import JobOutcome, one_line
 from .metrics import ObjectScorer, evaluated_frames
-from .prepare import PreparedObject, PreparedSplit, PreparedVideo
+from .davis import Composite
+from .prepare import LAYOUT_DAVIS, PreparedObject, PreparedSplit, PreparedVideo
 from .progress import Progress
 from .results import NOT_FAILED, STATUS_CRASH, STATUS_ERROR, STATUS_NO_SCORE, STATUS_OK, STATUS_OOM, STATUS_SKIPPED, ResultWriter, write_atomically
 from .runners import ModelSpec
@@ -63,7 +64,7 @@ class RunReport:
 
 
 def make_job(split: PreparedSplit, video: PreparedVideo, obj: PreparedObject, max_frames: int | None = None) -> Job:
-    mask = read_mask(split.mask_path(video, obj, obj.prompt_frame), require_binary=True)
+    mask = split.read_truth(video, obj, obj.prompt_frame)
     return Job(split.frames_dir(video), video.n_frames, obj.prompt_frame, obj.points, obj.box, mask, max_frames)
 
 
@@ -114,6 +115,7 @@ class Benchmark:
         todo = list(self.jobs())
         ground_truth: dict[int, np.ndarray] = {}
         current_object = None
+        held = HeldVideo()
         progress = Progress(len(todo), show_progress, self.executor.frames_done)
         try:
             for index, (video, obj, spec) in enumerate(todo):
@@ -126,25 +128,39 @@ class Benchmark:
                 except OSError as exc:
                     raise ResultsNotWritable(self.options.current_job_file, exc) from exc
                 if died_here_before:
-                    row, input_problem = self._killed_the_run_row(spec, video, obj), False
+                    row, input_problem, predictions = self._killed_the_run_row(spec, video, obj), False, None
                 else:
-                    row, input_problem = self._run_job(spec, video, obj, ground_truth)
-                with self.guard.critical():
-                    try:
-                        self.writer.write(row)
-                    except OSError as exc:
-                        raise ResultsNotWritable(self.writer.path, exc) from exc
-                    self.report.rows.append(row)
-                    self._job_done()
-                log.info("%s/%s %s: %s %s", video.video_id, obj.object_id, spec.name, row["status"], row["error"])
+                    row, input_problem, predictions = self._predict(spec, video, obj)
+                self._job_done()
+                video_ends = index + 1 == len(todo) or todo[index + 1][0] is not video
+                if self.split.layout == LAYOUT_DAVIS:
+                    held.add(Finished(row, input_problem, spec, obj), predictions)
+                    finished = self._conclude_davis_video(video, held) if video_ends else []
+                elif predictions is None:
+                    finished = [Finished(row, input_problem, spec, obj)]
+                else:
+                    finished = [self._conclude(Finished(row, input_problem, spec, obj), video, predictions, ground_truth)]
+                stop = False
+                for done in finished:
+                    self._write(done.row, video, done.obj, done.spec)
+                    stop = self._should_stop(done.row, done.input_problem) or stop
                 progress.end_job()
-                if self._should_stop(row, input_problem):
+                if stop:
                     break
-                if index + 1 == len(todo) or todo[index + 1][0] is not video:
+                if video_ends:
                     self.executor.between_videos(self.specs)
         finally:
             progress.close()
         return self.report
+
+    def _write(self, row: dict[str, Any], video: PreparedVideo, obj: PreparedObject, spec: ModelSpec) -> None:
+        with self.guard.critical():
+            try:
+                self.writer.write(row)
+            except OSError as exc:
+                raise ResultsNotWritable(self.writer.path, exc) from exc
+            self.report.rows.append(row)
+        log.info("%s/%s %s: %s %s", video.video_id, obj.object_id, spec.name, row["status"], row["error"])
 
     def _died_here_before(self, key: tuple[str, str, str]) -> bool:
         """With jobs in this process, a model that crashes (segfault) ends the whole run, and a resume
@@ -219,40 +235,80 @@ class Benchmark:
             return json.dumps({"points": obj.points})
         if spec.prompt == "bbox":
             return json.dumps({"box": obj.box})
-        return json.dumps({"mask": f"{video.video_id}/{obj.object_id}/{obj.mask_file(obj.prompt_frame)}"})
+        where = self.split.truth_path(video, obj, obj.prompt_frame).relative_to(self.split.split_dir)
+        return json.dumps({"mask": str(where), "object_id": obj.object_id})
 
-    def _run_job(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject, ground_truth: dict[int, np.ndarray]) -> tuple[dict[str, Any], bool]:
-        """The job's row, and whether a failure there is the input's fault rather than the model's."""
+    def _predict(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject) -> tuple[dict[str, Any], bool, dict[int, np.ndarray] | None]:
+        """Run the job: its row, whether a failure there is the input's fault rather than the model's,
+        and its masks on every annotated frame. Without masks the row is finished, else scoring finishes it."""
         row = self._row_start(spec, video, obj)
         if video.problem:
-            return _finish(row, STATUS_ERROR, video.problem), True
+            return _finish(row, STATUS_ERROR, video.problem), True, None
         if obj.skip_reason:
-            return _finish(row, STATUS_SKIPPED, obj.skip_reason), True
+            return _finish(row, STATUS_SKIPPED, obj.skip_reason), True, None
         row["prompt_frame"] = obj.prompt_frame
         row["prompt_detail"] = self._prompt_detail(spec, video, obj)
         try:
             job = make_job(self.split, video, obj)
         except Exception as exc:
             log.error("%s %s/%s: reading the prompt failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
-            return _finish(row, STATUS_ERROR, f"reading the prompt failed: {one_line(exc)}"), True
+            return _finish(row, STATUS_ERROR, f"reading the prompt failed: {one_line(exc)}"), True, None
         outcome = self._execute(spec, job, obj, row)
         row.update(outcome.columns)
         if outcome.status:
             log.error("%s %s/%s: %s\n%s", spec.name, video.video_id, obj.object_id, outcome.reason, outcome.traceback)
-            return _finish(row, outcome.status, outcome.reason), False
+            return _finish(row, outcome.status, outcome.reason), False, None
         try:
-            predictions = _annotated_predictions(obj, outcome.masks, (video.height, video.width))
+            return row, False, _annotated_predictions(obj, outcome.masks, (video.height, video.width))
+        except Exception as exc:
+            log.error("%s %s/%s: scoring failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
+            return _finish(row, STATUS_ERROR, f"scoring failed: {one_line(exc)}"), True, None
+
+    def _conclude(self, job: Finished, video: PreparedVideo, predictions: dict[int, np.ndarray], ground_truth: dict[int, np.ndarray], save: bool = True) -> Finished:
+        """Score the job's masks and save them; the row gets its status."""
+        spec, obj, row = job.spec, job.obj, job.row
+        try:
             status, reason = self._score(row, video, obj, predictions, ground_truth)
         except Exception as exc:
             log.error("%s %s/%s: scoring failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
-            return _finish(row, STATUS_ERROR, f"scoring failed: {one_line(exc)}"), True
-        if self.options.save_masks is not None:
+            return replace(job, row=_finish(row, STATUS_ERROR, f"scoring failed: {one_line(exc)}"), input_problem=True)
+        if save and self.options.save_masks is not None:
             try:
                 self._save_masks(spec, video, obj, predictions)
             except Exception as exc:  # the scores stand; the row says the masks are missing
                 log.error("%s %s/%s: saving masks failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
-                return _finish(row, STATUS_ERROR, f"saving masks failed: {one_line(exc)}"), False
-        return _finish(row, status, reason), False
+                return replace(job, row=_finish(row, STATUS_ERROR, f"saving masks failed: {one_line(exc)}"))
+        return replace(job, row=_finish(row, status, reason))
+
+    def _conclude_davis_video(self, video: PreparedVideo, held: HeldVideo) -> list[Finished]:
+        """DAVIS scores label maps, one id per pixel: each model's objects of the video are put
+        together (see Composite), and each object is scored on what it keeps of its mask there, as
+        the official evaluator scores the saved frames."""
+        finished = []
+        for job in held.jobs:
+            composite = held.composites.get(job.spec.name)
+            if job.row.get("status") or composite is None:
+                finished.append(job)
+                continue
+            object_id = int(job.obj.object_id)
+            masks = {frame: composite.frames[frame] == object_id for frame in job.obj.annotated_frames}
+            finished.append(self._conclude(job, video, masks, {}, save=False))
+        if self.options.save_masks is not None:
+            for name, composite in held.composites.items():
+                self._save_davis_frames(video, name, composite, finished)
+        held.clear()
+        return finished
+
+    def _save_davis_frames(self, video: PreparedVideo, model: str, composite: Composite, finished: list[Finished]) -> None:
+        """DIR/<model>/<video>/<frame>.png; if that fails, the model's scored rows say so."""
+        obj = next(job.obj for job in finished if job.spec.name == model)
+        try:
+            composite.save(self.options.save_masks / model / video.video_id, dict(zip(obj.annotated_frames, obj.annotation_files)))
+        except Exception as exc:
+            log.error("%s %s: saving masks failed\n%s", model, video.video_id, traceback.format_exc())
+            for i, job in enumerate(finished):
+                if job.spec.name == model and job.row["status"] in NOT_FAILED:
+                    finished[i] = replace(job, row=_finish(job.row, STATUS_ERROR, f"saving masks failed: {one_line(exc)}"))
 
     def _execute(self, spec: ModelSpec, job: Job, obj: PreparedObject, row: dict[str, Any]) -> JobOutcome:
         """Run the job; out of memory, run it once more at --oom_retry_imgsz when that is set."""
@@ -271,7 +327,7 @@ class Benchmark:
         scorer = ObjectScorer()
         for frame in evaluated_frames(obj.annotated_frames, self.options.skip_first_and_last):
             if frame not in ground_truth:
-                ground_truth[frame] = read_mask(self.split.mask_path(video, obj, frame), require_binary=True)
+                ground_truth[frame] = self.split.read_truth(video, obj, frame)
             scorer.feed(predictions[frame], ground_truth[frame])
         score = scorer.conclude()
         row.update(J=score.J, F=score.F, JF=score.JF, n_eval_frames=score.n_frames)
@@ -284,6 +340,32 @@ class Benchmark:
         folder = self.options.save_masks / spec.name / video.video_id / obj.object_id
         for frame, mask in predictions.items():
             write_mask(folder / obj.mask_file(frame), mask)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A job that ran (or could not): its row, with a status once scored."""
+
+    row: dict[str, Any]
+    input_problem: bool
+    spec: ModelSpec
+    obj: PreparedObject
+
+
+@dataclass
+class HeldVideo:
+    """The jobs of the DAVIS video in progress, held until its last one, and each model's composite."""
+
+    jobs: list[Finished] = field(default_factory=list)
+    composites: dict[str, Composite] = field(default_factory=dict)
+
+    def add(self, job: Finished, predictions: dict[int, np.ndarray] | None) -> None:
+        self.jobs.append(job)
+        if predictions is not None:
+            self.composites.setdefault(job.spec.name, Composite()).add(int(job.obj.object_id), predictions)
+
+    def clear(self) -> None:
+        self.jobs, self.composites = [], {}
 
 
 def _annotated_predictions(obj: PreparedObject, masks: dict[int, np.ndarray], size: tuple[int, int]) -> dict[int, np.ndarray]:

@@ -27,7 +27,7 @@ from .signals import Interrupted, SignalGuard
 from .summary import summary_text
 
 PROG = "jetson_benchmark.py"
-SELECTION_FLAGS = ("split_dir", "video_ids", "limit_videos", "limit_objects")
+SELECTION_FLAGS = ("split_dir", "video_ids", "limit_videos", "limit_objects", "shard", "masklets", "cache_dir")
 EXIT_FAILED, EXIT_TOO_MANY_FAILURES = 1, 3
 
 
@@ -35,7 +35,9 @@ def select_split(args: argparse.Namespace) -> PreparedSplit:
     if not args.split_dir:
         raise UsageError(f"--split_dir is required: the folder of an SA-V split ({DEMO_HINT})")
     video_ids = [v.strip() for v in args.video_ids.split(",") if v.strip()] if args.video_ids else None
-    return prepare_split(args.split_dir, video_ids, args.limit_videos, args.limit_objects, args.num_points)
+    return prepare_split(
+        args.split_dir, video_ids, args.limit_videos, args.limit_objects, args.num_points, args.shard, args.masklets or "manual", args.cache_dir
+    )
 
 
 def _split_for_run(args: argparse.Namespace) -> PreparedSplit:

@@ -1,0 +1,91 @@
+"""DAVIS 2017: JPEGImages/480p/<video>/<frame>.jpg, Annotations/480p/<video>/<frame>.png, whose
+pixel values are object ids (palette PNGs), and ImageSets/2017/val.txt.
+
+The objects of a video are the ids found in its annotations, each prompted on the first frame
+where it appears: the same objects the SA-V evaluator scores in its DAVIS mode. Train and val
+annotate every frame, so every frame is scored (minus the first and the last, as for SA-V).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UsageError
+from .masks import read_ids, write_ids
+from .prepare import (
+    DAVIS_ANNOTATIONS_DIR,
+    DAVIS_FRAMES_DIR,
+    LAYOUT_DAVIS,
+    PreparedObject,
+    PreparedSplit,
+    PreparedVideo,
+    Selection,
+    check_layout,
+    check_frames,
+    find_prompt,
+    index_annotations,
+    list_videos,
+    select_videos,
+    shard_text,
+)
+
+LIST_FILES = ("ImageSets/2017/val.txt",)
+
+
+def prepare_davis(root: Path, selection: Selection, num_points: int) -> PreparedSplit:
+    check_layout(root, LAYOUT_DAVIS)
+    selected = select_videos(root, list_videos(root, LIST_FILES, DAVIS_ANNOTATIONS_DIR), selection)
+    videos = [_prepare_video(root, vid, selection.limit_objects, num_points) for vid in selected]
+    return PreparedSplit(str(root.resolve()), num_points, videos, layout=LAYOUT_DAVIS, shard=shard_text(selection.shard))
+
+
+def _prepare_video(root: Path, video_id: str, limit_objects: int | None, num_points: int) -> PreparedVideo:
+    problem, n_frames, size = check_frames(root / DAVIS_FRAMES_DIR / video_id)
+    folder = root / DAVIS_ANNOTATIONS_DIR / video_id
+    frames, names = index_annotations(folder, f"video {video_id}", n_frames, size)
+    first_seen = _first_appearances(folder, video_id, frames, names)
+    if not first_seen:
+        raise UsageError(f"video {video_id}: no object in any annotation in {folder}; DAVIS annotations hold object ids 1, 2, ... on background 0")
+    objects = []
+    for object_id in sorted(first_seen)[:limit_objects]:
+        obj = PreparedObject(str(object_id), frames, names)
+        find_prompt(obj, [first_seen[object_id]], num_points)
+        objects.append(obj)
+    height, width = size or (0, 0)
+    return PreparedVideo(video_id, n_frames, height, width, objects, problem)
+
+
+def _first_appearances(folder: Path, video_id: str, frames: list[int], names: list[str]) -> dict[int, tuple[int, np.ndarray]]:
+    """Each object id found, with the first frame where it appears and its mask there."""
+    first_seen: dict[int, tuple[int, np.ndarray]] = {}
+    for frame, name in zip(frames, names):
+        try:
+            ids = read_ids(folder / name)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"video {video_id}, frame {frame}: {exc}") from None
+        present = np.flatnonzero(np.bincount(ids.ravel(), minlength=256)[1:]) + 1
+        for object_id in present:
+            if int(object_id) not in first_seen:
+                first_seen[int(object_id)] = (frame, ids == object_id)
+    return first_seen
+
+
+class Composite:
+    """One model's masks of one video as DAVIS stores them, one id per pixel. Where objects
+    overlap the lowest id wins, as sam2's vos_inference decides for DAVIS output; that rule
+    makes the result the same whatever order the objects are added in."""
+
+    def __init__(self) -> None:
+        self.frames: dict[int, np.ndarray] = {}
+
+    def add(self, object_id: int, masks: dict[int, np.ndarray]) -> None:
+        for frame, mask in masks.items():
+            ids = self.frames.setdefault(frame, np.zeros(mask.shape, np.uint8))
+            ids[mask & ((ids == 0) | (ids > object_id))] = object_id
+
+    def save(self, folder: Path, names: dict[int, str]) -> None:
+        """<folder>/<frame>.png for every frame, as palette PNGs."""
+        for frame, ids in self.frames.items():
+            write_ids(folder / names[frame], ids)
