@@ -192,13 +192,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import compare_text, load_run, merge_runs, write_findings
+    from .compare import compare_text, load_run, merge_runs, missing_shards, write_findings
 
     reference = load_run(Path(args.reference))
     others = [load_run(Path(path)) for path in args.others]
     if args.merge:
         count = merge_runs([reference, *others], Path(args.merge))
         print(f"merged {count} rows from {1 + len(others)} files: {args.merge}")
+        missing = missing_shards([reference, *others])
+        if missing:
+            print(f"{PROG}: warning: shard {', '.join(missing)} is not among the files: the merged run is incomplete", file=sys.stderr)
         return 0
     if args.csv:  # first: a path that cannot be written is refused before anything is printed
         write_findings(Path(args.csv), reference, others, args.min_speed)

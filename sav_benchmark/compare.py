@@ -274,6 +274,15 @@ def _settings_by_file(runs: list[Run]) -> dict[str, dict[str, set[str]]]:
     return {str(run.path): _setting_values(run) for run in runs}
 
 
+def missing_shards(runs: list[Run]) -> list[str]:
+    """The parts K/N absent from a merge of runs that were all made with --shard .../N."""
+    shards = [(run.manifest or {}).get("shard") or "" for run in runs]
+    if not all(shards) or len({shard.split("/")[1] for shard in shards}) != 1:
+        return []
+    n = int(shards[0].split("/")[1])
+    return [f"{k}/{n}" for k in range(1, n + 1) if f"{k}/{n}" not in shards]
+
+
 def merge_runs(runs: list[Run], output: Path) -> int:
     """Join shards of one run (same settings, disjoint jobs) into one CSV; returns its row count.
     Overlapping jobs, settings that differ and an existing output are UsageErrors."""

@@ -83,7 +83,7 @@ class Composite:
     def add(self, object_id: int, masks: dict[int, np.ndarray]) -> None:
         for frame, mask in masks.items():
             ids = self.frames.setdefault(frame, np.zeros(mask.shape, np.uint8))
-            ids[mask & ((ids == 0) | (ids > object_id))] = object_id
+            ids[np.asarray(mask, bool) & ((ids == 0) | (ids > object_id))] = object_id
 
     def save(self, folder: Path, names: dict[int, str]) -> None:
         """<folder>/<frame>.png for every frame, as palette PNGs."""

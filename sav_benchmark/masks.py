@@ -97,15 +97,14 @@ def _colours_to_ids(bgr: np.ndarray, palette: bytes, path: Path) -> np.ndarray:
     entries = _colour_keys(np.frombuffer(palette, np.uint8)[: len(palette) // 3 * 3].reshape(-1, 3))
     if entries.size == 0:
         raise ValueError(f"{path} has no palette")
-    order = np.argsort(entries, kind="stable")  # equal colours: the lowest index first
+    # A colour listed twice (palettes are often padded with black) is read as its lowest index:
+    # searchsorted finds the first of equal entries, and the stable sort keeps them in index order.
+    order = np.argsort(entries, kind="stable")
     sorted_entries = entries[order]
     pixels = _colour_keys(bgr[..., ::-1])
     position = np.minimum(np.searchsorted(sorted_entries, pixels), entries.size - 1)
     if not (sorted_entries[position] == pixels).all():
         raise ValueError(f"{path} holds colours that are not in its palette")
-    repeated = sorted_entries[1:][sorted_entries[1:] == sorted_entries[:-1]]
-    if repeated.size and np.isin(pixels, repeated).any():
-        raise ValueError(f"{path}: its palette gives several ids the same colour, so the ids cannot be told apart")
     return order[position].astype(np.uint8)
 
 

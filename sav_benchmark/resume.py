@@ -9,7 +9,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 from .errors import UsageError, os_reason
 from .runners.sizes import DEFAULT_IMGSZ
@@ -117,9 +117,18 @@ def keys_to_skip(rows: list[dict[str, str]], retry_failed: bool) -> set[Key]:
     return {row_key(r) for r in rows if r["status"] in NOT_FAILED or not retry_failed}
 
 
-def drop_failed_rows(output: Path, rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Rewrite the CSV without its failed rows (atomically), so that a retried job has one row."""
-    kept = [r for r in rows if r["status"] in NOT_FAILED]
+def partial_groups(rows: list[dict[str, str]], objects: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """(video, model) pairs with rows for some of the video's objects but not all."""
+    found: dict[tuple[str, str], set[str]] = {}
+    for row in rows:
+        found.setdefault((row["video_id"], row["model"]), set()).add(row["object_id"])
+    return {group for group, done in found.items() if group[0] in objects and not objects[group[0]] <= done}
+
+
+def drop_rows(output: Path, rows: list[dict[str, str]], keep: Callable[[dict[str, str]], bool]) -> list[dict[str, str]]:
+    """Rewrite the CSV with only the rows to keep (atomically), so that a job run again has one row:
+    the failed ones for --retry_failed."""
+    kept = [r for r in rows if keep(r)]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
     writer.writeheader()

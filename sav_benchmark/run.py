@@ -61,6 +61,7 @@ STOPPED_FAILURES = "max_consecutive_failures"
 class RunReport:
     rows: list[dict[str, Any]] = field(default_factory=list)
     stopped: str = ""  # why the run ended early, if it did
+    stopped_at: dict[str, Any] = field(default_factory=dict)  # the failed row that ended it
 
 
 def make_job(split: PreparedSplit, video: PreparedVideo, obj: PreparedObject, max_frames: int | None = None) -> Job:
@@ -122,16 +123,11 @@ class Benchmark:
                 if current_object != (video.video_id, obj.object_id):
                     current_object, ground_truth = (video.video_id, obj.object_id), {}
                 progress.start_job(f"{video.video_id}/{obj.object_id} {spec.name}", video.n_frames - (obj.prompt_frame or 0))
-                key = (video.video_id, obj.object_id, spec.name)
-                try:
-                    died_here_before = self._died_here_before(key)
-                except OSError as exc:
-                    raise ResultsNotWritable(self.options.current_job_file, exc) from exc
-                if died_here_before:
+                if self._died_here_before((video.video_id, obj.object_id, spec.name)):
                     row, input_problem, predictions = self._killed_the_run_row(spec, video, obj), False, None
                 else:
                     row, input_problem, predictions = self._predict(spec, video, obj)
-                self._job_done()
+                    self._job_ended()
                 video_ends = index + 1 == len(todo) or todo[index + 1][0] is not video
                 if self.split.layout == LAYOUT_DAVIS:
                     held.add(Finished(row, input_problem, spec, obj), predictions)
@@ -141,9 +137,11 @@ class Benchmark:
                 else:
                     finished = [self._conclude(Finished(row, input_problem, spec, obj), video, predictions, ground_truth)]
                 stop = False
-                for done in finished:
-                    self._write(done.row, video, done.obj, done.spec)
-                    stop = self._should_stop(done.row, done.input_problem) or stop
+                with self.guard.critical():  # a video's rows are written together, or none of them
+                    for done in finished:
+                        self._write(done.row, video, done.obj, done.spec)
+                        stop = self._should_stop(done.row, done.input_problem) or stop
+                    self._rows_written([(video.video_id, done.obj.object_id, done.spec.name) for done in finished])
                 progress.end_job()
                 if stop:
                     break
@@ -164,26 +162,55 @@ class Benchmark:
 
     def _died_here_before(self, key: tuple[str, str, str]) -> bool:
         """With jobs in this process, a model that crashes (segfault) ends the whole run, and a resume
-        would start with the same job again. The job in progress is kept in a file: a job that was in
-        progress when the run died twice is not run a third time. (Once could be a kill -9.)"""
+        would start with the same job again. A file keeps the job in progress and, per job without a
+        row yet, how often the run died during it: a job during which the run died twice is not run
+        a third time. (Once could be a kill -9.) Deaths are kept until the job's row is written, as
+        DAVIS holds a video's rows until its last job."""
+        state = self._job_state()
+        if state is None:
+            return False
+        if state["in_progress"]:
+            died = "/".join(state["in_progress"])
+            state["deaths"][died] = state["deaths"].get(died, 0) + 1
+        state["in_progress"] = None if state["deaths"].get("/".join(key), 0) >= 2 else list(key)
+        self._save_job_state(state)
+        return state["in_progress"] is None
+
+    def _job_ended(self) -> None:
+        state = self._job_state()
+        if state is not None:
+            state["in_progress"] = None
+            self._save_job_state(state)
+
+    def _rows_written(self, keys: list[tuple[str, str, str]]) -> None:
+        state = self._job_state()
+        if state is not None:
+            for key in keys:
+                state["deaths"].pop("/".join(key), None)
+            self._save_job_state(state)
+
+    def _job_state(self) -> dict[str, Any] | None:
+        """{"in_progress": key or None, "deaths": {"video/object/model": count}}; None when not kept."""
         path = self.options.current_job_file
         if path is None:
-            return False
-        attempts = 1
+            return None
         try:
-            earlier = json.loads(path.read_text())
-            if tuple(earlier["key"]) == key:
-                attempts = earlier["attempts"] + 1
-        except (OSError, ValueError, KeyError, TypeError):
+            state = json.loads(path.read_text())
+            if isinstance(state.get("deaths"), dict) and isinstance(state.get("in_progress"), (list, type(None))):
+                return state
+        except (OSError, ValueError, AttributeError):
             pass
-        if attempts > 2:
-            return True
-        write_atomically(path, json.dumps({"key": list(key), "attempts": attempts}))
-        return False
+        return {"in_progress": None, "deaths": {}}
 
-    def _job_done(self) -> None:
-        if self.options.current_job_file is not None:
-            self.options.current_job_file.unlink(missing_ok=True)
+    def _save_job_state(self, state: dict[str, Any]) -> None:
+        path = self.options.current_job_file
+        try:
+            if state["in_progress"] or state["deaths"]:
+                write_atomically(path, json.dumps(state))
+            else:
+                path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise ResultsNotWritable(path, exc) from exc
 
     def _killed_the_run_row(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject) -> dict[str, Any]:
         row = {**self._row_start(spec, video, obj), "prompt_frame": obj.prompt_frame}
@@ -196,15 +223,16 @@ class Benchmark:
             self._consecutive_failures = 0
             return False
         if input_problem:
-            return self.options.fail_fast and self._stop(STOPPED_FAIL_FAST)  # bad input is no systematic failure
+            return self.options.fail_fast and self._stop(STOPPED_FAIL_FAST, row)  # bad input is no systematic failure
         self._consecutive_failures += 1
         if self.options.fail_fast:
-            return self._stop(STOPPED_FAIL_FAST)
+            return self._stop(STOPPED_FAIL_FAST, row)
         limit = self.options.max_consecutive_failures
-        return bool(limit) and self._consecutive_failures >= limit and self._stop(STOPPED_FAILURES)
+        return bool(limit) and self._consecutive_failures >= limit and self._stop(STOPPED_FAILURES, row)
 
-    def _stop(self, why: str) -> bool:
-        self.report.stopped = why
+    def _stop(self, why: str, row: dict[str, Any]) -> bool:
+        if not self.report.stopped:
+            self.report.stopped, self.report.stopped_at = why, row
         return True
 
     def _row_start(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject) -> dict[str, Any]:

@@ -14,12 +14,14 @@ that disagrees with it) becomes an error row for each of its objects; the others
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import cv2
 from pycocotools import mask as rle_codec
@@ -67,17 +69,35 @@ def prepare_training(
     videos = select_videos(root, _list_videos(root), selection)
     say = say or (lambda message: print(message, file=sys.stderr))
     prepared = []
-    for video_id in videos:
-        problem, object_ids = convert_video(root, video_id, cache, masklets, say)
-        if problem:
-            object_ids = object_ids[: selection.limit_objects] or [UNKNOWN_OBJECTS]
-            objects = [PreparedObject(object_id, [], []) for object_id in object_ids]
-            prepared.append(PreparedVideo(video_id, 0, 0, 0, objects, problem))
-        else:
-            prepared.append(prepare_sav_video(cache, video_id, selection.limit_objects, num_points))
+    with _cache_lock(cache, say):
+        for video_id in videos:
+            problem, object_ids = convert_video(root, video_id, cache, masklets, say)
+            if problem:
+                object_ids = object_ids[: selection.limit_objects] or [UNKNOWN_OBJECTS]
+                objects = [PreparedObject(object_id, [], []) for object_id in object_ids]
+                prepared.append(PreparedVideo(video_id, 0, 0, 0, objects, problem))
+            else:
+                prepared.append(prepare_sav_video(cache, video_id, selection.limit_objects, num_points))
     return PreparedSplit(
         str(cache.resolve()), num_points, prepared, source_dir=str(root.resolve()), masklets=masklets, shard=shard_text(selection.shard)
     )
+
+
+@contextmanager
+def _cache_lock(cache: Path, say: Callable[[str], None]) -> Iterator[None]:
+    """One prepare at a time per cache: two converting the same video would mix their frames."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        handle = open(cache / ".lock", "a")
+    except OSError as exc:
+        raise UsageError(f"--cache_dir {cache}: cannot create it ({os_reason(exc)}); choose a writable folder") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"prepare: waiting for another prepare that is filling {cache}")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _list_videos(root: Path) -> list[str]:
@@ -110,6 +130,9 @@ def convert_video(root: Path, video_id: str, cache: Path, masklets: str, say: Ca
         _forget(cache, video_id)
         return f"{exc}", []
     object_ids = [a.object_id(j) for a in annotations for j in range(len(a.ids))]
+    if not object_ids:
+        _forget(cache, video_id)
+        return f"{', '.join(str(a.path) for a in annotations)} names no masklet: the video has no object to run", []
     try:
         stamp = _read_stamp(cache, video_id)
         frames = _cached_frames(root / f"{video_id}.mp4", cache, video_id, stamp, say)
@@ -149,6 +172,10 @@ def _load_masklets(path: Path, kind: str) -> Masklets:
         raise VideoProblem(f"{path} is not an SA-V masklet file ({type(exc).__name__}: {exc}); fetch it again") from None
     if not isinstance(rles, list) or not all(isinstance(frame, list) and len(frame) == len(ids) for frame in rles):
         raise VideoProblem(f"{path}: 'masklet' must hold, for every annotated frame, one RLE per masklet ({len(ids)}); fetch it again")
+    if ids and not rles:
+        raise VideoProblem(f"{path} has masklets but no annotated frame; fetch it again")
+    if len(set(ids)) != len(ids) or any(i < 0 for i in ids):
+        raise VideoProblem(f"{path}: masklet_id must be distinct numbers from 0, not {ids}; fetch it again")
     return masklets
 
 
@@ -163,7 +190,7 @@ def _cached_frames(mp4: Path, cache: Path, video_id: str, stamp: dict[str, Any],
     source = _fingerprint(mp4)
     folder = cache / FRAMES_DIR / video_id
     earlier = stamp.get("frames") or {}
-    if earlier.get("source") == source and folder.is_dir():
+    if earlier.get("source") == source and folder.is_dir() and len(list(folder.glob("*.jpg"))) == earlier.get("count"):
         return Frames(earlier["count"], earlier["height"], earlier["width"])
     stamp.clear()  # new frames: the masks are checked against them again
     _remove(folder)
@@ -224,12 +251,44 @@ def _check_agreement(masklets: Masklets, frames: Frames) -> None:
         )
     for i, frame in enumerate(masklets.rles):
         for j, rle in enumerate(frame):
+            at = f"{where}, annotated frame {i} (video frame {i * ANNOTATION_STEP}), masklet {masklets.ids[j]}"
             size = rle.get("size") if isinstance(rle, dict) else None
             if size != [frames.height, frames.width]:
-                raise VideoProblem(
-                    f"{where}, annotated frame {i} (video frame {i * ANNOTATION_STEP}), masklet {masklets.ids[j]}: "
-                    f"its RLE has size {size}, but the video is [{frames.height}, {frames.width}] (height, width)"
-                )
+                raise VideoProblem(f"{at}: its RLE has size {size}, but the video is [{frames.height}, {frames.width}] (height, width)")
+            # pycocotools decodes runs that fall short of the mask without a word, leaving the rest
+            # of it uninitialised: so the runs are added up first.
+            if run_length_total(rle.get("counts")) != frames.height * frames.width:
+                raise VideoProblem(f"{at}: its RLE does not cover the {frames.height}x{frames.width} mask exactly; fetch the file again")
+
+
+def run_length_total(counts: Any) -> int | None:
+    """The sum of an RLE's runs, None if it is malformed. COCO's compressed string stores each run
+    in 5-bit groups, 6 bits to a character from '0' (48), the 0x20 bit meaning that more groups
+    follow and the 0x10 bit of the last group the sign; from the third run on, each is stored as
+    its difference from the run two before."""
+    if isinstance(counts, list):
+        return sum(counts) if all(isinstance(c, int) and c >= 0 for c in counts) else None
+    if not isinstance(counts, str):
+        return None
+    runs: list[int] = []
+    data, position = counts.encode(), 0
+    while position < len(data):
+        value, groups, more = 0, 0, True
+        while more:
+            if position == len(data):
+                return None
+            code = data[position] - 48
+            value |= (code & 0x1F) << (5 * groups)
+            more = bool(code & 0x20)
+            position, groups = position + 1, groups + 1
+            if not more and code & 0x10:
+                value |= -1 << (5 * groups)
+        if len(runs) > 2:
+            value += runs[-2]
+        if value < 0:
+            return None
+        runs.append(value)
+    return sum(runs)
 
 
 def _cached_masks(annotations: list[Masklets], cache: Path, video_id: str, stamp: dict[str, Any]) -> None:
@@ -240,6 +299,7 @@ def _cached_masks(annotations: list[Masklets], cache: Path, video_id: str, stamp
     _remove(folder)
     partial = folder.with_name(f".{video_id}.partial")
     _remove(partial)
+    partial.mkdir(parents=True)
     try:
         for a in annotations:
             _write_masklets(a, partial)

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError, os_reason
-from .prepare import DEMO_HINT, PreparedSplit, prepare_split
+from .prepare import DEMO_HINT, LAYOUT_DAVIS, PreparedSplit, prepare_split
 from .results import NOT_FAILED, ResultWriter, current_job_path, log_path, manifest_path, prepared_path, run_files, write_manifest
-from .resume import check_comparable, drop_failed_rows, keys_to_skip, lock_output, read_rows
+from .resume import check_comparable, drop_rows, keys_to_skip, lock_output, partial_groups, read_rows
 from .runners import ModelSpec, resolve_models
 from .runners.sizes import DEFAULT_IMGSZ
 from .signals import Interrupted, SignalGuard
@@ -221,8 +221,10 @@ class RunSession:
         self.import_paths = _check_models_runnable(self.specs, args)
         device, dtype = _settings(args, self.specs)
         telemetry, self.telemetry_description = _telemetry(args, device)
-        self.split = _split_for_run(args)
         self.output = Path(args.output) if args.output else _default_output()
+        if not args.resume:  # before the split: preparing SA-V training videos can take long
+            _refuse_earlier_files(self.output)
+        self.split = _split_for_run(args)
         self.save_masks = Path(args.save_masks) if args.save_masks else None
         uses_torch = any(spec.uses_torch for spec in self.specs)
         warmup = args.warmup_frames if args.warmup_frames is not None else (8 if device == "cuda" else 0)
@@ -237,13 +239,15 @@ class RunSession:
             "random_weights_seed": RANDOM_WEIGHTS_SEED if args.weights == "random" else None,
         }
         checkpoints = _checkpoint_digests(self.specs, args)
-        if not args.resume:
-            _refuse_earlier_files(self.output)
         self._lock = lock_output(self.output)  # held until this process ends
         earlier = _take_over(self.output, args, config, checkpoints)
         _check_save_masks(self.save_masks)
         if args.retry_failed:  # only now that every check has passed
-            earlier.rows = drop_failed_rows(self.output, earlier.rows)
+            earlier.rows = drop_rows(self.output, earlier.rows, lambda row: row["status"] in NOT_FAILED)
+        if self.split.layout == LAYOUT_DAVIS and earlier.rows:
+            partial = partial_groups(earlier.rows, {v.video_id: {o.object_id for o in v.objects} for v in self.split.videos})
+            if partial:  # DAVIS scores a model's objects of a video together: such groups run again whole
+                earlier.rows = drop_rows(self.output, earlier.rows, lambda row: (row["video_id"], row["model"]) not in partial)
         self.earlier_rows = earlier.rows
         run_id = earlier.manifest["run_id"] if earlier.manifest else uuid.uuid4().hex[:12]
         self.options = RunOptions(
@@ -275,7 +279,7 @@ class RunSession:
             self.manifest.setdefault("resumed", []).append({**session, "config": config, "rows_before": len(self.earlier_rows)})
             self.session = self.manifest["resumed"][-1]
         else:
-            self.manifest = {**session, "run_id": run_id, "config": config, "split_dir": self.split.split_dir,
+            self.manifest = {**session, "run_id": run_id, "config": config, "split_dir": self.split.split_dir, "shard": self.split.shard,
                              "prepared": self.args.prepared or str(prepared_path(self.output))}  # fmt: skip
             self.session = self.manifest
 
@@ -337,11 +341,12 @@ class RunSession:
             print(f"{PROG}: error: {self.unwritable}; the run stopped there. Make room, then resume with:\n  {resume}", file=sys.stderr)
             return EXIT_FAILED
         if self.interrupted:
-            print(f"{PROG}: interrupted by {self.interrupted}; the current job was cleaned up and left no row. Resume with:\n  {resume}", file=sys.stderr)
+            held = " (with DAVIS input, neither did the finished jobs of its video: their rows are written together)" if self.split.layout == LAYOUT_DAVIS else ""
+            print(f"{PROG}: interrupted by {self.interrupted}; the current job was cleaned up and left no row{held}. Resume with:\n  {resume}", file=sys.stderr)
             return self.interrupted.exit_code
         stopped = self.report.stopped
         if stopped:
-            last = self.report.rows[-1]
+            last = self.report.stopped_at
             why = f"after {self.args.max_consecutive_failures} failed jobs in a row (--max_consecutive_failures)" if stopped == STOPPED_FAILURES else "at the first failed job (--fail_fast)"
             print(
                 f"{PROG}: stopped {why}; the last, {last['video_id']}/{last['object_id']} {last['model']}, said: {last['error']}\n"

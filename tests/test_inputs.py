@@ -8,6 +8,7 @@ read back with Pillow: neither path goes through the benchmark's own cache or PN
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -27,8 +28,13 @@ from sav_benchmark.synthetic import make_split
 PROG = "jetson_benchmark.py: error: "
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, str(ROOT / "jetson_benchmark.py"), *args], capture_output=True, text=True, timeout=600)
+def cli(*args, env=None):
+    return subprocess.run([sys.executable, str(ROOT / "jetson_benchmark.py"), *args], capture_output=True, text=True, timeout=600, env=env)
+
+
+def with_fake_runners(**variables):
+    """The environment for the test runners in tests/plugins, which fail as `variables` say."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "plugins"), str(ROOT)]), "SAV_BENCHMARK_PLUGINS": "fake_runners", **variables}
 
 
 def rows_of(path):
@@ -164,6 +170,14 @@ def test_broken_training_videos_fail_their_own_rows_and_the_rest_run(tmp_path):
     (root / "sav_000004_manual.json").write_text(json.dumps(wrong))
     small_video(root, "sav_000005")
     (root / "sav_000005_manual.json").write_text("{not json")
+    small_video(root, "sav_000006")
+    short = json.loads((root / "sav_000006_manual.json").read_text())
+    short["masklet"][2][0]["counts"] = _rle(np.zeros((24, 31), bool))["counts"]  # runs that stop 24 pixels short
+    (root / "sav_000006_manual.json").write_text(json.dumps(short))
+    small_video(root, "sav_000008")
+    empty = json.loads((root / "sav_000008_manual.json").read_text())
+    empty.update(masklet=[[], [], []], masklet_id=[], masklet_num=0)
+    (root / "sav_000008_manual.json").write_text(json.dumps(empty))
     out = tmp_path / "run.csv"
     result = cli("--split_dir", str(root), "--cache_dir", str(tmp_path / "cache"), "--models", "static_mask", "--output", str(out), "--quiet")
     assert result.returncode == 1
@@ -182,7 +196,13 @@ def test_broken_training_videos_fail_their_own_rows_and_the_rest_run(tmp_path):
     )
     assert list(k for k in rows if k[0] == "sav_000005") == [("sav_000005", "-")]
     assert rows[("sav_000005", "-")][1].startswith(f"cannot read {root / 'sav_000005_manual.json'} as json")
-    assert len(rows) == 2 + 2 + 2 + 2 + 1
+    assert rows[("sav_000006", "000")] == (
+        "error",
+        f"{root / 'sav_000006_manual.json'}, annotated frame 2 (video frame 8), masklet 0: its RLE does not cover the 24x32 mask exactly; "
+        "fetch the file again",
+    )
+    assert rows[("sav_000008", "-")] == ("error", f"{root / 'sav_000008_manual.json'} names no masklet: the video has no object to run")
+    assert len(rows) == 2 + 2 + 2 + 2 + 1 + 2 + 1
     assert not (tmp_path / "cache" / "JPEGImages_24fps" / "sav_000003").exists()  # nothing half-made is kept
 
 
@@ -270,6 +290,43 @@ def test_davis_masks_are_saved_as_palette_frames_where_the_lower_id_wins(davis, 
         assert (np.array(saved) == static_label_map(frame)).all()
 
 
+def expected_davis_scores():
+    """(J, F) of objects 1, 2, 3 on static_label_map, by the independent reference."""
+    scores = []
+    for k in (1, 2, 3):
+        truths = [davis_objects(f) == k for f in range(DAVIS_FRAMES)]
+        predicted = [static_label_map(f) == k for f in range(DAVIS_FRAMES)]
+        scores.append(object_jf(predicted[1:-1], truths[1:-1]))
+    return scores
+
+
+def test_davis_objects_run_again_are_put_together_with_the_rest_of_their_video(davis, tmp_path):
+    out, masks = tmp_path / "run.csv", tmp_path / "masks"
+    args = ("--split_dir", str(davis), "--models", "fake_fail", "--output", str(out), "--save_masks", str(masks), "--quiet")
+    first = cli(*args, env=with_fake_runners(FAKE_FAIL_PROMPT_FRAMES="5"))  # object 3 fails
+    assert first.returncode == 1
+    assert [r["status"] for r in rows_of(out)] == ["ok", "ok", "error"]
+    retried = cli(*args, "--resume", "--retry_failed", env=with_fake_runners())
+    assert retried.returncode == 0, retried.stderr
+    rows = rows_of(out)
+    assert [(r["object_id"], r["status"]) for r in rows] == [("1", "ok"), ("2", "ok"), ("3", "ok")]
+    for row, (j, f) in zip(rows, expected_davis_scores()):  # as if all three had run together
+        assert (float(row["J"]), float(row["F"])) == (pytest.approx(j, abs=1e-9), pytest.approx(f, abs=1e-9))
+    assert (np.array(Image.open(masks / "fake_fail" / "cows" / "00007.png")) == static_label_map(7)).all()
+
+
+def test_a_davis_job_that_kills_the_run_twice_gets_a_crash_row(davis, tmp_path):
+    out = tmp_path / "run.csv"
+    args = ("--split_dir", str(davis), "--models", "fake_crash", "--output", str(out), "--quiet")
+    environment = with_fake_runners(FAKE_FAIL_PROMPT_FRAMES="5")  # object 3, the video's last job, segfaults
+    assert cli(*args, env=environment).returncode < 0
+    assert cli(*args, "--resume", env=environment).returncode < 0  # objects 1 and 2 had no rows yet: run again
+    final = cli(*args, "--resume", env=environment)
+    assert final.returncode == 1
+    assert [(r["object_id"], r["status"]) for r in rows_of(out)] == [("1", "ok"), ("2", "ok"), ("3", "crash")]
+    assert not (tmp_path / "run.csv.current").exists()
+
+
 def test_davis_without_a_list_file_runs_every_video(davis, tmp_path):
     copy = tmp_path / "davis"
     shutil.copytree(davis, copy)
@@ -296,7 +353,16 @@ def test_shards_cover_every_job_exactly_once_and_merge_into_the_whole_run(tmp_pa
     assert not set(parts[0]) & set(parts[1])
     merged = tmp_path / "merged.csv"
     result = cli("compare", str(tmp_path / "part1.csv"), str(tmp_path / "part2.csv"), "--merge", str(merged))
-    assert result.stdout == f"merged {len(parts[0]) + len(parts[1])} rows from 2 files: {merged}\n"
+    assert (result.stdout, result.stderr) == (f"merged {len(parts[0]) + len(parts[1])} rows from 2 files: {merged}\n", "")
+
+
+def test_merging_only_some_shards_warns_which_are_missing(tmp_path):
+    split = tmp_path / "split"
+    make_split(split, videos=3, frames=5, width=48, height=32)
+    for k in (1, 3):
+        assert cli("--split_dir", str(split), "--models", "static_mask", "--shard", f"{k}/3", "--output", str(tmp_path / f"{k}.csv"), "--quiet").returncode == 0
+    result = cli("compare", str(tmp_path / "1.csv"), str(tmp_path / "3.csv"), "--merge", str(tmp_path / "merged.csv"))
+    assert (result.returncode, result.stderr) == (0, "jetson_benchmark.py: warning: shard 2/3 is not among the files: the merged run is incomplete\n")
 
 
 @pytest.mark.parametrize("shard, message", [
