@@ -152,12 +152,12 @@ class Benchmark:
         return self.report
 
     def _write(self, row: dict[str, Any], video: PreparedVideo, obj: PreparedObject, spec: ModelSpec) -> None:
-        with self.guard.critical():
-            try:
-                self.writer.write(row)
-            except OSError as exc:
-                raise ResultsNotWritable(self.writer.path, exc) from exc
-            self.report.rows.append(row)
+        """One row to the CSV; called inside the guard's critical section."""
+        try:
+            self.writer.write(row)
+        except OSError as exc:
+            raise ResultsNotWritable(self.writer.path, exc) from exc
+        self.report.rows.append(row)
         log.info("%s/%s %s: %s %s", video.video_id, obj.object_id, spec.name, row["status"], row["error"])
 
     def _died_here_before(self, key: tuple[str, str, str]) -> bool:

@@ -1,4 +1,4 @@
-"""SA-V training videos: sav_XXXXXX.mp4 beside sav_XXXXXX_manual.json (and _auto.json).
+"""SA-V training videos: sav_000001.mp4 beside sav_000001_manual.json (and _auto.json), and so on.
 
 The json holds masklets as COCO run-length encodings at 6 fps: annotated frame i is video frame
 4*i, and `masklet_first_appeared_frame` counts annotated frames. prepare turns each selected video
