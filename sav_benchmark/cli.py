@@ -1,4 +1,4 @@
-"""Command line: `run` (the default), `prepare`, `models`, `report` and `compare`.
+"""Command line: `run` (the default), `prepare`, `models`, `report`, `compare` and `evaluate`.
 
 Anything wrong before the first job ends the command with exit code 2 and one line on stderr.
 """
@@ -17,7 +17,7 @@ from .session import PROG, run_command, select_split
 from .signals import Interrupted
 from .telemetry import CHOICES as TELEMETRY_CHOICES, DEFAULT_INTERVAL_MS
 
-COMMANDS = ("run", "prepare", "models", "report", "compare")
+COMMANDS = ("run", "prepare", "models", "report", "compare", "evaluate")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -124,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--plot", metavar="FILE.png", help="also draw J&F against FPS per model and file, and the per-object latencies (needs matplotlib)")
     compare.add_argument("--csv", metavar="FILE", help="also write the comparison's numbers at full precision to FILE")
     compare.add_argument("--merge", metavar="OUT.csv", help="instead: join shards of one run (same settings, disjoint jobs) into OUT.csv")
+
+    evaluate = sub.add_parser("evaluate", help="J&F of saved masks against the ground truth, as the official SA-V evaluator prints and saves it (results.csv beside the masks)")
+    evaluate.add_argument("--gt_root", required=True, help="the ground truth: one folder per video (SA-V: sav_val/Annotations_6fps; DAVIS: Annotations/480p)")
+    evaluate.add_argument("--pred_root", required=True, help="the predicted masks, laid out as --gt_root (e.g. a --save_masks folder's DIR/<model>)")
+    evaluate.add_argument("-n", "--num_processes", type=_positive, default=16, help="processes, one video each at a time (default 16, at most one per video)")
+    evaluate.add_argument("-s", "--strict", action="store_true", help="every video of --gt_root must have predictions, and no others")
+    evaluate.add_argument("-q", "--quiet", action="store_true", help="print only where the results are saved")
+    evaluate.add_argument("--do_not_skip_first_and_last_frame", action="store_true", help="score the first and last annotated frames too")
     return parser
 
 
@@ -147,12 +155,16 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_report(args)
         if args.command == "compare":
             return _cmd_compare(args)
+        if args.command == "evaluate":
+            from .evaluate import run_evaluate
+
+            return run_evaluate(args.gt_root, args.pred_root, args.num_processes, args.strict, not args.do_not_skip_first_and_last_frame, args.quiet)
         return run_command(args, argv)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return UsageError.exit_code
-    except KeyboardInterrupt:  # before the run's own signal handling is in place
-        print(f"{PROG}: interrupted before any job ran", file=sys.stderr)
+    except KeyboardInterrupt:  # before the run's own signal handling is in place, or another command
+        print(f"{PROG}: interrupted{' before any job ran' if argv[:1] != ['evaluate'] else ''}", file=sys.stderr)
         return 130
     except Interrupted as exc:  # a backstop: the run itself reports its interruption
         print(f"{PROG}: interrupted by {exc}", file=sys.stderr)

@@ -1,15 +1,26 @@
-"""Reading and writing binary mask PNGs in the SA-V layout."""
+"""Reading and writing mask PNGs: binary object masks (SA-V) and object-id maps (DAVIS).
+
+Decoding a mask is most of what scoring costs, so the common PNGs (grey or palette, 8 bits or
+fewer, rows filtered with None, Sub or Up) are decoded here with zlib and numpy: no colour
+expansion of palettes, no copies. Everything else goes through OpenCV.
+"""
 
 from __future__ import annotations
 
 import struct
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+COLOUR_TYPE_GREY, COLOUR_TYPE_PALETTE = 0, 3
+FILTER_SUB, FILTER_UP = 1, 2
+LAST_FILTER = 4  # Average (3) and Paeth (4) run pixel by pixel: OpenCV decodes such files
+# Masks are written for speed: level 1 makes them a few kB and quick to inflate.
+WRITE_COMPRESSION = 1
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -23,69 +34,176 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def read_mask(path: Path, require_binary: bool = False) -> np.ndarray:
-    """A binary mask: any non-zero pixel is foreground (SA-V: one object per PNG).
+    """A binary mask: any non-zero value is foreground (SA-V: one object per PNG).
 
-    With require_binary, a PNG holding more than one non-zero value is refused, as the official
-    evaluator refuses it: such a file is not an SA-V object mask (a palette or a soft mask).
+    With require_binary, a PNG holding more than two values is refused, as the official evaluator
+    refuses it: such a file is not an SA-V object mask (a palette of objects, or a soft mask).
     """
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ValueError(f"cannot decode {path} as an image")
-    if require_binary:
-        foreground = image[image != 0]
-        if foreground.size and (foreground != foreground.flat[0]).any():
-            raise ValueError(f"{path} is not a binary mask (it holds several non-zero values)")
-    if image.ndim == 3:
-        return image.any(axis=2)
-    return image > 0
+    values = read_png_values(path)
+    if require_binary and not at_most_two_values(values):
+        raise ValueError(f"{path} holds more than two values; an SA-V mask is one object per PNG (background and one foreground value)")
+    if values.ndim == 3:
+        return values.any(axis=2)
+    return values != 0
+
+
+def at_most_two_values(values: np.ndarray) -> bool:
+    """len(np.unique(values)) <= 2, without sorting a whole frame."""
+    if values.ndim != 2:
+        return bool(np.unique(values).size <= 2)
+    low, high, _, _ = cv2.minMaxLoc(values)
+    if high - low <= 1:  # integers: nothing lies between them
+        return True
+    return bool(np.count_nonzero(values == low) + np.count_nonzero(values == high) == values.size)
 
 
 def write_mask(path: Path, mask: np.ndarray) -> None:
-    """Write a binary mask as a single-channel PNG with values 0 and 255."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), mask.astype(np.uint8) * 255):
-        raise OSError(f"cannot write {path}")
+    """Write a binary mask as a 1-bit greyscale PNG, small and quick to encode and decode.
+    PIL (the official evaluator's reader) reads it as 0 and 1, OpenCV as 0 and 255."""
+    mask = np.asarray(mask).astype(bool, copy=False)
+    height, width = mask.shape
+    _write_png(path, width, height, 1, COLOUR_TYPE_GREY, np.packbits(mask, axis=1))
 
 
-# Index masks (DAVIS): one PNG per frame whose pixel value is the object id (0 = background),
-# usually stored with a palette. OpenCV expands a palette into colours, so ids are recovered
-# from the PLTE chunk; an 8-bit grey PNG holds the ids directly.
-COLOUR_TYPE_GREY, COLOUR_TYPE_PALETTE = 0, 3
+def write_ids(path: Path, ids: np.ndarray, compression: int = WRITE_COMPRESSION) -> None:
+    """Write object ids as a palette PNG with the DAVIS palette, as DAVIS annotations are stored
+    (and as sam2's tools/vos_inference.py saves SA-V predictions: ids 0 and 1, zlib level 6)."""
+    height, width = ids.shape
+    _write_png(path, width, height, 8, COLOUR_TYPE_PALETTE, ids.astype(np.uint8, copy=False), davis_palette(), compression)
 
 
-def _png_chunks(data: bytes) -> dict[bytes, bytes]:
-    """The first chunk of each type (IHDR, PLTE, ...), without the image data."""
-    chunks, offset = {}, len(PNG_SIGNATURE)
-    while offset + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[offset : offset + 8])
-        chunks.setdefault(kind, data[offset + 8 : offset + 8 + length])
-        if kind == b"IEND":
-            break
-        offset += 12 + length
-    return chunks
+def _write_png(path: Path, width: int, height: int, bit_depth: int, colour_type: int, packed_rows: np.ndarray, palette: bytes = b"", compression: int = WRITE_COMPRESSION) -> None:
+    rows = np.zeros((height, packed_rows.shape[1] + 1), np.uint8)  # a leading 0 per row: filter None
+    rows[:, 1:] = packed_rows
+    png = (
+        PNG_SIGNATURE
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0))
+        + (_chunk(b"PLTE", palette) if palette else b"")
+        + _chunk(b"IDAT", zlib.compress(rows.tobytes(), compression))
+        + _chunk(b"IEND", b"")
+    )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(png)
+
+
+def _chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
 
 def read_ids(path: Path) -> np.ndarray:
-    """The object id of every pixel (uint8) from a palette or 8-bit grey PNG."""
-    data = Path(path).read_bytes()
-    if not data.startswith(PNG_SIGNATURE):
-        raise ValueError(f"{path} is not a PNG file")
-    chunks = _png_chunks(data)
-    header = chunks.get(b"IHDR", b"")
-    if len(header) < 10:
-        raise ValueError(f"{path} is a damaged PNG (no header)")
-    bit_depth, colour_type = header[8], header[9]
-    if colour_type == COLOUR_TYPE_GREY and bit_depth == 8:
-        ids = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-        if ids is None:
-            raise ValueError(f"cannot decode {path} as an image")
-        return ids
-    if colour_type != COLOUR_TYPE_PALETTE:
+    """The object id of every pixel (uint8) from a palette or 8-bit grey PNG (DAVIS)."""
+    png = _parse_png(_read_bytes(path), path)
+    if not (png.colour_type == COLOUR_TYPE_PALETTE or png.colour_type == COLOUR_TYPE_GREY and png.bit_depth == 8):
         raise ValueError(f"{path} is not an index mask: object ids need a palette or 8-bit grey PNG")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return read_png_values(path)
+
+
+def read_png_values(path: Path) -> np.ndarray:
+    """The stored pixel values, as PIL gives them for 'L', 'P' and '1' images: grey levels, palette
+    indices, 0/1 for 1-bit grey. Colour PNGs come back as height x width x channels (BGR)."""
+    data = _read_bytes(path)
+    png = _parse_png(data, path)
+    values = _decode_simple(png, path)
+    if values is not None:
+        return values
+    palette = png.colour_type == COLOUR_TYPE_PALETTE
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR if palette else cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ValueError(f"cannot decode {path} as an image")
-    return _colours_to_ids(image, chunks.get(b"PLTE", b""), path)
+    if palette:
+        return _colours_to_ids(image, png.palette, path)
+    if png.colour_type == COLOUR_TYPE_GREY and png.bit_depth == 1:
+        return (image != 0).view(np.uint8)  # OpenCV scales 1-bit pixels to 0 and 255
+    return image
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path} ({exc.strerror or exc})") from None
+
+
+@dataclass(frozen=True)
+class _Png:
+    width: int
+    height: int
+    bit_depth: int
+    colour_type: int
+    interlaced: bool
+    palette: bytes
+    data: bytes  # the IDAT chunks, joined
+
+
+def _parse_png(data: bytes, path: Path) -> _Png:
+    if not data.startswith(PNG_SIGNATURE):
+        raise ValueError(f"{path} is not a PNG file")
+    header, palette, parts, offset = b"", b"", [], len(PNG_SIGNATURE)
+    while offset + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[offset : offset + 8])
+        payload = data[offset + 8 : offset + 8 + length]
+        if kind == b"IHDR":
+            header = payload
+        elif kind == b"PLTE":
+            palette = payload
+        elif kind == b"IDAT":
+            parts.append(payload)
+        elif kind == b"IEND":
+            break
+        offset += 12 + length
+    if len(header) < 13:
+        raise ValueError(f"{path} is a damaged PNG (no header)")
+    width, height, bit_depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", header[:13])
+    return _Png(width, height, bit_depth, colour_type, interlace != 0, palette, b"".join(parts))
+
+
+def _decode_simple(png: _Png, path: Path) -> np.ndarray | None:
+    """Grey or palette, 8 bits or fewer, not interlaced, rows filtered with None, Sub or Up:
+    inflate and undo the filters with numpy. None for any other PNG."""
+    if png.colour_type not in (COLOUR_TYPE_GREY, COLOUR_TYPE_PALETTE) or png.bit_depth > 8 or png.interlaced:
+        return None
+    row_bytes = (png.width * png.bit_depth + 7) // 8
+    size = png.height * (row_bytes + 1)
+    try:
+        raw = zlib.decompress(png.data, bufsize=max(size, 1))
+    except zlib.error as exc:
+        raise ValueError(f"{path} is a damaged PNG ({exc})") from None
+    if len(raw) < size:
+        raise ValueError(f"{path} is a damaged PNG (its image data is short)")
+    rows = np.frombuffer(raw, np.uint8, count=size).reshape(png.height, row_bytes + 1)
+    filters = rows[:, 0]
+    if filters.max(initial=0) > LAST_FILTER:
+        raise ValueError(f"{path} is a damaged PNG (unknown row filter)")
+    if (filters > FILTER_UP).any():
+        return None
+    values = _unfilter(rows[:, 1:], filters)
+    return _unpack(values, png.bit_depth, png.width) if png.bit_depth < 8 else values
+
+
+def _unfilter(rows: np.ndarray, filters: np.ndarray) -> np.ndarray:
+    """Undo the None, Sub and Up filters, at one byte per step (one channel of 8 bits or fewer).
+    uint8 sums wrap around, which is the filters' modulo-256 arithmetic."""
+    values = np.array(rows)  # contiguous, writable
+    sub = filters == FILTER_SUB
+    if sub.any():
+        values[sub] = np.cumsum(values[sub], axis=1, dtype=np.uint8)
+    up_rows = np.flatnonzero(filters == FILTER_UP)
+    # A run of consecutive Up rows is a cumulative sum down the run, from the final row above it.
+    for run in np.split(up_rows, np.flatnonzero(np.diff(up_rows) > 1) + 1) if up_rows.size else ():
+        first, end = run[0], run[-1] + 1
+        values[first:end] = np.cumsum(values[first:end], axis=0, dtype=np.uint8)
+        if first > 0:
+            values[first:end] += values[first - 1]
+    return values
+
+
+def _unpack(packed: np.ndarray, bit_depth: int, width: int) -> np.ndarray:
+    """Pixels of 1, 2 or 4 bits, the first in the most significant bits of each byte."""
+    if bit_depth == 1:
+        return np.unpackbits(packed, axis=1, count=width)
+    shifts = np.arange(8 - bit_depth, -1, -bit_depth, dtype=np.uint8)
+    pixels = (packed[:, :, None] >> shifts) & np.uint8((1 << bit_depth) - 1)
+    return np.ascontiguousarray(pixels.reshape(packed.shape[0], -1)[:, :width])
 
 
 def _colour_keys(rgb: np.ndarray) -> np.ndarray:
@@ -122,23 +240,3 @@ def davis_palette() -> bytes:
             value >>= 3
         colours += bytes((red, green, blue))
     return bytes(colours)
-
-
-def _chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-
-def write_ids(path: Path, ids: np.ndarray) -> None:
-    """Write object ids as a palette PNG with the DAVIS palette, as DAVIS annotations are stored."""
-    height, width = ids.shape
-    rows = np.zeros((height, width + 1), np.uint8)  # a leading 0 per row: PNG filter type None
-    rows[:, 1:] = ids
-    png = (
-        PNG_SIGNATURE
-        + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, COLOUR_TYPE_PALETTE, 0, 0, 0))
-        + _chunk(b"PLTE", davis_palette())
-        + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
-        + _chunk(b"IEND", b"")
-    )
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_bytes(png)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Iterable, Sequence
 
 import cv2
@@ -28,14 +27,6 @@ def evaluated_frames(annotated: Sequence[int], skip_first_and_last: bool = True)
     """The annotated frames that are scored: all but the first and last, sorted."""
     frames = sorted(annotated)
     return frames[1:-1] if skip_first_and_last else frames
-
-
-def region_similarity(pred: np.ndarray, gt: np.ndarray) -> float:
-    """J: intersection over union of two boolean masks; 1 when both are empty."""
-    union = np.count_nonzero(pred | gt)
-    if union == 0:
-        return 1.0
-    return np.count_nonzero(pred & gt) / union
 
 
 def boundary_map(mask: np.ndarray) -> np.ndarray:
@@ -58,21 +49,41 @@ def tolerance_radius(height: int, width: int) -> int:
     return math.ceil(BOUNDARY_TOLERANCE * math.hypot(height, width))
 
 
-@lru_cache(maxsize=8)
-def disk_kernel(radius: int) -> np.ndarray:
-    """All integer offsets (dx, dy) with dx^2 + dy^2 <= radius^2, as a uint8 structuring element."""
-    offsets = np.arange(-radius, radius + 1)
-    return (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius**2).astype(np.uint8)
+def foreground_window(pred: np.ndarray, gt: np.ndarray) -> tuple[slice, slice] | None:
+    """The part of the frame that decides J and F: the bounding box of both masks grown by one
+    pixel (clipped to the frame); None when both are empty.
+
+    Outside it both masks are empty, so is either boundary: the pixel a row above or a column
+    left of the box is the first that can be a boundary pixel, and the row and column past the
+    box make the boundary rule see the same zeros it sees in the full frame (at the frame's own
+    last row and column the box stops there, and the rule is the frame's). Every boundary pixel
+    lies in the window, so dilating inside it with zero padding loses nothing."""
+    rows = np.flatnonzero(pred.any(axis=1) | gt.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(pred.any(axis=0) | gt.any(axis=0))
+    height, width = gt.shape
+    return slice(max(rows[0] - 1, 0), min(rows[-1] + 2, height)), slice(max(cols[0] - 1, 0), min(cols[-1] + 2, width))
 
 
-def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Dilation by the disk of `radius`; pixels outside the image count as background."""
-    kernel = disk_kernel(radius)
-    # cv2's default border for dilation never wins the max, which is zero padding here.
-    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+def within_radius(sources: np.ndarray, radius: int) -> np.ndarray:
+    """Pixels within `radius` of a source pixel: the dilation of `sources` by the disk of integer
+    offsets dx^2 + dy^2 <= radius^2, zero-padded, computed as an exact Euclidean distance
+    transform (cost independent of the radius)."""
+    distance = cv2.distanceTransform((~sources).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    # Squared distances are integers; sqrt of r^2 is exactly r in float32, of r^2 + 1 above it.
+    return distance <= radius
 
 
-def contour_accuracy(pred: np.ndarray, gt: np.ndarray) -> float:
+def region_similarity(pred: np.ndarray, gt: np.ndarray) -> float:
+    """J: intersection over union of two boolean masks; 1 when both are empty."""
+    union = np.count_nonzero(pred | gt)
+    if union == 0:
+        return 1.0
+    return np.count_nonzero(pred & gt) / union
+
+
+def contour_accuracy(pred: np.ndarray, gt: np.ndarray, radius: int) -> float:
     """F: boundary F-measure with the spec's tolerance and empty-boundary cases."""
     pred_boundary = boundary_map(pred)
     gt_boundary = boundary_map(gt)
@@ -85,21 +96,25 @@ def contour_accuracy(pred: np.ndarray, gt: np.ndarray) -> float:
     elif n_gt == 0:
         precision, recall = 0.0, 1.0
     else:
-        radius = tolerance_radius(*gt.shape)
-        precision = np.count_nonzero(pred_boundary & dilate(gt_boundary, radius)) / n_pred
-        recall = np.count_nonzero(gt_boundary & dilate(pred_boundary, radius)) / n_gt
+        precision = np.count_nonzero(pred_boundary & within_radius(gt_boundary, radius)) / n_pred
+        recall = np.count_nonzero(gt_boundary & within_radius(pred_boundary, radius)) / n_gt
     if precision + recall == 0:
         return 0.0
     return 2 * precision * recall / (precision + recall)
 
 
 def frame_scores(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
-    """(J, F) of one frame; masks must have the same shape."""
+    """(J, F) of one frame; non-zero is foreground; masks must have the same shape. Only the
+    window around the masks is looked at (see foreground_window); the tolerance radius comes
+    from the full frame."""
     if pred.shape != gt.shape:
         raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in size")
-    pred = pred.astype(bool, copy=False)
-    gt = gt.astype(bool, copy=False)
-    return region_similarity(pred, gt), contour_accuracy(pred, gt)
+    window = foreground_window(pred, gt)
+    if window is None:
+        return 1.0, 1.0
+    pred_part = pred[window].astype(bool, copy=False)
+    gt_part = gt[window].astype(bool, copy=False)
+    return region_similarity(pred_part, gt_part), contour_accuracy(pred_part, gt_part, tolerance_radius(*gt.shape))
 
 
 @dataclass(frozen=True)

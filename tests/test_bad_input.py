@@ -84,7 +84,7 @@ def test_non_binary_mask_before_the_prompt_is_refused_before_any_work(split, tmp
     cv2.imwrite(str(mask), np.tile(np.arange(64, dtype=np.uint8), (48, 1)))
     result = run(split, tmp_path / "o.csv")
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == f"jetson_benchmark.py: error: video synth_001, object 000, frame 0: {mask} is not a binary mask (it holds several non-zero values)\n"
+    assert result.stderr == f"jetson_benchmark.py: error: video synth_001, object 000, frame 0: {mask} holds more than two values; an SA-V mask is one object per PNG (background and one foreground value)\n"
 
 
 def test_non_binary_mask_after_the_prompt_fails_that_row(split, tmp_path):
@@ -99,7 +99,7 @@ def test_non_binary_mask_after_the_prompt_fails_that_row(split, tmp_path):
     result = run(split, out)
     assert result.returncode == 1
     row = rows_by_video(out)["synth_001"][0]
-    assert (row["status"], row["error"]) == ("error", f"scoring failed: ValueError: {mask} is not a binary mask (it holds several non-zero values)")
+    assert (row["status"], row["error"]) == ("error", f"scoring failed: ValueError: {mask} holds more than two values; an SA-V mask is one object per PNG (background and one foreground value)")
 
 
 def test_unreadable_mask_is_refused_before_any_work(split, tmp_path):

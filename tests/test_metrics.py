@@ -11,14 +11,14 @@ from sav_benchmark.metrics import (
     ObjectScorer,
     boundary_map,
     contour_accuracy,
-    dilate,
-    disk_kernel,
     evaluated_frames,
+    foreground_window,
     frame_scores,
     global_scores,
     region_similarity,
     score_object,
     tolerance_radius,
+    within_radius,
 )
 
 
@@ -53,10 +53,11 @@ def test_tolerance_radius(h, w, r):
     assert tolerance_radius(h, w) == r
 
 
-def test_disk_kernel_counts_offsets_within_the_radius():
-    assert disk_kernel(1).sum() == 5
-    assert disk_kernel(2).sum() == 13  # centre, 4 at 1, 4 at sqrt 2, 4 at 2
-    assert disk_kernel(18).sum() == sum(1 for x in range(-18, 19) for y in range(-18, 19) if x * x + y * y <= 324)
+def test_disk_of_radius_two_holds_thirteen_offsets():
+    m = np.zeros((9, 9), bool)
+    m[4, 4] = True
+    assert within_radius(m, 1).sum() == 5
+    assert within_radius(m, 2).sum() == 13  # centre, 4 at 1, 4 at sqrt 2, 4 at 2
 
 
 def test_dilation_pads_with_background():
@@ -64,7 +65,25 @@ def test_dilation_pads_with_background():
     m[0, 0] = True
     expected = np.zeros((4, 4), bool)
     expected[0, :2] = expected[1, 0] = True
-    assert (dilate(m, 1) == expected).all()
+    assert (within_radius(m, 1) == expected).all()
+
+
+def test_dilation_is_exact_at_every_radius_on_random_sources():
+    """The distance transform against the union of shifted copies, at the radius's edge too."""
+    rng = np.random.default_rng(4)
+    for radius in range(1, 21):
+        h, w = rng.integers(1, 70, size=2)
+        m = rng.random((h, w)) < rng.choice([0.002, 0.02, 0.2])
+        assert (within_radius(m, radius) == dilate_by_shifts(m, radius)).all(), radius
+
+
+def test_window_is_the_box_of_both_masks_grown_by_one_and_clipped():
+    p, g = np.zeros((10, 12), bool), np.zeros((10, 12), bool)
+    assert foreground_window(p, g) is None
+    p[3, 4] = g[5, 9] = True
+    assert foreground_window(p, g) == (slice(2, 7), slice(3, 11))
+    g[9, 11] = p[0, 0] = True
+    assert foreground_window(p, g) == (slice(0, 10), slice(0, 12))
 
 
 def test_region_similarity_hand_values():
@@ -80,18 +99,19 @@ def test_contour_accuracy_hand_value_with_radius_one():
     # 10x10 frame: r = 1. Each 2x2 square has 8 boundary pixels; 3 of each lie within 1 of the other.
     g = square(10, 10, (4, 5), (2, 3))
     p = square(10, 10, (4, 5), (5, 6))
-    assert contour_accuracy(p, g) == pytest.approx(3 / 8)
+    assert contour_accuracy(p, g, 1) == pytest.approx(3 / 8)
     assert frame_scores(p, g) == (0.0, pytest.approx(3 / 8))
 
 
 def test_contour_accuracy_empty_cases():
     empty = np.zeros((6, 6), bool)
     obj = square(6, 6, (1, 3), (1, 3))
-    assert contour_accuracy(empty, empty) == 1.0
-    assert contour_accuracy(empty, obj) == 0.0  # precision 1, recall 0
-    assert contour_accuracy(obj, empty) == 0.0  # precision 0, recall 1
+    assert contour_accuracy(empty, empty, 1) == 1.0
+    assert contour_accuracy(empty, obj, 1) == 0.0  # precision 1, recall 0
+    assert contour_accuracy(obj, empty, 1) == 0.0  # precision 0, recall 1
     far_a, far_b = square(40, 40, (0, 2), (0, 2)), square(40, 40, (30, 35), (30, 35))
-    assert contour_accuracy(far_a, far_b) == 0.0  # precision + recall = 0
+    assert contour_accuracy(far_a, far_b, 1) == 0.0  # precision + recall = 0
+    assert frame_scores(far_a, far_b) == (0.0, 0.0)
 
 
 def test_size_mismatch_is_an_error_not_a_resize():
@@ -155,6 +175,37 @@ def test_frame_scores_agree_with_reference_on_random_masks():
         assert ours == pytest.approx(jf(p, g), abs=1e-12)
 
 
+def blob(h, w, rng):
+    """A solid rectangle with ragged edges, anywhere, often touching an edge or a corner."""
+    m = np.zeros((h, w), bool)
+    y0, x0 = rng.integers(-h // 4, h, 2) if rng.random() < 0.5 else (rng.integers(0, h), rng.integers(0, w))
+    y1, x1 = y0 + rng.integers(1, h), x0 + rng.integers(1, w)
+    m[max(y0, 0) : y1, max(x0, 0) : x1] = True
+    m[rng.random((h, w)) < 0.03] ^= True
+    return m
+
+
+def test_frame_scores_on_objects_at_the_frame_edges_agree_with_full_frame_reference():
+    """The window must not change a pixel of J or F: objects at every edge, radius above 1."""
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        h, w = rng.integers(60, 130, size=2)
+        p = blob(h, w, rng) if rng.random() < 0.9 else np.zeros((h, w), bool)
+        g = blob(h, w, rng)
+        if rng.random() < 0.3:
+            p = g.copy()
+            p[-1, :] = rng.random() < 0.5  # differ only on the last row
+        assert frame_scores(p, g) == pytest.approx(jf(p, g, boundary_fn=boundary_map), abs=1e-12)
+    assert tolerance_radius(130, 130) == 2
+
+
+def test_frame_scores_accept_masks_as_stored_values():
+    """Non-zero is foreground: uint8 masks of 0 and 255 score as their boolean masks."""
+    rng = np.random.default_rng(6)
+    p, g = blob(50, 70, rng), blob(50, 70, rng)
+    assert frame_scores(p.astype(np.uint8) * 255, g.astype(np.uint8)) == frame_scores(p, g)
+
+
 def test_real_sav_masks_agree_with_reference(fixtures_dir):
     """Real SA-V masklets (848x480, r = 8): each annotated frame scored against the next one."""
     data = json.loads((fixtures_dir / "sav_000001_manual.json").read_text())
@@ -177,4 +228,4 @@ def test_dilation_agrees_with_shift_reference_at_1080p():
     m = np.zeros((1080, 1920), bool)
     m[rng.integers(0, 1080, 50), rng.integers(0, 1920, 50)] = True
     m[0, 0] = m[-1, -1] = True  # corners test the padding
-    assert (dilate(m, 18) == dilate_by_shifts(m, 18)).all()
+    assert (within_radius(m, 18) == dilate_by_shifts(m, 18)).all()

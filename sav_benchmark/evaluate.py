@@ -1,0 +1,286 @@
+"""The `evaluate` command: J, F and J&F of a folder of predicted masks against the ground truth,
+printed and saved exactly as the official SA-V evaluator (`sav_dataset/sav_evaluator.py`) prints
+and saves them, with the same numbers to float rounding, many times faster.
+
+Both of its layouts are read, decided per video as it decides: SA-V (`<video>/<object>/<frame>.png`,
+one binary mask per object) and DAVIS (`<video>/<frame>.png`, object ids as palette indices).
+
+Where the official evaluator stops with an assertion, this one names the file and the fix in one
+line (exit code 2). An SA-V object with no score (ground truth empty on every evaluated frame, or
+fewer than three annotated frames), on which the official evaluator fails, is left out of the
+table and the global score with a warning on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .errors import UsageError
+from .masks import read_ids, read_mask
+from .metrics import ObjectScorer, frame_scores
+
+GLOBAL_LABEL = "Global score"
+MAX_READERS = 4  # threads decoding PNGs ahead (zlib lets go of the GIL while it inflates)
+
+
+@dataclass(frozen=True)
+class ObjectFrames:
+    """One object's evaluated frames: SA-V objects are folders, a DAVIS video is one 'object'."""
+
+    key: str | None  # the object folder; None for a DAVIS video
+    gt_dir: Path
+    pred_dir: Path
+    frames: list[str]
+
+
+@dataclass
+class VideoResult:
+    """Per object, in the official evaluator's order: its key and J and F in percent."""
+
+    name: str
+    scores: list[tuple[str | int, float, float]] = field(default_factory=list)
+    unscored: list[tuple[str, str]] = field(default_factory=list)  # (object, why)
+
+
+@dataclass(frozen=True)
+class Options:
+    gt_root: Path
+    pred_root: Path
+    skip_first_and_last: bool = True
+    readers: int = 1
+
+
+def find_videos(gt_root: Path, pred_root: Path, strict: bool) -> list[str]:
+    """The videos to evaluate: with strict, every ground-truth video must have predictions (and
+    the other way round); without, those in both folders."""
+    for flag, root in (("--gt_root", gt_root), ("--pred_root", pred_root)):
+        if not root.is_dir():
+            raise UsageError(f"{flag} {root} is not a folder; give the folder that holds one folder per video")
+    gt_videos = {p.name for p in gt_root.iterdir() if p.is_dir()}
+    pred_videos = {p.name for p in pred_root.iterdir() if p.is_dir()}
+    if not gt_videos:
+        raise UsageError(f"--gt_root {gt_root} holds no video folders; for SA-V give sav_val/Annotations_6fps (or sav_test/...)")
+    if strict:
+        for what, extra, other in (("ground truth", gt_videos - pred_videos, pred_root), ("predictions", pred_videos - gt_videos, gt_root)):
+            if extra:
+                raise UsageError(f"--strict: {len(extra)} videos of the {what} are not in {other}: {', '.join(sorted(extra)[:5])}{' ...' if len(extra) > 5 else ''}")
+        return sorted(gt_videos)
+    return sorted(gt_videos & pred_videos)
+
+
+def scan_video(options: Options, video: str) -> tuple[list[ObjectFrames], bool]:
+    """The video's objects and whether it is in SA-V layout (DAVIS when it holds only PNGs).
+    Every evaluated frame must have a prediction: a missing one is named before any work."""
+    gt_dir, pred_dir = options.gt_root / video, options.pred_root / video
+    names = sorted(os.listdir(gt_dir))
+    if all(name.endswith(".png") for name in names):
+        objects, is_sav = [ObjectFrames(None, gt_dir, pred_dir, names)], False
+    else:
+        objects, is_sav = [ObjectFrames(name, gt_dir / name, pred_dir / name, sorted(n for n in os.listdir(gt_dir / name) if n.endswith(".png"))) for name in names if (gt_dir / name).is_dir()], True
+    objects = [ObjectFrames(o.key, o.gt_dir, o.pred_dir, o.frames[1:-1] if options.skip_first_and_last else o.frames) for o in objects]
+    for obj in objects:
+        missing = sorted(set(obj.frames) - set(os.listdir(obj.pred_dir)) if obj.pred_dir.is_dir() else obj.frames)
+        if missing:
+            raise UsageError(f"{obj.pred_dir / missing[0]} not found ({len(missing)} of the {len(obj.frames)} evaluated frames are missing); predict every annotated frame (--save_masks writes them all)")
+    return objects, is_sav
+
+
+def evaluate_video(options: Options, video: str) -> VideoResult:
+    objects, is_sav = scan_video(options, video)
+    result = VideoResult(video)
+    with ThreadPoolExecutor(options.readers) if options.readers > 1 else _Inline() as pool:
+        reader = Reader(pool, 2 * options.readers)
+        for obj in objects:
+            if is_sav:
+                _score_sav_object(obj, reader, result)
+            else:
+                _score_davis_video(obj, reader, result)
+    return result
+
+
+def _score_sav_object(obj: ObjectFrames, reader: Reader, result: VideoResult) -> None:
+    scorer = ObjectScorer()
+    for frame, gt, pred in reader.pairs(obj, _read_sav_mask):
+        _check_sizes(obj, frame, gt, pred)
+        scorer.feed(pred, gt)
+    score = scorer.conclude()
+    if score.missing_reason:
+        result.unscored.append((obj.key, score.missing_reason))
+    else:
+        result.scores.append((obj.key, score.J, score.F))
+
+
+def _read_sav_mask(path: Path) -> np.ndarray:
+    try:
+        return read_mask(path, require_binary=True)
+    except ValueError as exc:
+        raise UsageError(f"{exc}; fix or remove that file") from None
+
+
+def _score_davis_video(obj: ObjectFrames, reader: Reader, result: VideoResult) -> None:
+    """The official evaluator's rules for label maps: every id seen so far in either map is
+    scored on each frame (from the frame where it first shows up); ids of the ground truth are
+    reported, in the order of its Python set, so that the table lists them as it does."""
+    in_gt: set[int] = set()
+    in_pred: set[int] = set()
+    j: dict[int, list[float]] = {}
+    f: dict[int, list[float]] = {}
+    for frame, gt, pred in reader.pairs(obj, _read_ids):
+        _check_sizes(obj, frame, gt, pred)
+        in_gt.update(set(_ids_present(gt)))
+        in_pred.update(set(_ids_present(pred)))
+        for object_id in in_gt | in_pred:
+            frame_j, frame_f = frame_scores(pred == object_id, gt == object_id)
+            j.setdefault(object_id, []).append(frame_j)
+            f.setdefault(object_id, []).append(frame_f)
+    for object_id in in_gt:
+        result.scores.append((object_id, 100.0 * float(np.mean(j[object_id])), 100.0 * float(np.mean(f[object_id]))))
+
+
+def _read_ids(path: Path) -> np.ndarray:
+    try:
+        return read_ids(path)
+    except ValueError as exc:
+        raise UsageError(f"{exc}; fix or remove that file") from None
+
+
+def _ids_present(ids: np.ndarray) -> list[int]:
+    """The non-zero ids, ascending, as np.unique gives them; counted inside their bounding rows."""
+    rows = np.flatnonzero(ids.any(axis=1))
+    if rows.size == 0:
+        return []
+    counts = np.bincount(ids[rows[0] : rows[-1] + 1].ravel(), minlength=256)
+    return (np.flatnonzero(counts[1:]) + 1).tolist()
+
+
+def _check_sizes(obj: ObjectFrames, frame: str, gt: np.ndarray, pred: np.ndarray) -> None:
+    if gt.shape[:2] != pred.shape[:2]:
+        raise UsageError(f"{obj.pred_dir / frame} is {_size(pred)} but its ground truth {obj.gt_dir / frame} is {_size(gt)}; predict at the ground truth's resolution")
+
+
+def _size(image: np.ndarray) -> str:
+    return f"{image.shape[1]}x{image.shape[0]}"
+
+
+@dataclass
+class Reader:
+    """Decodes an object's masks a few frames ahead of the scoring, on a pool of threads."""
+
+    pool: ThreadPoolExecutor | _Inline
+    frames_ahead: int
+
+    def pairs(self, obj: ObjectFrames, read: Callable[[Path], np.ndarray]) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        """(frame, ground truth, prediction) in frame order."""
+        ahead: deque[tuple[str, Future, Future]] = deque()
+        for frame in obj.frames:
+            ahead.append((frame, self.pool.submit(read, obj.gt_dir / frame), self.pool.submit(read, obj.pred_dir / frame)))
+            if len(ahead) >= self.frames_ahead:
+                yield _result(ahead.popleft())
+        while ahead:
+            yield _result(ahead.popleft())
+
+
+def _result(pending: tuple[str, Future, Future]) -> tuple[str, np.ndarray, np.ndarray]:
+    frame, gt, pred = pending
+    return frame, gt.result(), pred.result()
+
+
+class _Inline:
+    """Runs each call at once: the pool of a single reader."""
+
+    def __enter__(self) -> "_Inline":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+    def submit(self, fn: Callable, *args: object) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # raised again by result(), in order, as a pool does
+            future.set_exception(exc)
+        return future
+
+
+@dataclass
+class Evaluation:
+    results: list[VideoResult]
+    seconds: float
+
+    def global_scores(self) -> tuple[float, float, float]:
+        """(J&F, J, F): object-weighted means over every scored object, in table order."""
+        j = [s[1] for r in self.results for s in r.scores]
+        f = [s[2] for r in self.results for s in r.scores]
+        global_j = float(np.mean(j)) if j else float("nan")
+        global_f = float(np.mean(f)) if f else float("nan")
+        return (global_j + global_f) / 2, global_j, global_f
+
+    def table(self) -> str:
+        """The official evaluator's results.csv: a global line, then one line per object."""
+        width = max([len(r.name) for r in self.results] + [len(GLOBAL_LABEL)])
+        global_jf, global_j, global_f = self.global_scores()
+        lines = [f'{"sequence":<{width}},{"obj":>3}, {"J&F":>4}, {"J":>4}, {"F":>4}\n']
+        lines.append(f'{GLOBAL_LABEL:<{width}},{"":>3}, {global_jf:.1f}, {global_j:.1f}, {global_f:.1f}\n')
+        for result in self.results:
+            for key, j, f in result.scores:
+                lines.append(f"{result.name:<{width}},{key:03}, {(j + f) / 2:>4.1f}, {j:>4.1f}, {f:>4.1f}\n")
+        return "".join(lines)
+
+
+def evaluate(options: Options, videos: list[str], processes: int) -> Evaluation:
+    start = time.perf_counter()
+    if processes > 1 and len(videos) > 1:
+        with Pool(min(processes, len(videos))) as pool:
+            results = pool.starmap(evaluate_video, [(options, video) for video in videos])
+    else:
+        results = [evaluate_video(options, video) for video in videos]
+    return Evaluation(results, time.perf_counter() - start)
+
+
+def reader_threads(processes: int, videos: int) -> int:
+    """Decoding threads per process: the cores left to each process, at most MAX_READERS."""
+    return max(1, min(MAX_READERS, (os.cpu_count() or 1) // max(1, min(processes, videos))))
+
+
+def run_evaluate(gt_root: str, pred_root: str, processes: int, strict: bool, skip_first_and_last: bool, quiet: bool) -> int:
+    """The command: check, evaluate, print as the official evaluator prints, save results.csv."""
+    gt, pred = Path(gt_root), Path(pred_root)
+    videos = find_videos(gt, pred, strict)
+    options = Options(gt, pred, skip_first_and_last, reader_threads(processes, len(videos)))
+    for video in videos:  # every missing prediction is found before any work
+        scan_video(options, video)
+    if not quiet:
+        if skip_first_and_last:
+            print("We are *SKIPPING* the evaluation of the first and the last frame (standard for semi-supervised video object segmentation).")
+        else:
+            print("We are *NOT SKIPPING* the evaluation of the first and the last frame (*NOT STANDARD* for semi-supervised video object segmentation).")
+        print(f"In dataset {gt_root}, we are evaluating on {len(videos)} videos: {videos}")
+    evaluation = evaluate(options, videos, processes)
+    for result in evaluation.results:
+        for key, why in result.unscored:
+            print(f"warning: {result.name}/{key}: no score ({why}); left out of the table and the global score (the official evaluator stops here)", file=sys.stderr)
+    table = evaluation.table()
+    if not quiet:
+        global_jf, global_j, global_f = evaluation.global_scores()
+        print(table.replace(",", " "), end="")
+        print("\nSummary:")
+        print(f"Global score: J&F: {global_jf:.1f} J: {global_j:.1f} F: {global_f:.1f}")
+        print(f"Time taken: {evaluation.seconds:.2f}s")
+    result_path = os.path.join(pred_root, "results.csv")
+    print(f"Saving the results to {result_path}")
+    try:
+        Path(result_path).write_text(table)
+    except OSError as exc:
+        raise UsageError(f"cannot write {result_path} ({exc.strerror}); make --pred_root writable") from None
+    return 0
