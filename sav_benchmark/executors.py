@@ -49,6 +49,7 @@ class InProcessExecutor:
         self.runner_classes = {spec.name: load_runner_class(spec) for spec in specs}
         self.startup_s: dict[str, list[float]] = {}
         self.warmup_s: dict[str, list[float | str]] = {}
+        self.setup_total_s = 0.0  # warm-ups so far: a job's share of it is no overhead
         self._warmup = warmup
         self._progress = FrameCounter()
 
@@ -57,7 +58,9 @@ class InProcessExecutor:
 
     def run_job(self, spec: ModelSpec, job: Job, keep: set[int], settings: RunSettings) -> JobOutcome:
         if self._warmup is not None and spec.name not in self.warmup_s:
+            start = time.perf_counter()
             self.warmup_s[spec.name] = [execute_warmup(self.runner_classes[spec.name], spec, self.settings, self._warmup)]
+            self.setup_total_s += time.perf_counter() - start
         return execute_job(self.runner_classes[spec.name], spec, settings, job, keep, self._progress)
 
     def between_videos(self, specs: list[ModelSpec]) -> None:
@@ -208,11 +211,19 @@ class ProcessExecutor:
         self._stderr_dir = Path(tempfile.mkdtemp(prefix="sav-benchmark-workers-"))
         self.startup_s: dict[str, list[float]] = {}
         self.warmup_s: dict[str, list[float | str]] = {}
+        self.setup_total_s = 0.0  # worker starts and warm-ups so far: a job's share of it is no overhead
 
     def _worker(self, spec: ModelSpec) -> _Worker:
         worker = self._workers.get(spec.name)
         if worker is not None and worker.process.is_alive():
             return worker
+        start = time.perf_counter()
+        try:
+            return self._start_worker(spec)
+        finally:
+            self.setup_total_s += time.perf_counter() - start
+
+    def _start_worker(self, spec: ModelSpec) -> _Worker:
         self._starts += 1
         worker = _Worker(self._context, spec, self._stderr_dir / f"{spec.name}.{self._starts}.stderr", self._import_paths.get(spec.name))
         self._workers[spec.name] = worker
@@ -267,6 +278,10 @@ class RoutingExecutor:
 
     def frames_done(self) -> int:
         return self._current.frames_done()
+
+    @property
+    def setup_total_s(self) -> float:
+        return self._in_process.setup_total_s + self._workers.setup_total_s
 
     def run_job(self, spec: ModelSpec, job: Job, keep: set[int], settings: RunSettings) -> JobOutcome:
         outcome = self._for(spec).run_job(spec, job, keep, settings)

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import queue
+import threading
+import time
 import traceback
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -53,6 +57,7 @@ class ResultsNotWritable(Exception):
         super().__init__(f"cannot write to {path} ({cause.strerror or cause})")
 
 
+FINISHER_NICENESS = 10
 STOPPED_FAIL_FAST = "fail_fast"
 STOPPED_FAILURES = "max_consecutive_failures"
 
@@ -103,6 +108,10 @@ class Benchmark:
         self.guard = guard or SignalGuard()
         self.report = RunReport()
         self._consecutive_failures = 0
+        self._held = HeldVideo()  # the DAVIS video in progress
+        self._truth_key: tuple[str, str] | None = None
+        self._truth: dict[int, np.ndarray] = {}
+        self._state_lock = threading.Lock()  # the job-state file: both threads update it
 
     def jobs(self) -> Iterator[tuple[PreparedVideo, PreparedObject, ModelSpec]]:
         """Every job still to run, in video -> object -> model order."""
@@ -113,15 +122,17 @@ class Benchmark:
                         yield video, obj, spec
 
     def run(self, show_progress: bool = False) -> RunReport:
+        """Predict each job here; score, save and write it on the finisher's thread while the next
+        job runs. The last job, and any job without masks to score, is finished here once the
+        finisher is idle, so that rows stay in order and a failure stops the run at once."""
         todo = list(self.jobs())
-        ground_truth: dict[int, np.ndarray] = {}
-        current_object = None
-        held = HeldVideo()
         progress = Progress(len(todo), show_progress, self.executor.frames_done)
+        finisher = Finisher(self._finish)
         try:
+            started = time.perf_counter()
             for index, (video, obj, spec) in enumerate(todo):
-                if current_object != (video.video_id, obj.object_id):
-                    current_object, ground_truth = (video.video_id, obj.object_id), {}
+                if self.report.stopped:
+                    break
                 progress.start_job(f"{video.video_id}/{obj.object_id} {spec.name}", video.n_frames - (obj.prompt_frame or 0))
                 if self._died_here_before((video.video_id, obj.object_id, spec.name)):
                     row, input_problem, predictions = self._killed_the_run_row(spec, video, obj), False, None
@@ -129,27 +140,47 @@ class Benchmark:
                     row, input_problem, predictions = self._predict(spec, video, obj)
                     self._job_ended()
                 video_ends = index + 1 == len(todo) or todo[index + 1][0] is not video
-                if self.split.layout == LAYOUT_DAVIS:
-                    held.add(Finished(row, input_problem, spec, obj), predictions)
-                    finished = self._conclude_davis_video(video, held) if video_ends else []
-                elif predictions is None:
-                    finished = [Finished(row, input_problem, spec, obj)]
+                pending = Pending(Finished(row, input_problem, spec, obj), video, predictions, video_ends, started)
+                if index + 1 == len(todo) or predictions is None or self.options.fail_fast:
+                    finisher.drain()
+                    with self.guard.critical():  # a video's rows are written together, or none of them
+                        self._finish(pending)
+                    started = time.perf_counter()
                 else:
-                    finished = [self._conclude(Finished(row, input_problem, spec, obj), video, predictions, ground_truth)]
-                stop = False
-                with self.guard.critical():  # a video's rows are written together, or none of them
-                    for done in finished:
-                        self._write(done.row, video, done.obj, done.spec)
-                        stop = self._should_stop(done.row, done.input_problem) or stop
-                    self._rows_written([(video.video_id, done.obj.object_id, done.spec.name) for done in finished])
+                    started = pending.hand_over()
+                    finisher.submit(pending)
                 progress.end_job()
-                if stop:
-                    break
                 if video_ends:
                     self.executor.between_videos(self.specs)
         finally:
             progress.close()
+            with self.guard.hold():  # the finished jobs' rows are written before the run ends
+                finisher.close()
         return self.report
+
+    def _finish(self, pending: Pending) -> None:
+        """Score and save a job (a DAVIS video's jobs once it ends), then write the rows."""
+        job, video = pending.job, pending.video
+        if self.split.layout == LAYOUT_DAVIS:
+            self._held.add(job, pending.predictions)
+            finished = self._conclude_davis_video(video, self._held) if pending.video_ends else []
+        elif pending.predictions is None:
+            finished = [job]
+        else:
+            finished = [self._conclude(job, video, pending.predictions, self._truth_of(video, job.obj))]
+        pending.settle_wall()
+        for done in finished:
+            done.row["overhead_s"] = _overhead(done.row)
+            self._write(done.row, video, done.obj, done.spec)
+            self._should_stop(done.row, done.input_problem)
+        self._rows_written([(video.video_id, done.obj.object_id, done.spec.name) for done in finished])
+
+    def _truth_of(self, video: PreparedVideo, obj: PreparedObject) -> dict[int, np.ndarray]:
+        """The object's ground truth, decoded once for all its models."""
+        key = (video.video_id, obj.object_id)
+        if self._truth_key != key:
+            self._truth_key, self._truth = key, {}
+        return self._truth
 
     def _write(self, row: dict[str, Any], video: PreparedVideo, obj: PreparedObject, spec: ModelSpec) -> None:
         """One row to the CSV; called inside the guard's critical section."""
@@ -166,28 +197,31 @@ class Benchmark:
         row yet, how often the run died during it: a job during which the run died twice is not run
         a third time. (Once could be a kill -9.) Deaths are kept until the job's row is written, as
         DAVIS holds a video's rows until its last job."""
-        state = self._job_state()
-        if state is None:
-            return False
-        if state["in_progress"]:
-            died = "/".join(state["in_progress"])
-            state["deaths"][died] = state["deaths"].get(died, 0) + 1
-        state["in_progress"] = None if state["deaths"].get("/".join(key), 0) >= 2 else list(key)
-        self._save_job_state(state)
-        return state["in_progress"] is None
+        with self._state_lock:
+            state = self._job_state()
+            if state is None:
+                return False
+            if state["in_progress"]:
+                died = "/".join(state["in_progress"])
+                state["deaths"][died] = state["deaths"].get(died, 0) + 1
+            state["in_progress"] = None if state["deaths"].get("/".join(key), 0) >= 2 else list(key)
+            self._save_job_state(state)
+            return state["in_progress"] is None
 
     def _job_ended(self) -> None:
-        state = self._job_state()
-        if state is not None:
-            state["in_progress"] = None
-            self._save_job_state(state)
+        with self._state_lock:
+            state = self._job_state()
+            if state is not None:
+                state["in_progress"] = None
+                self._save_job_state(state)
 
     def _rows_written(self, keys: list[tuple[str, str, str]]) -> None:
-        state = self._job_state()
-        if state is not None:
-            for key in keys:
-                state["deaths"].pop("/".join(key), None)
-            self._save_job_state(state)
+        with self._state_lock:
+            state = self._job_state()
+            if state is not None:
+                for key in keys:
+                    state["deaths"].pop("/".join(key), None)
+                self._save_job_state(state)
 
     def _job_state(self) -> dict[str, Any] | None:
         """{"in_progress": key or None, "deaths": {"video/object/model": count}}; None when not kept."""
@@ -341,6 +375,7 @@ class Benchmark:
     def _execute(self, spec: ModelSpec, job: Job, obj: PreparedObject, row: dict[str, Any]) -> JobOutcome:
         """Run the job; out of memory, run it once more at --oom_retry_imgsz when that is set."""
         settings = self.options.settings
+        setup_before = self.executor.setup_total_s
         outcome = self.executor.run_job(spec, job, set(obj.annotated_frames), settings)
         retry = self.options.oom_retry_imgsz
         if outcome.status == STATUS_OOM and retry:
@@ -348,6 +383,9 @@ class Benchmark:
             row["oom_retry_from_imgsz"] = settings.imgsz or DEFAULT_IMGSZ
             row["imgsz"] = retry
             outcome = self.executor.run_job(spec, job, set(obj.annotated_frames), replace(settings, imgsz=retry))
+        setup = self.executor.setup_total_s - setup_before
+        if setup:
+            row["setup_s"] = setup
         return outcome
 
     def _score(self, row: dict[str, Any], video: PreparedVideo, obj: PreparedObject, predictions: dict[int, np.ndarray], ground_truth: dict[int, np.ndarray]) -> tuple[str, str]:
@@ -368,6 +406,91 @@ class Benchmark:
         folder = self.options.save_masks / spec.name / video.video_id / obj.object_id
         for frame, mask in predictions.items():
             write_mask(folder / obj.mask_file(frame), mask)
+
+
+@dataclass
+class Pending:
+    """A predicted job on its way to its row: what finishing needs, and when the job started."""
+
+    job: Finished
+    video: PreparedVideo
+    predictions: dict[int, np.ndarray] | None
+    video_ends: bool
+    started: float
+    handed_over: float | None = None
+
+    def hand_over(self) -> float:
+        """The driver moves on to the next job: this job's wall time ends here, and its scoring
+        and saving overlap the next job. Returns the moment, where the next job's time starts."""
+        self.handed_over = time.perf_counter()
+        self.job.row["wall_s"] = self.handed_over - self.started
+        return self.handed_over
+
+    def settle_wall(self) -> None:
+        """Finished by the driver itself: its wall time runs until its row is written, now."""
+        if self.handed_over is None:
+            self.job.row["wall_s"] = time.perf_counter() - self.started
+
+
+class Finisher:
+    """Runs the finishing of jobs on a thread of its own, in order, at most one waiting. A failure
+    there (a results file that cannot be written) is raised in the driver at its next call."""
+
+    def __init__(self, finish: Callable[[Pending], None]) -> None:
+        self._finish = finish
+        self._tasks: queue.Queue[Pending | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._serve, name="finisher", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        _lower_priority()
+        while True:
+            task = self._tasks.get()
+            try:
+                if task is None:
+                    return
+                if self._error is None:
+                    self._finish(task)
+            except BaseException as exc:  # handed to the driver
+                self._error = exc
+            finally:
+                self._tasks.task_done()
+
+    def submit(self, task: Pending) -> None:
+        self._raise_error()
+        self._tasks.put(task)
+
+    def drain(self) -> None:
+        """Wait until every submitted job is finished."""
+        self._tasks.join()
+        self._raise_error()
+
+    def close(self) -> None:
+        self._tasks.put(None)
+        self._thread.join()
+        self._raise_error()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
+def _lower_priority() -> None:
+    """The finisher yields the CPU to the timed work (Linux gives each thread a nice value)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), FINISHER_NICENESS)
+    except (AttributeError, OSError):
+        pass
+
+
+def _overhead(row: dict[str, Any]) -> float | None:
+    """The job's wall time that is neither the model's timed work nor one-off setup."""
+    if row.get("wall_s") is None:
+        return None
+    timed = sum(row.get(name) or 0.0 for name in ("build_s", "init_s", "propagate_s", "setup_s")) + (row.get("prompt_ms") or 0.0) / 1000.0
+    return row["wall_s"] - timed
 
 
 @dataclass(frozen=True)

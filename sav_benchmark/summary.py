@@ -10,7 +10,7 @@ import numpy as np
 from .metrics import global_scores
 from .results import STATUS_NO_SCORE, STATUS_OK, STATUS_SKIPPED
 
-HEADER = ("model", "objects", "scored", "J&F", "J", "F", "FPS med", "lat p90 ms", "peak MB")
+HEADER = ("model", "objects", "scored", "J&F", "J", "F", "FPS med", "lat p90 ms", "peak MB", "overhead")
 POWER_HEADER = ("W med", "mJ/frame med")  # shown when some row has a power figure
 
 
@@ -50,10 +50,19 @@ def summarise(rows: Iterable[dict[str, Any]], with_power: bool = False) -> list[
             fmt(float(np.median(fps)) if fps else math.nan),
             fmt(float(np.median(p90)) if p90 else math.nan),
             fmt(max(peaks) if peaks else math.nan, 0),
+            overhead_share(model_rows),
         ))  # fmt: skip
         if with_power:
             lines[-1] += (fmt(median([number(r.get("avg_power_w")) for r in ok])), fmt(median([number(r.get("energy_mj_per_frame")) for r in ok])))
     return lines
+
+
+def overhead_share(rows: list[dict[str, Any]]) -> str:
+    """The harness's share of the wall time of the jobs that ran: sum(overhead_s) / sum(wall_s)."""
+    timed = [(number(r.get("overhead_s")), number(r.get("wall_s"))) for r in rows if r["status"] != STATUS_SKIPPED]
+    timed = [(o, w) for o, w in timed if not math.isnan(o) and not math.isnan(w)]
+    wall = sum(w for _, w in timed)
+    return f"{100 * sum(o for o, _ in timed) / wall:.1f}%" if wall > 0 else "-"
 
 
 def format_table(lines: list[tuple[str, ...]], header: tuple[str, ...] = HEADER) -> str:

@@ -155,10 +155,26 @@ def test_manifest_summary_and_prepared_files(run):
     }
     assert Path(f"{out}.prepared.json").exists()
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["model", "objects", "scored", "J&F", "J", "F", "FPS", "med", "lat", "p90", "ms", "peak", "MB"]
+    assert lines[0].split() == ["model", "objects", "scored", "J&F", "J", "F", "FPS", "med", "lat", "p90", "ms", "peak", "MB", "overhead"]
     assert [line.split()[0] for line in lines[2:6]] == MODELS
     assert all(line.split()[1:3] == ["5/5", "5"] for line in lines[2:6])
     assert "random" not in result.stdout  # weights came from a checkpoint: no random-weights warning
+
+
+def test_wall_time_is_the_timed_steps_plus_the_overhead(run):
+    """overhead_s = wall_s - build - init - prompt - propagate - setup, per row; the summary shows
+    sum(overhead_s) / sum(wall_s) per model; the rows' wall times add up to the run's time."""
+    result, _, out, _, rows = run
+    for row in rows:
+        timed = sum(float(row[k] or 0) for k in ("build_s", "init_s", "propagate_s", "setup_s")) + float(row["prompt_ms"]) / 1000
+        assert float(row["overhead_s"]) == pytest.approx(float(row["wall_s"]) - timed, abs=1e-9)
+        assert 0 <= float(row["overhead_s"]) < float(row["wall_s"])
+    for line in result.stdout.splitlines()[2:6]:
+        model = [r for r in rows if r["model"] == line.split()[0]]
+        share = sum(float(r["overhead_s"]) for r in model) / sum(float(r["wall_s"]) for r in model)
+        assert line.split()[-1] == f"{100 * share:.1f}%"
+    manifest = json.loads(Path(f"{out}.json").read_text())
+    assert sum(float(r["wall_s"]) for r in rows) <= manifest["wall_s"]
 
 
 def test_checkpoint_that_does_not_fit_fails_its_rows_not_the_run(tmp_path):

@@ -1,7 +1,6 @@
 """Mask PNGs: the fast reader gives what PIL (the official evaluator's reader) gives, for every
 encoding the masks are found in; the writer's files read back the same in PIL and OpenCV."""
 
-import io
 import struct
 import zlib
 

@@ -1,0 +1,46 @@
+"""Scoring, saving and row writing overlap the next job: a job's wall_s stops when the driver
+moves on, the last job's when its row is written, and the rows' wall times add up to the run."""
+
+import threading
+import time
+
+import pytest
+
+from sav_benchmark.prepare import prepare_split
+from sav_benchmark.results import ResultWriter
+from sav_benchmark.run import Benchmark, RunOptions
+from sav_benchmark.runners import resolve_models
+from sav_benchmark.runners.base import RunSettings
+from sav_benchmark.synthetic import make_split
+
+SLOW_SCORING_S = 0.3
+
+
+def test_scoring_overlaps_the_next_job_and_wall_times_add_up(tmp_path):
+    make_split(tmp_path / "split", videos=2, frames=9, width=64, height=48, objects=2)
+    split = prepare_split(tmp_path / "split")
+    options = RunOptions(RunSettings("cpu", "float32", None, "random", tmp_path), run_id="t")
+    writer = ResultWriter(tmp_path / "o.csv")
+    benchmark = Benchmark(split, resolve_models("static_mask"), options, writer)
+    conclude = benchmark._conclude
+    finishing_threads = set()
+
+    def slow_conclude(*args, **kwargs):
+        finishing_threads.add(threading.current_thread().name)
+        time.sleep(SLOW_SCORING_S)
+        return conclude(*args, **kwargs)
+
+    benchmark._conclude = slow_conclude
+    start = time.perf_counter()
+    rows = benchmark.run().rows
+    elapsed = time.perf_counter() - start
+    writer.close()
+    scored = [r for r in rows if r["status"] == "ok"]
+    assert len(scored) >= 4 and all(r["status"] == "ok" for r in rows)
+    assert rows[0]["wall_s"] < SLOW_SCORING_S / 2, "the first job's scoring was counted in its wall time"
+    assert rows[-1]["wall_s"] >= SLOW_SCORING_S, "the last job is finished before the run ends, inside its wall time"
+    assert sum(r["wall_s"] for r in rows) <= elapsed
+    assert sum(r["wall_s"] for r in rows) > elapsed - SLOW_SCORING_S / 2, "time waiting for the finisher went missing"
+    assert finishing_threads == {"finisher", "MainThread"}
+    for r in rows:
+        assert r["overhead_s"] == pytest.approx(r["wall_s"] - r["build_s"] - r["init_s"] - r["prompt_ms"] / 1000 - r["propagate_s"], abs=1e-12)
