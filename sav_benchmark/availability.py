@@ -18,6 +18,7 @@ from .runners import ModelSpec
 
 EDGETAM_CONFIG = Path("configs") / "edgetam.yaml"
 EDGETAM_REPOSITORY = "github.com/facebookresearch/EdgeTAM"
+BUILDER, COMPILE_FLAG = "build_sam.py", "vos_optimized"
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,23 @@ def _edgetam_availability(edgetam_repo: Path | None) -> Availability:
         return Availability(True, f"EdgeTAM's sam2 fork ({folder})")
     what = "not installed" if kind == "missing" else "Meta's package"
     return Availability(False, f"EdgeTAM is not importable here (the importable sam2 is {what}); give --edgetam_repo PATH, a checkout of {EDGETAM_REPOSITORY}")
+
+
+def compilation_problem(spec: ModelSpec, edgetam_repo: Path | None) -> str:
+    """Why --compile cannot apply to the model ('' when it can): the package's full-model
+    compilation is its video predictor builder's vos_optimized flag. Read from the package's
+    source, not its signature: EdgeTAM's builder takes **kwargs and would ignore the flag."""
+    if spec.family not in ("sam2", "sam2.1", "edgetam"):
+        return f"--compile: {spec.name} has no predictor of the sam2 package to compile; drop --compile or that model"
+    folder = edgetam_repo / "sam2" if spec.family == "edgetam" and edgetam_repo is not None else importable_sam2()[0]
+    try:
+        source = (folder / BUILDER).read_text() if folder is not None else ""
+    except OSError:
+        source = ""
+    if COMPILE_FLAG not in source:
+        return (f"--compile: {spec.name}'s predictor has no full-model compilation (its {BUILDER} has no {COMPILE_FLAG}; "
+                f"sam2 1.1 or later has it); drop --compile or that model")  # fmt: skip
+    return ""
 
 
 def availability(spec: ModelSpec, weights: str, checkpoint_dir: Path, edgetam_repo: Path | None) -> Availability:

@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--imgsz", type=_positive, help="model input resolution (default: the model's own, 1024)")
     run.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto", help="auto = CUDA when available")
     run.add_argument("--autocast_dtype", choices=("bfloat16", "float16", "float32"), default="bfloat16", help="autocast dtype; float32 = no autocast (default bfloat16)")
+    run.add_argument("--compile", action="store_true",
+                     help="SAM 2 / 2.1: the sam2 package's full-model compilation (vos_optimized=True); the warm-up (8 frames unless set) compiles before the timers")
     run.add_argument("--warmup_frames", type=_non_negative, help="warm-up frames before each model's first job (default 8 on CUDA, 0 on CPU)")
     run.add_argument("--output", help="result CSV (default results/<UTC time>_<host>.csv); the manifest goes beside it as .json")
     run.add_argument("--save_masks", help="write predicted masks as DIR/<model>/<video>/<object>/<frame>.png for the official evaluator")

@@ -73,6 +73,13 @@ def release_memory(device: str) -> None:
         torch.cuda.ipc_collect()
 
 
+def graphs_compiled() -> int:
+    """Graphs torch.compile has compiled in this process so far (dynamo's own counter)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
 class MemoryCounters:
     """Reads the allocator's counters around one job; on CPU every reading stays None."""
 

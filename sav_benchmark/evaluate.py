@@ -21,16 +21,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import Pool
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
 
 import numpy as np
 
 from .errors import UsageError
 from .masks import read_ids, read_mask
-from .metrics import ObjectScorer, frame_scores
+from .metrics import FrameResult, ObjectScorer, frame_scores, score_frame
 
 GLOBAL_LABEL = "Global score"
-MAX_READERS = 4  # threads decoding PNGs ahead (zlib lets go of the GIL while it inflates)
+MAX_THREADS = 4  # threads decoding and scoring frames ahead
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Options:
     gt_root: Path
     pred_root: Path
     skip_first_and_last: bool = True
-    readers: int = 1
+    threads: int = 1  # decoding and scoring frames ahead
 
 
 def find_videos(gt_root: Path, pred_root: Path, strict: bool) -> list[str]:
@@ -98,26 +98,31 @@ def scan_video(options: Options, video: str) -> tuple[list[ObjectFrames], bool]:
 def evaluate_video(options: Options, video: str) -> VideoResult:
     objects, is_sav = scan_video(options, video)
     result = VideoResult(video)
-    with ThreadPoolExecutor(options.readers) if options.readers > 1 else _Inline() as pool:
-        reader = Reader(pool, 2 * options.readers)
+    with ThreadPoolExecutor(options.threads) if options.threads > 1 else _Inline() as pool:
+        frames = FrameQueue(pool, 2 * options.threads)
         for obj in objects:
             if is_sav:
-                _score_sav_object(obj, reader, result)
+                _score_sav_object(obj, frames, result)
             else:
-                _score_davis_video(obj, reader, result)
+                _score_davis_video(obj, frames, result)
     return result
 
 
-def _score_sav_object(obj: ObjectFrames, reader: Reader, result: VideoResult) -> None:
+def _score_sav_object(obj: ObjectFrames, frames: FrameQueue, result: VideoResult) -> None:
     scorer = ObjectScorer()
-    for frame, gt, pred in reader.pairs(obj, _read_sav_mask):
-        _check_sizes(obj, frame, gt, pred)
-        scorer.feed(pred, gt)
+    for frame in frames.results(obj, _sav_frame):
+        scorer.add(frame)
     score = scorer.conclude()
     if score.missing_reason:
         result.unscored.append((obj.key, score.missing_reason))
     else:
         result.scores.append((obj.key, score.J, score.F))
+
+
+def _sav_frame(obj: ObjectFrames, frame: str) -> FrameResult:
+    gt, pred = _read_sav_mask(obj.gt_dir / frame), _read_sav_mask(obj.pred_dir / frame)
+    _check_sizes(obj, frame, gt, pred)
+    return score_frame(pred, gt)
 
 
 def _read_sav_mask(path: Path) -> np.ndarray:
@@ -127,24 +132,41 @@ def _read_sav_mask(path: Path) -> np.ndarray:
         raise UsageError(f"{exc}; fix or remove that file") from None
 
 
-def _score_davis_video(obj: ObjectFrames, reader: Reader, result: VideoResult) -> None:
+@dataclass(frozen=True)
+class LabelFrame:
+    """One frame of a DAVIS video: the ids in each map, and (J, F) of each id found in either."""
+
+    gt_ids: list[int]
+    pred_ids: list[int]
+    scores: dict[int, tuple[float, float]]
+
+
+def _score_davis_video(obj: ObjectFrames, frames: FrameQueue, result: VideoResult) -> None:
     """The official evaluator's rules for label maps: every id seen so far in either map is
-    scored on each frame (from the frame where it first shows up); ids of the ground truth are
-    reported, in the order of its Python set, so that the table lists them as it does."""
+    scored on each frame (from the frame where it first shows up; where an id is in neither map
+    that is J = F = 1); ids of the ground truth are reported, in the order of its Python set, so
+    that the table lists them as it does."""
     in_gt: set[int] = set()
     in_pred: set[int] = set()
     j: dict[int, list[float]] = {}
     f: dict[int, list[float]] = {}
-    for frame, gt, pred in reader.pairs(obj, _read_ids):
-        _check_sizes(obj, frame, gt, pred)
-        in_gt.update(set(_ids_present(gt)))
-        in_pred.update(set(_ids_present(pred)))
+    for frame in frames.results(obj, _davis_frame):
+        in_gt.update(set(frame.gt_ids))
+        in_pred.update(set(frame.pred_ids))
         for object_id in in_gt | in_pred:
-            frame_j, frame_f = frame_scores(pred == object_id, gt == object_id)
+            frame_j, frame_f = frame.scores.get(object_id, (1.0, 1.0))
             j.setdefault(object_id, []).append(frame_j)
             f.setdefault(object_id, []).append(frame_f)
     for object_id in in_gt:
         result.scores.append((object_id, 100.0 * float(np.mean(j[object_id])), 100.0 * float(np.mean(f[object_id]))))
+
+
+def _davis_frame(obj: ObjectFrames, frame: str) -> LabelFrame:
+    gt, pred = _read_ids(obj.gt_dir / frame), _read_ids(obj.pred_dir / frame)
+    _check_sizes(obj, frame, gt, pred)
+    gt_ids, pred_ids = _ids_present(gt), _ids_present(pred)
+    scores = {object_id: frame_scores(pred == object_id, gt == object_id) for object_id in sorted(set(gt_ids) | set(pred_ids))}
+    return LabelFrame(gt_ids, pred_ids, scores)
 
 
 def _read_ids(path: Path) -> np.ndarray:
@@ -172,31 +194,29 @@ def _size(image: np.ndarray) -> str:
     return f"{image.shape[1]}x{image.shape[0]}"
 
 
+T = TypeVar("T")
+
+
 @dataclass
-class Reader:
-    """Decodes an object's masks a few frames ahead of the scoring, on a pool of threads."""
+class FrameQueue:
+    """Decodes and scores an object's frames a few ahead, on a pool of threads (zlib, numpy and
+    OpenCV let go of the GIL); the results come back in frame order, for the streaming accumulators."""
 
     pool: ThreadPoolExecutor | _Inline
     frames_ahead: int
 
-    def pairs(self, obj: ObjectFrames, read: Callable[[Path], np.ndarray]) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-        """(frame, ground truth, prediction) in frame order."""
-        ahead: deque[tuple[str, Future, Future]] = deque()
+    def results(self, obj: ObjectFrames, work: Callable[[ObjectFrames, str], T]) -> Iterator[T]:
+        ahead: deque[Future] = deque()
         for frame in obj.frames:
-            ahead.append((frame, self.pool.submit(read, obj.gt_dir / frame), self.pool.submit(read, obj.pred_dir / frame)))
+            ahead.append(self.pool.submit(work, obj, frame))
             if len(ahead) >= self.frames_ahead:
-                yield _result(ahead.popleft())
+                yield ahead.popleft().result()
         while ahead:
-            yield _result(ahead.popleft())
-
-
-def _result(pending: tuple[str, Future, Future]) -> tuple[str, np.ndarray, np.ndarray]:
-    frame, gt, pred = pending
-    return frame, gt.result(), pred.result()
+            yield ahead.popleft().result()
 
 
 class _Inline:
-    """Runs each call at once: the pool of a single reader."""
+    """Runs each call at once: the pool of a single thread."""
 
     def __enter__(self) -> "_Inline":
         return self
@@ -248,16 +268,16 @@ def evaluate(options: Options, videos: list[str], processes: int) -> Evaluation:
     return Evaluation(results, time.perf_counter() - start)
 
 
-def reader_threads(processes: int, videos: int) -> int:
-    """Decoding threads per process: the cores left to each process, at most MAX_READERS."""
-    return max(1, min(MAX_READERS, (os.cpu_count() or 1) // max(1, min(processes, videos))))
+def scoring_threads(processes: int, videos: int) -> int:
+    """Threads per process that decode and score frames: the cores left to each process, at most MAX_THREADS."""
+    return max(1, min(MAX_THREADS, (os.cpu_count() or 1) // max(1, min(processes, videos))))
 
 
 def run_evaluate(gt_root: str, pred_root: str, processes: int, strict: bool, skip_first_and_last: bool, quiet: bool) -> int:
     """The command: check, evaluate, print as the official evaluator prints, save results.csv."""
     gt, pred = Path(gt_root), Path(pred_root)
     videos = find_videos(gt, pred, strict)
-    options = Options(gt, pred, skip_first_and_last, reader_threads(processes, len(videos)))
+    options = Options(gt, pred, skip_first_and_last, scoring_threads(processes, len(videos)))
     for video in videos:  # every missing prediction is found before any work
         scan_video(options, video)
     if not quiet:

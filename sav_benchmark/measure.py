@@ -153,6 +153,7 @@ def execute_job(runner_class: type, spec: ModelSpec, settings: RunSettings, job:
     counters = runner.memory_counters()
     sampler = _sampler(settings)
     window = None
+    graphs_before = _graphs_compiled(settings)
     try:
         outcome.masks, window = _measure(runner, counters, sampler, job, keep, outcome.columns, progress)
     except Exception as exc:
@@ -166,6 +167,11 @@ def execute_job(runner_class: type, spec: ModelSpec, settings: RunSettings, job:
             outcome.traceback += f"\nreleasing device memory failed: {one_line(exc)}"
     elif spec.uses_torch:
         freeze_long_lived_objects()
+    if settings.compile:
+        compiled = _graphs_compiled(settings) - graphs_before
+        outcome.columns["compiled_graphs"] = compiled
+        if compiled:
+            log.warning("%s: torch.compile compiled %d graphs inside the timers; this job's times include compilation", spec.name, compiled)
     counters.record_after_cleanup()
     outcome.columns.update(_memory_columns(counters.reading))
     try:
@@ -173,6 +179,14 @@ def execute_job(runner_class: type, spec: ModelSpec, settings: RunSettings, job:
     except Exception as exc:  # telemetry costs its own cells, never the job's row
         log.warning("telemetry: its figures were lost: %s", one_line(exc))
     return outcome
+
+
+def _graphs_compiled(settings: RunSettings) -> int:
+    if not settings.compile:
+        return 0
+    from .device import graphs_compiled
+
+    return graphs_compiled()
 
 
 def _sampler(settings: RunSettings) -> Sampler:

@@ -128,6 +128,24 @@ class ObjectScore:
     missing_reason: str = ""
 
 
+@dataclass(frozen=True)
+class FrameResult:
+    """One evaluated frame of one object: which masks are non-empty, and its J and F."""
+
+    gt_present: bool
+    pred_present: bool
+    J: float
+    F: float
+
+
+def score_frame(pred: np.ndarray, gt: np.ndarray) -> FrameResult:
+    """What the per-object accumulator needs of a frame; it can be computed on any thread."""
+    if pred.shape != gt.shape:  # checked on every frame, counted or not, as the evaluator does
+        raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in size")
+    j, f = frame_scores(pred, gt)
+    return FrameResult(bool(gt.any()), bool(pred.any()), j, f)
+
+
 class ObjectScorer:
     """Streaming per-object accumulator: feed its evaluated frames in order, then conclude."""
 
@@ -138,16 +156,16 @@ class ObjectScorer:
         self._gt_seen = False
 
     def feed(self, pred: np.ndarray, gt: np.ndarray) -> None:
-        if pred.shape != gt.shape:  # checked on every frame, counted or not, as the evaluator does
-            raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in size")
+        self.add(score_frame(pred, gt))
+
+    def add(self, frame: FrameResult) -> None:
+        """A frame scored elsewhere (score_frame), in frame order."""
         self._fed += 1
-        gt_present = bool(gt.any())
-        self._gt_seen = self._gt_seen or gt_present
-        if not self._j and not gt_present and not pred.any():
+        self._gt_seen = self._gt_seen or frame.gt_present
+        if not self._j and not frame.gt_present and not frame.pred_present:
             return  # before the object first shows up nothing counts
-        j, f = frame_scores(pred, gt)
-        self._j.append(j)
-        self._f.append(f)
+        self._j.append(frame.J)
+        self._f.append(frame.F)
 
     def conclude(self) -> ObjectScore:
         if self._fed == 0:

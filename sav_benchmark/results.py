@@ -16,7 +16,7 @@ COLUMNS = [
     "weights", "device", "dtype", "imgsz", "oom_retry_from_imgsz", "status", "error",
     "n_frames", "prompt_frame", "n_propagated", "n_eval_frames", "J", "F", "JF",
     "fps", "latency_ms_mean", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "latency_ms_max",
-    "build_s", "init_s", "prompt_ms", "propagate_s", "setup_s", "wall_s", "overhead_s",
+    "build_s", "init_s", "prompt_ms", "propagate_s", "setup_s", "wall_s", "overhead_s", "compiled_graphs",
     "mem_alloc_before_mb", "mem_reserved_before_mb", "peak_alloc_mb", "peak_reserved_mb",
     "mem_alloc_after_cleanup_mb", "mem_reserved_after_cleanup_mb",
     *TELEMETRY_COLUMNS,

@@ -29,6 +29,7 @@ from .summary import summary_text
 PROG = "jetson_benchmark.py"
 SELECTION_FLAGS = ("split_dir", "video_ids", "limit_videos", "limit_objects", "shard", "masklets", "cache_dir")
 EXIT_FAILED, EXIT_TOO_MANY_FAILURES = 1, 3
+COMPILE_WARMUP_FRAMES = 8  # more than the memory bank (num_maskmem 7): every shape is compiled
 
 
 def select_split(args: argparse.Namespace) -> PreparedSplit:
@@ -65,6 +66,22 @@ def _check_models_runnable(specs: list[ModelSpec], args: argparse.Namespace) -> 
         if found.import_path:
             import_paths[spec.name] = found.import_path
     return import_paths
+
+
+def _warmup_frames(args: argparse.Namespace, device: str, specs: list[ModelSpec]) -> int:
+    """8 on CUDA, 0 on the CPU; with --compile at least 8, since the warm-up is what compiles."""
+    if args.compile:
+        from .availability import compilation_problem
+
+        repo = Path(args.edgetam_repo) if args.edgetam_repo else None
+        for spec in specs:
+            problem = compilation_problem(spec, repo)
+            if problem:
+                raise UsageError(problem)
+        if args.warmup_frames == 0:
+            raise UsageError("--compile compiles during the warm-up, before the timers start; drop --warmup_frames 0")
+        return args.warmup_frames or COMPILE_WARMUP_FRAMES
+    return args.warmup_frames if args.warmup_frames is not None else (8 if device == "cuda" else 0)
 
 
 def _default_output() -> Path:
@@ -227,7 +244,7 @@ class RunSession:
         self.split = _split_for_run(args)
         self.save_masks = Path(args.save_masks) if args.save_masks else None
         uses_torch = any(spec.uses_torch for spec in self.specs)
-        warmup = args.warmup_frames if args.warmup_frames is not None else (8 if device == "cuda" else 0)
+        warmup = _warmup_frames(args, device, self.specs)
         self.isolation = args.isolation if args.isolation != "auto" else ("process" if device == "cuda" else "none")
         config = {
             **vars(args),
@@ -251,7 +268,7 @@ class RunSession:
         self.earlier_rows = earlier.rows
         run_id = earlier.manifest["run_id"] if earlier.manifest else uuid.uuid4().hex[:12]
         self.options = RunOptions(
-            RunSettings(device, dtype, args.imgsz, args.weights, Path(args.checkpoint_dir), telemetry),
+            RunSettings(device, dtype, args.imgsz, args.weights, Path(args.checkpoint_dir), telemetry, args.compile),
             warmup, self.save_masks, not args.do_not_skip_first_and_last_frame, run_id,
             done=keys_to_skip(earlier.rows, args.retry_failed),
             fail_fast=args.fail_fast,

@@ -81,3 +81,21 @@ def test_real_cuda_out_of_memory_is_classified():
     with pytest.raises(torch.cuda.OutOfMemoryError) as info:
         torch.empty(1 << 50, dtype=torch.uint8, device="cuda")  # a plain allocation that cannot fit
     assert is_out_of_memory(info.value)
+
+
+def test_compiled_run_compiles_in_the_warm_up_only(tmp_path):
+    """--compile: the warm-up compiles (its time in setup_s and the manifest, apart from build_s);
+    no graph is compiled inside the timers."""
+    make_split(tmp_path / "split", videos=1, frames=25, width=320, height=240)
+    out = tmp_path / "o.csv"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "jetson_benchmark.py"), "--split_dir", str(tmp_path / "split"),
+         "--models", "sam2.1_tiny_points", "--weights", "random", "--imgsz", "512", "--compile", "--output", str(out)],
+        capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert all(r["status"] == "ok" and r["compiled_graphs"] == "0" for r in rows)
+    assert float(rows[0]["setup_s"]) > float(rows[0]["build_s"])
+    assert json.loads(Path(f"{out}.json").read_text())["config"]["compile"] is True
+

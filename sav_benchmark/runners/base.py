@@ -67,6 +67,7 @@ class RunSettings:
     weights: str
     checkpoint_dir: Path
     telemetry: TelemetryConfig = TelemetryConfig()
+    compile: bool = False  # the package's full-model compilation (vos_optimized)
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import warnings
 from typing import Iterator
 
@@ -36,13 +37,17 @@ class Sam2Runner:
             checkpoint = str(self.settings.checkpoint_dir / self.spec.checkpoint)
         else:
             torch.manual_seed(RANDOM_WEIGHTS_SEED)
+        compiling = {"vos_optimized": True} if self.settings.compile else {}
         try:
-            self.predictor = build_sam2_video_predictor(
-                self.spec.config,
-                checkpoint,
-                device=self.settings.device,
-                hydra_overrides_extra=self.size_overrides(self.settings.imgsz),
-            )
+            # The compiling predictor prints a line per build; the driver's output is its own.
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.predictor = build_sam2_video_predictor(
+                    self.spec.config,
+                    checkpoint,
+                    device=self.settings.device,
+                    hydra_overrides_extra=self.size_overrides(self.settings.imgsz),
+                    **compiling,
+                )
         except KeyError as exc:
             if checkpoint and exc.args == ("model",):
                 raise ValueError(f"checkpoint {checkpoint} has no 'model' entry; the official format is {{'model': state_dict}}") from exc
