@@ -60,35 +60,58 @@ class Options:
     threads: int = 1  # decoding and scoring frames ahead
 
 
-def find_videos(gt_root: Path, pred_root: Path, strict: bool) -> list[str]:
-    """The videos to evaluate: with strict, every ground-truth video must have predictions (and
-    the other way round); without, those in both folders."""
+def find_videos(gt_root: str, pred_root: str, strict: bool) -> tuple[str, list[str]]:
+    """The ground-truth folder and the videos to evaluate: with strict, every ground-truth video
+    must have predictions (and the other way round); without, those in both folders."""
     for flag, root in (("--gt_root", gt_root), ("--pred_root", pred_root)):
-        if not root.is_dir():
+        if not os.path.isdir(root):
             raise UsageError(f"{flag} {root} is not a folder; give the folder that holds one folder per video")
-    gt_videos = {p.name for p in gt_root.iterdir() if p.is_dir()}
-    pred_videos = {p.name for p in pred_root.iterdir() if p.is_dir()}
+    gt_root = _annotations_within(gt_root, pred_root)
+    gt_videos = {name for name in os.listdir(gt_root) if os.path.isdir(os.path.join(gt_root, name))}
+    pred_videos = {name for name in os.listdir(pred_root) if os.path.isdir(os.path.join(pred_root, name))}
     if not gt_videos:
         raise UsageError(f"--gt_root {gt_root} holds no video folders; for SA-V give sav_val/Annotations_6fps (or sav_test/...)")
     if strict:
         for what, extra, other in (("ground truth", gt_videos - pred_videos, pred_root), ("predictions", pred_videos - gt_videos, gt_root)):
             if extra:
                 raise UsageError(f"--strict: {len(extra)} videos of the {what} are not in {other}: {', '.join(sorted(extra)[:5])}{' ...' if len(extra) > 5 else ''}")
-        return sorted(gt_videos)
-    return sorted(gt_videos & pred_videos)
+        return gt_root, sorted(gt_videos)
+    if not gt_videos & pred_videos:
+        raise UsageError(f"no video folder of --gt_root {gt_root} is in --pred_root {pred_root}; give the folder that holds the predicted videos")
+    return gt_root, sorted(gt_videos & pred_videos)
+
+
+def _annotations_within(gt_root: str, pred_root: str) -> str:
+    """The official evaluator's one guess: given a dataset's root (video counts differ, and it
+    holds an Annotations folder whose first entry is no PNG), it evaluates that Annotations folder."""
+    gt_names, pred_names = os.listdir(gt_root), os.listdir(pred_root)
+    annotations = os.path.join(gt_root, "Annotations")
+    if len(gt_names) != len(pred_names) and "Annotations" in gt_names and os.path.isdir(annotations):
+        inside = os.listdir(annotations)
+        if inside and ".png" not in inside[0]:
+            return annotations
+    return gt_root
 
 
 def scan_video(options: Options, video: str) -> tuple[list[ObjectFrames], bool]:
     """The video's objects and whether it is in SA-V layout (DAVIS when it holds only PNGs).
-    Every evaluated frame must have a prediction: a missing one is named before any work."""
+    Frames are every file of a folder, first and last dropped, as the official evaluator takes
+    them; anything but a PNG among the evaluated ones, or a file beside the object folders, is
+    refused. Every evaluated frame must have a prediction. All before any work."""
     gt_dir, pred_dir = options.gt_root / video, options.pred_root / video
     names = sorted(os.listdir(gt_dir))
     if all(name.endswith(".png") for name in names):
         objects, is_sav = [ObjectFrames(None, gt_dir, pred_dir, names)], False
     else:
-        objects, is_sav = [ObjectFrames(name, gt_dir / name, pred_dir / name, sorted(n for n in os.listdir(gt_dir / name) if n.endswith(".png"))) for name in names if (gt_dir / name).is_dir()], True
+        for name in names:
+            if not (gt_dir / name).is_dir():
+                raise UsageError(f"{gt_dir / name} is a file beside object folders; an SA-V video folder holds one folder per object, a DAVIS one only PNGs: move it away")
+        objects, is_sav = [ObjectFrames(name, gt_dir / name, pred_dir / name, sorted(os.listdir(gt_dir / name))) for name in names], True
     objects = [ObjectFrames(o.key, o.gt_dir, o.pred_dir, o.frames[1:-1] if options.skip_first_and_last else o.frames) for o in objects]
     for obj in objects:
+        stray = next((name for name in obj.frames if not name.endswith(".png")), None)
+        if stray:
+            raise UsageError(f"{obj.gt_dir / stray} is not a PNG; the official evaluator counts every file of the folder as a frame: move it away")
         missing = sorted(set(obj.frames) - set(os.listdir(obj.pred_dir)) if obj.pred_dir.is_dir() else obj.frames)
         if missing:
             raise UsageError(f"{obj.pred_dir / missing[0]} not found ({len(missing)} of the {len(obj.frames)} evaluated frames are missing); predict every annotated frame (--save_masks writes them all)")
@@ -275,9 +298,8 @@ def scoring_threads(processes: int, videos: int) -> int:
 
 def run_evaluate(gt_root: str, pred_root: str, processes: int, strict: bool, skip_first_and_last: bool, quiet: bool) -> int:
     """The command: check, evaluate, print as the official evaluator prints, save results.csv."""
-    gt, pred = Path(gt_root), Path(pred_root)
-    videos = find_videos(gt, pred, strict)
-    options = Options(gt, pred, skip_first_and_last, scoring_threads(processes, len(videos)))
+    gt_root, videos = find_videos(gt_root, pred_root, strict)
+    options = Options(Path(gt_root), Path(pred_root), skip_first_and_last, scoring_threads(processes, len(videos)))
     for video in videos:  # every missing prediction is found before any work
         scan_video(options, video)
     if not quiet:

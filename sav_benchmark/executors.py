@@ -19,7 +19,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
-from .measure import JobOutcome, execute_job, execute_warmup, release_device_memory
+from .measure import JobOutcome, execute_job, execute_warmup, freeze_long_lived_objects, release_device_memory
 from .progress import FrameCounter
 from .results import STATUS_CRASH, STATUS_TIMEOUT
 from .runners import ModelSpec, load_runner_class
@@ -31,6 +31,7 @@ TAIL_LINES = 100
 STARTUP_TIMEOUT_S = 600.0
 # A job that takes longer than this is taken as hung (with --job_timeout_s 0, the default).
 AUTO_TIMEOUT_BASE_S, AUTO_TIMEOUT_PER_FRAME_S = 600.0, 10.0
+COMPILE_TIMEOUT_S = 3600.0  # a compiling warm-up's extra allowance: max-autotune can take long on a Jetson
 ERROR_WORDS = re.compile(r"error|assert|fatal|abort|killed|exception", re.IGNORECASE)
 
 
@@ -61,7 +62,10 @@ class InProcessExecutor:
             start = time.perf_counter()
             self.warmup_s[spec.name] = [execute_warmup(self.runner_classes[spec.name], spec, self.settings, self._warmup)]
             self.setup_total_s += time.perf_counter() - start
-        return execute_job(self.runner_classes[spec.name], spec, settings, job, keep, self._progress)
+        outcome = execute_job(self.runner_classes[spec.name], spec, settings, job, keep, self._progress)
+        if not outcome.status and spec.uses_torch:
+            freeze_long_lived_objects()
+        return outcome
 
     def between_videos(self, specs: list[ModelSpec]) -> None:
         """The cleanup protocol once more after a video; a broken device fails the next job instead."""
@@ -229,7 +233,8 @@ class ProcessExecutor:
         self._workers[spec.name] = worker
         self.startup_s.setdefault(spec.name, []).append(worker.startup_s)
         if self._warmup is not None:  # every new process starts cold: warm it before it is timed
-            warmup = worker.call("warmup", (self._warmup, self.settings), job_timeout(self._warmup, self._job_timeout_s))
+            compiling_s = COMPILE_TIMEOUT_S if self.settings.compile else 0.0
+            warmup = worker.call("warmup", (self._warmup, self.settings), job_timeout(self._warmup, self._job_timeout_s) + compiling_s)
             self.warmup_s.setdefault(spec.name, []).append(warmup)
         return worker
 

@@ -7,6 +7,7 @@ expansion of palettes, no copies. Everything else goes through OpenCV.
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ def read_mask(path: Path, require_binary: bool = False) -> np.ndarray:
     refuses it: such a file is not an SA-V object mask (a palette of objects, or a soft mask).
     """
     values = read_png_values(path)
+    if require_binary and values.ndim == 3:
+        raise ValueError(f"{path} is a colour PNG; an SA-V mask is one channel (background and one foreground value)")
     if require_binary and not at_most_two_values(values):
         raise ValueError(f"{path} holds more than two values; an SA-V mask is one object per PNG (background and one foreground value)")
     if values.ndim == 3:
@@ -99,22 +102,41 @@ def read_ids(path: Path) -> np.ndarray:
 
 
 def read_png_values(path: Path) -> np.ndarray:
-    """The stored pixel values, as PIL gives them for 'L', 'P' and '1' images: grey levels, palette
-    indices, 0/1 for 1-bit grey. Colour PNGs come back as height x width x channels (BGR)."""
+    """The pixel values as PIL gives them for 'L', 'P' and '1' images: grey levels (2- and 4-bit
+    ones stretched to 0..255), palette indices, 0/1 for 1-bit grey. Colour PNGs come back as
+    height x width x channels (OpenCV's order)."""
     data = _read_bytes(path)
     png = _parse_png(data, path)
     values = _decode_simple(png, path)
     if values is not None:
         return values
     palette = png.colour_type == COLOUR_TYPE_PALETTE
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR if palette else cv2.IMREAD_UNCHANGED)
+    if palette:
+        return _palette_indices(data, png, path)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ValueError(f"cannot decode {path} as an image")
-    if palette:
-        return _colours_to_ids(image, png.palette, path)
     if png.colour_type == COLOUR_TYPE_GREY and png.bit_depth == 1:
         return (image != 0).view(np.uint8)  # OpenCV scales 1-bit pixels to 0 and 255
     return image
+
+
+def _palette_indices(data: bytes, png: _Png, path: Path) -> np.ndarray:
+    """A palette PNG this module cannot unfilter (Average or Paeth rows, interlacing): PIL gives
+    its indices where it is installed (sam2 depends on it); else OpenCV's colours are mapped back
+    to indices, a colour listed twice to its lowest."""
+    try:
+        from PIL import Image
+    except ImportError:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"cannot decode {path} as an image") from None
+        return _colours_to_ids(image, png.palette, path)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.array(image)
+    except Exception as exc:  # PIL's errors for damaged files have no common base
+        raise ValueError(f"cannot decode {path} as an image ({exc})") from None
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -177,7 +199,7 @@ def _decode_simple(png: _Png, path: Path) -> np.ndarray | None:
     if (filters > FILTER_UP).any():
         return None
     values = _unfilter(rows[:, 1:], filters)
-    return _unpack(values, png.bit_depth, png.width) if png.bit_depth < 8 else values
+    return _unpack(values, png.bit_depth, png.width, png.colour_type == COLOUR_TYPE_GREY) if png.bit_depth < 8 else values
 
 
 def _unfilter(rows: np.ndarray, filters: np.ndarray) -> np.ndarray:
@@ -197,13 +219,15 @@ def _unfilter(rows: np.ndarray, filters: np.ndarray) -> np.ndarray:
     return values
 
 
-def _unpack(packed: np.ndarray, bit_depth: int, width: int) -> np.ndarray:
-    """Pixels of 1, 2 or 4 bits, the first in the most significant bits of each byte."""
+def _unpack(packed: np.ndarray, bit_depth: int, width: int, scale: bool) -> np.ndarray:
+    """Pixels of 1, 2 or 4 bits, the first in the most significant bits of each byte; with scale,
+    2- and 4-bit grey levels are stretched to 0..255, as PIL reads them."""
     if bit_depth == 1:
         return np.unpackbits(packed, axis=1, count=width)
     shifts = np.arange(8 - bit_depth, -1, -bit_depth, dtype=np.uint8)
     pixels = (packed[:, :, None] >> shifts) & np.uint8((1 << bit_depth) - 1)
-    return np.ascontiguousarray(pixels.reshape(packed.shape[0], -1)[:, :width])
+    values = np.ascontiguousarray(pixels.reshape(packed.shape[0], -1)[:, :width])
+    return values * np.uint8(255 // ((1 << bit_depth) - 1)) if scale else values
 
 
 def _colour_keys(rgb: np.ndarray) -> np.ndarray:

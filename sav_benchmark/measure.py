@@ -135,9 +135,10 @@ def _measure(runner: Runner, counters: MemoryCounters, sampler: Sampler, job: Jo
 def freeze_long_lived_objects() -> None:
     """The cleanup protocol's gc.collect scans every object the collector tracks: with torch and a
     model's packages loaded that is about 100 ms a call, paid by every job. Once a job has run
-    and been cleaned up without error (no traceback holds a predictor), what is left is the
-    process's long-lived state (modules, caches); it is moved out of the collector's sight, and
-    later collections scan only what later jobs create (under a millisecond). Done once."""
+    and been cleaned up without error, and its runner is gone (no traceback or runner holds a
+    predictor), what is left is the process's long-lived state (modules, caches); it is moved out
+    of the collector's sight, and later collections scan only what later jobs create (under a
+    millisecond). Done once, by whoever called execute_job, after it returned."""
     if not gc.get_freeze_count():
         gc.collect()
         gc.freeze()
@@ -165,8 +166,6 @@ def execute_job(runner_class: type, spec: ModelSpec, settings: RunSettings, job:
             release_device_memory(spec, settings)
         except Exception as exc:  # a device too broken for it fails the next job, not this row
             outcome.traceback += f"\nreleasing device memory failed: {one_line(exc)}"
-    elif spec.uses_torch:
-        freeze_long_lived_objects()
     if settings.compile:
         compiled = _graphs_compiled(settings) - graphs_before
         outcome.columns["compiled_graphs"] = compiled

@@ -152,14 +152,19 @@ class Benchmark:
                 progress.end_job()
                 if video_ends:
                     self.executor.between_videos(self.specs)
+            finisher.close()
         finally:
             progress.close()
             with self.guard.hold():  # the finished jobs' rows are written before the run ends
-                finisher.close()
+                finisher.close(raise_error=False)  # an interruption is what the user needs to hear of
         return self.report
 
     def _finish(self, pending: Pending) -> None:
-        """Score and save a job (a DAVIS video's jobs once it ends), then write the rows."""
+        """Score and save a job (a DAVIS video's jobs once it ends), then write the rows. Once the
+        run has stopped (a failure found here while the next job ran), later jobs get no row: the
+        run ends at the row that stopped it, and a resume runs them."""
+        if self.report.stopped:
+            return
         job, video = pending.job, pending.video
         if self.split.layout == LAYOUT_DAVIS:
             self._held.add(job, pending.predictions)
@@ -466,10 +471,13 @@ class Finisher:
         self._tasks.join()
         self._raise_error()
 
-    def close(self) -> None:
-        self._tasks.put(None)
-        self._thread.join()
-        self._raise_error()
+    def close(self, raise_error: bool = True) -> None:
+        """Finish what was submitted and end the thread; closing again does nothing."""
+        if self._thread.is_alive():
+            self._tasks.put(None)
+            self._thread.join()
+        if raise_error:
+            self._raise_error()
 
     def _raise_error(self) -> None:
         if self._error is not None:

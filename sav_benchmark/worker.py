@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .measure import execute_job, execute_warmup, one_line
+from .measure import execute_job, execute_warmup, freeze_long_lived_objects, one_line
 from .runners import ModelSpec, load_plugins, load_runner_class
 
 PackedMask = tuple[tuple[int, ...], bytes]
@@ -98,6 +98,8 @@ def worker_main(conn: Connection, spec: ModelSpec, stderr_path: str, progress: A
         if kind == "job":
             job, keep, settings = payload
             reply = execute_job(runner_class, spec, settings, job, keep, progress)
+            if not reply.status and spec.uses_torch:
+                freeze_long_lived_objects()
             reply.masks = pack_masks(reply.masks)
         else:
             job, settings = payload

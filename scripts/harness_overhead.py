@@ -73,7 +73,7 @@ def make_masks(root: Path, height: int, width: int, seed: int = 0) -> int:
 
 def time_ours(root: Path, threads: int | None = None) -> tuple[float, dict]:
     """Our evaluator with one process; threads: decoding and scoring threads (default: as the command sets them)."""
-    videos = find_videos(root / "gt", root / "pred", strict=True)
+    _, videos = find_videos(str(root / "gt"), str(root / "pred"), strict=True)
     threads = threads or scoring_threads(1, len(videos))
     evaluation = evaluate(Options(root / "gt", root / "pred", threads=threads), videos, processes=1)
     scores = {(r.name, key): (j, f) for r in evaluation.results for key, j, f in r.scores}

@@ -188,6 +188,26 @@ def test_bad_input_is_one_line_naming_the_file(tmp_path, problem):
     assert (result.returncode, result.stdout, result.stderr) == (2, "" if problem in ("missing", "no_gt_root") else found_while_scoring, PROG + message + "\n")
 
 
+@pytest.mark.parametrize("stray", ["object_folder", "video_folder", "no_common_video"])
+def test_stray_files_and_empty_selections_are_refused_not_guessed(tmp_path, stray):
+    """The official evaluator counts every file of an object folder as a frame (a .DS_Store shifts
+    which frames are first and last) and fails on a file beside the object folders."""
+    gt, pred = write_sav(tmp_path, sav_objects())
+    if stray == "object_folder":
+        path = gt / "sav_000001" / "000" / "00006.json"  # among the evaluated frames (a first or last one is dropped, as there)
+        message = f"{path} is not a PNG; the official evaluator counts every file of the folder as a frame: move it away"
+    elif stray == "video_folder":
+        path = gt / "sav_000002" / "notes.txt"
+        message = f"{path} is a file beside object folders; an SA-V video folder holds one folder per object, a DAVIS one only PNGs: move it away"
+    else:
+        path, pred = tmp_path / "unused", tmp_path / "empty"
+        pred.mkdir()
+        message = f"no video folder of --gt_root {gt} is in --pred_root {pred}; give the folder that holds the predicted videos"
+    path.write_text("x")
+    result = evaluate("--gt_root", gt, "--pred_root", pred)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", PROG + message + "\n")
+
+
 def test_missing_flags_are_a_usage_error():
     result = evaluate("--gt_root", "x")
     assert (result.returncode, result.stderr) == (2, PROG + "the following arguments are required: --pred_root (see jetson_benchmark.py evaluate --help)\n")

@@ -44,3 +44,19 @@ def test_scoring_overlaps_the_next_job_and_wall_times_add_up(tmp_path):
     assert finishing_threads == {"finisher", "MainThread"}
     for r in rows:
         assert r["overhead_s"] == pytest.approx(r["wall_s"] - r["build_s"] - r["init_s"] - r["prompt_ms"] / 1000 - r["propagate_s"], abs=1e-12)
+
+
+def test_a_failure_found_while_the_next_job_ran_still_ends_the_run_at_its_row(tmp_path):
+    """Saving masks fails (the folder is a file) on the finisher's thread: with
+    --max_consecutive_failures 2 the run's last row is the second failure, as when rows were
+    finished in line; the job that ran meanwhile gets no row (a resume runs it)."""
+    make_split(tmp_path / "split", videos=2, frames=9, width=64, height=48, objects=2)
+    split = prepare_split(tmp_path / "split")
+    (tmp_path / "not_a_folder").write_text("")
+    options = RunOptions(RunSettings("cpu", "float32", None, "random", tmp_path), run_id="t", save_masks=tmp_path / "not_a_folder", max_consecutive_failures=2)
+    writer = ResultWriter(tmp_path / "o.csv")
+    report = Benchmark(split, resolve_models("static_mask"), options, writer).run()
+    writer.close()
+    assert [r["status"] for r in report.rows] == ["error", "error"]
+    assert report.rows[-1]["error"].startswith("saving masks failed: ")
+    assert report.stopped == "max_consecutive_failures" and report.stopped_at is report.rows[-1]
