@@ -95,10 +95,11 @@ def _chunk(kind: bytes, payload: bytes) -> bytes:
 
 def read_ids(path: Path) -> np.ndarray:
     """The object id of every pixel (uint8) from a palette or 8-bit grey PNG (DAVIS)."""
-    png = _parse_png(_read_bytes(path), path)
+    data = _read_bytes(path)
+    png = _parse_png(data, path)
     if not (png.colour_type == COLOUR_TYPE_PALETTE or png.colour_type == COLOUR_TYPE_GREY and png.bit_depth == 8):
         raise ValueError(f"{path} is not an index mask: object ids need a palette or 8-bit grey PNG")
-    return read_png_values(path)
+    return _values(data, png, path)
 
 
 def read_png_values(path: Path) -> np.ndarray:
@@ -106,7 +107,11 @@ def read_png_values(path: Path) -> np.ndarray:
     ones stretched to 0..255), palette indices, 0/1 for 1-bit grey. Colour PNGs come back as
     height x width x channels (OpenCV's order)."""
     data = _read_bytes(path)
-    png = _parse_png(data, path)
+    return _values(data, _parse_png(data, path), path)
+
+
+def _values(data: bytes, png: _Png, path: Path) -> np.ndarray:
+    """read_png_values of a file already read and parsed."""
     values = _decode_simple(png, path)
     if values is not None:
         return values
