@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--autocast_dtype", choices=("bfloat16", "float16", "float32"), default="bfloat16", help="autocast dtype; float32 = no autocast (default bfloat16)")
     run.add_argument("--compile", action="store_true",
                      help="SAM 2 / 2.1: the sam2 package's full-model compilation (vos_optimized=True); the warm-up (8 frames unless set) compiles before the timers")
+    run.add_argument("--stream", action=argparse.BooleanOptionalAction, default=True,
+                     help="decode frames on demand and drop tracker outputs no later frame reads, so memory stays flat in video length; "
+                          "masks are the same bit for bit (default); --no-stream: the package's own path, every frame loaded up front")
     run.add_argument("--warmup_frames", type=_non_negative, help="warm-up frames before each model's first job (default 8 on CUDA, 0 on CPU)")
     run.add_argument("--output", help="result CSV (default results/<UTC time>_<host>.csv); the manifest goes beside it as .json")
     run.add_argument("--save_masks", help="write predicted masks as DIR/<model>/<video>/<object>/<frame>.png for the official evaluator")

@@ -26,7 +26,7 @@ from .summary import fmt, median, number
 
 REQUIRED = ("video_id", "object_id", "model", "prompt", "status", "J", "F", "JF", "fps", "latency_ms_p50", "latency_ms_p90", "build_s", "init_s")
 # Row settings that change the numbers: files that differ in them are compared with a warning.
-SETTINGS = ("device", "dtype", "imgsz", "weights")
+SETTINGS = ("device", "dtype", "imgsz", "weights", "stream")
 SIGNIFICANCE = 0.05
 FEWEST_PAIRS = 6  # below this the exact test cannot reach p < 0.05 (tied differences aside)
 Group = tuple[str, str]  # (model, prompt)
@@ -213,8 +213,9 @@ def _setting_values(run: Run) -> dict[str, set[str]]:
         if row.get("weights") == "none":  # the baseline has no such settings
             continue
         for name in SETTINGS:
-            if row.get(name):
-                values.setdefault(name, set()).add(row[name])
+            value = row.get(name, "off" if name == "stream" else None)  # a CSV from before --stream ran the plain path
+            if value:
+                values.setdefault(name, set()).add(value)
     environment = (run.manifest or {}).get("environment") or {}
     for name, value in (("torch", environment.get("torch")), ("power mode", ((environment.get("jetson") or {}).get("power_mode")))):
         if value:

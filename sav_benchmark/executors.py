@@ -24,7 +24,7 @@ from .progress import FrameCounter
 from .results import STATUS_CRASH, STATUS_TIMEOUT
 from .runners import ModelSpec, load_runner_class
 from .runners.base import Job, RunSettings
-from .worker import unpack_masks, worker_main
+from .worker import worker_main
 
 # Enough for a fatal error's stack dump of every thread (the telemetry sampler's included).
 TAIL_LINES = 100
@@ -254,7 +254,6 @@ class ProcessExecutor:
             # After some errors (an allocator assert, a CUDA error) the process's CUDA context is
             # unusable although the process lives on: the next job gets a fresh worker.
             self._workers.pop(spec.name).stop(abandon=False)
-        outcome.masks = unpack_masks(outcome.masks)
         return outcome
 
     def between_videos(self, specs: list[ModelSpec]) -> None:

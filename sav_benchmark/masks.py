@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -269,3 +270,33 @@ def davis_palette() -> bytes:
             value >>= 3
         colours += bytes((red, green, blue))
     return bytes(colours)
+
+
+class PackedMasks(Mapping):
+    """Boolean masks by frame, held as bits (8 times less memory, and what a worker sends back),
+    each unpacked when read: what a job keeps of a long video stays small."""
+
+    def __init__(self) -> None:
+        self._packed: dict[int, tuple[tuple[int, ...], np.ndarray]] = {}
+
+    def add(self, frame: int, mask: np.ndarray) -> None:
+        self._packed[frame] = (mask.shape, np.packbits(mask))
+
+    def add_empty(self, frame: int, shape: tuple[int, int]) -> None:
+        self._packed[frame] = (shape, np.zeros((int(np.prod(shape)) + 7) // 8, np.uint8))
+
+    def copy_from(self, other: PackedMasks, frame: int) -> None:
+        self._packed[frame] = other._packed[frame]
+
+    def __getitem__(self, frame: int) -> np.ndarray:
+        shape, bits = self._packed[frame]
+        return np.unpackbits(bits, count=int(np.prod(shape))).reshape(shape).view(bool)
+
+    def __contains__(self, frame: object) -> bool:
+        return frame in self._packed  # without unpacking the mask
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._packed)
+
+    def __len__(self) -> int:
+        return len(self._packed)

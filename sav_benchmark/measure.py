@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .masks import PackedMasks
 from .results import STATUS_ERROR, STATUS_OOM
 from .runners import ModelSpec
 from .runners.base import Job, MemoryCounters, MemoryReading, Runner, RunSettings
@@ -33,7 +34,7 @@ class JobOutcome:
     """What a job produced: row columns (timings, memory), the kept masks, or why it failed."""
 
     columns: dict[str, Any] = field(default_factory=dict)
-    masks: dict[int, np.ndarray] | None = None
+    masks: PackedMasks | None = None
     status: str = ""  # set only on failure: error, oom, crash
     reason: str = ""
     traceback: str = ""
@@ -68,25 +69,26 @@ def _timed(runner: Runner, step: Callable[[Job], None], job: Job) -> float:
     return time.perf_counter() - start
 
 
-def _propagate_timed(runner: Runner, job: Job, keep: set[int], columns: dict[str, Any], progress: Any) -> tuple[dict[int, np.ndarray], Window]:
-    """Per-frame latency: from asking for a frame to its mask on the host, device synchronised.
-    Returns the kept masks and the loop's start and end on the timers' clock."""
-    masks: dict[int, np.ndarray] = {}
+def _propagate_timed(runner: Runner, job: Job, keep: set[int], columns: dict[str, Any], progress: Any) -> tuple[PackedMasks, Window]:
+    """Per-frame latency: from asking for a frame to its mask on the host, device synchronised;
+    propagate_s is their sum. Keeping a mask (packing it into bits) is the harness's work, between
+    the frames' timers. Returns the kept masks and the loop's start and end on the timers' clock."""
+    masks = PackedMasks()
     latencies: list[float] = []
     progress.value = 0
     runner.synchronize()
-    start = previous = time.perf_counter()
+    start = asked = end = time.perf_counter()
     for frame, mask in runner.propagate(job):
         runner.synchronize()
-        now = time.perf_counter()
-        latencies.append(now - previous)
-        previous = now
+        end = time.perf_counter()
+        latencies.append(end - asked)
         if frame in keep:
-            masks[frame] = mask
+            masks.add(frame, mask)
         progress.value += 1  # one integer store: what a progress display reads, from another thread or process
-    columns["propagate_s"] = previous - start
-    columns.update(_latency_columns(latencies, previous - start))
-    return masks, (start, previous)
+        asked = time.perf_counter()
+    columns["propagate_s"] = sum(latencies)
+    columns.update(_latency_columns(latencies, columns["propagate_s"]))
+    return masks, (start, end)
 
 
 def _latency_columns(latencies_s: list[float], propagate_s: float) -> dict[str, Any]:
@@ -116,7 +118,7 @@ def _memory_columns(reading: MemoryReading) -> dict[str, Any]:
     }
 
 
-def _measure(runner: Runner, counters: MemoryCounters, sampler: Sampler, job: Job, keep: set[int], columns: dict[str, Any], progress: Any) -> tuple[dict[int, np.ndarray], Window]:
+def _measure(runner: Runner, counters: MemoryCounters, sampler: Sampler, job: Job, keep: set[int], columns: dict[str, Any], progress: Any) -> tuple[PackedMasks, Window]:
     """Build, init, prompt and propagate under the timers, sampled in the background from start to
     the last frame; the sampler stops and the runner cleans up on every path."""
     counters.start()
@@ -166,6 +168,9 @@ def execute_job(runner_class: type, spec: ModelSpec, settings: RunSettings, job:
             release_device_memory(spec, settings)
         except Exception as exc:  # a device too broken for it fails the next job, not this row
             outcome.traceback += f"\nreleasing device memory failed: {one_line(exc)}"
+    row_columns = getattr(runner, "row_columns", None)  # optional in the protocol: plugins may lack it
+    if row_columns is not None:
+        outcome.columns.update(row_columns())
     if settings.compile:
         compiled = _graphs_compiled(settings) - graphs_before
         outcome.columns["compiled_graphs"] = compiled

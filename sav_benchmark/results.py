@@ -13,7 +13,7 @@ from .telemetry.readings import TELEMETRY_COLUMNS
 
 COLUMNS = [
     "run_id", "timestamp_utc", "video_id", "object_id", "model", "prompt", "prompt_detail",
-    "weights", "device", "dtype", "imgsz", "oom_retry_from_imgsz", "status", "error",
+    "weights", "device", "dtype", "imgsz", "stream", "oom_retry_from_imgsz", "status", "error", "warning",
     "n_frames", "prompt_frame", "n_propagated", "n_eval_frames", "J", "F", "JF",
     "fps", "latency_ms_mean", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "latency_ms_max",
     "build_s", "init_s", "prompt_ms", "propagate_s", "setup_s", "wall_s", "overhead_s", "compiled_graphs",

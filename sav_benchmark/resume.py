@@ -18,7 +18,7 @@ from .results import ALL_STATUSES, COLUMNS, NOT_FAILED, lock_path, manifest_path
 # Settings that change the numbers: rows made with other values cannot share a CSV. The first
 # group matters whatever the models; the second only where both runs had torch models.
 ALWAYS_COMPARED = ("num_points", "do_not_skip_first_and_last_frame")
-TORCH_COMPARED = ("imgsz", "autocast_dtype", "weights", "device")
+TORCH_COMPARED = ("imgsz", "autocast_dtype", "weights", "device", "stream")
 
 Key = tuple[str, str, str]
 

@@ -16,12 +16,12 @@ import traceback
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
 from .executors import Executor, InProcessExecutor
-from .masks import write_mask
+from .masks import PackedMasks, write_mask
 from .measure import JobOutcome, one_line
 from .metrics import ObjectScorer, evaluated_frames
 from .davis import Composite
@@ -110,7 +110,7 @@ class Benchmark:
         self._consecutive_failures = 0
         self._held = HeldVideo()  # the DAVIS video in progress
         self._truth_key: tuple[str, str] | None = None
-        self._truth: dict[int, np.ndarray] = {}
+        self._truth = PackedMasks()
         self._state_lock = threading.Lock()  # the job-state file: both threads update it
 
     def jobs(self) -> Iterator[tuple[PreparedVideo, PreparedObject, ModelSpec]]:
@@ -180,11 +180,12 @@ class Benchmark:
             self._should_stop(done.row, done.input_problem)
         self._rows_written([(video.video_id, done.obj.object_id, done.spec.name) for done in finished])
 
-    def _truth_of(self, video: PreparedVideo, obj: PreparedObject) -> dict[int, np.ndarray]:
-        """The object's ground truth, decoded once for all its models."""
+    def _truth_of(self, video: PreparedVideo, obj: PreparedObject) -> PackedMasks:
+        """The object's ground truth, decoded once for all its models (kept as bits: a long video's
+        frames add up)."""
         key = (video.video_id, obj.object_id)
         if self._truth_key != key:
-            self._truth_key, self._truth = key, {}
+            self._truth_key, self._truth = key, PackedMasks()
         return self._truth
 
     def _write(self, row: dict[str, Any], video: PreparedVideo, obj: PreparedObject, spec: ModelSpec) -> None:
@@ -305,7 +306,7 @@ class Benchmark:
         where = self.split.truth_path(video, obj, obj.prompt_frame).relative_to(self.split.split_dir)
         return json.dumps({"mask": str(where), "object_id": obj.object_id})
 
-    def _predict(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject) -> tuple[dict[str, Any], bool, dict[int, np.ndarray] | None]:
+    def _predict(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject) -> tuple[dict[str, Any], bool, PackedMasks | None]:
         """Run the job: its row, whether a failure there is the input's fault rather than the model's,
         and its masks on every annotated frame. Without masks the row is finished, else scoring finishes it."""
         row = self._row_start(spec, video, obj)
@@ -331,7 +332,7 @@ class Benchmark:
             log.error("%s %s/%s: scoring failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
             return _finish(row, STATUS_ERROR, f"scoring failed: {one_line(exc)}"), True, None
 
-    def _conclude(self, job: Finished, video: PreparedVideo, predictions: dict[int, np.ndarray], ground_truth: dict[int, np.ndarray], save: bool = True) -> Finished:
+    def _conclude(self, job: Finished, video: PreparedVideo, predictions: Mapping[int, np.ndarray], ground_truth: PackedMasks, save: bool = True) -> Finished:
         """Score the job's masks and save them; the row gets its status."""
         spec, obj, row = job.spec, job.obj, job.row
         try:
@@ -359,7 +360,7 @@ class Benchmark:
                 continue
             object_id = int(job.obj.object_id)
             masks = {frame: composite.frames[frame] == object_id for frame in job.obj.annotated_frames}
-            finished.append(self._conclude(job, video, masks, {}, save=False))
+            finished.append(self._conclude(job, video, masks, PackedMasks(), save=False))
         if self.options.save_masks is not None:
             for name, composite in held.composites.items():
                 self._save_davis_frames(video, name, composite, finished)
@@ -393,12 +394,12 @@ class Benchmark:
             row["setup_s"] = setup
         return outcome
 
-    def _score(self, row: dict[str, Any], video: PreparedVideo, obj: PreparedObject, predictions: dict[int, np.ndarray], ground_truth: dict[int, np.ndarray]) -> tuple[str, str]:
+    def _score(self, row: dict[str, Any], video: PreparedVideo, obj: PreparedObject, predictions: Mapping[int, np.ndarray], ground_truth: PackedMasks) -> tuple[str, str]:
         """J, F, J&F of the object, and the row's status; ground truth is decoded once per object."""
         scorer = ObjectScorer()
         for frame in evaluated_frames(obj.annotated_frames, self.options.skip_first_and_last):
             if frame not in ground_truth:
-                ground_truth[frame] = self.split.read_truth(video, obj, frame)
+                ground_truth.add(frame, self.split.read_truth(video, obj, frame))
             scorer.feed(predictions[frame], ground_truth[frame])
         score = scorer.conclude()
         row.update(J=score.J, F=score.F, JF=score.JF, n_eval_frames=score.n_frames)
@@ -406,7 +407,7 @@ class Benchmark:
             return STATUS_NO_SCORE, score.missing_reason
         return STATUS_OK, ""
 
-    def _save_masks(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject, predictions: dict[int, np.ndarray]) -> None:
+    def _save_masks(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject, predictions: Mapping[int, np.ndarray]) -> None:
         """The official evaluator's layout: DIR/<model>/<video>/<object>/<frame>.png, every annotated frame."""
         folder = self.options.save_masks / spec.name / video.video_id / obj.object_id
         for frame, mask in predictions.items():
@@ -419,7 +420,7 @@ class Pending:
 
     job: Finished
     video: PreparedVideo
-    predictions: dict[int, np.ndarray] | None
+    predictions: PackedMasks | None
     video_ends: bool
     started: float
     handed_over: float | None = None
@@ -518,7 +519,7 @@ class HeldVideo:
     jobs: list[Finished] = field(default_factory=list)
     composites: dict[str, Composite] = field(default_factory=dict)
 
-    def add(self, job: Finished, predictions: dict[int, np.ndarray] | None) -> None:
+    def add(self, job: Finished, predictions: Mapping[int, np.ndarray] | None) -> None:
         self.jobs.append(job)
         if predictions is not None:
             self.composites.setdefault(job.spec.name, Composite()).add(int(job.obj.object_id), predictions)
@@ -527,14 +528,14 @@ class HeldVideo:
         self.jobs, self.composites = [], {}
 
 
-def _annotated_predictions(obj: PreparedObject, masks: dict[int, np.ndarray], size: tuple[int, int]) -> dict[int, np.ndarray]:
+def _annotated_predictions(obj: PreparedObject, masks: PackedMasks, size: tuple[int, int]) -> PackedMasks:
     """A mask for every annotated frame: empty before the prompt frame, the model's from it on."""
-    predictions = {}
+    predictions = PackedMasks()
     for frame in obj.annotated_frames:
         if frame < obj.prompt_frame:
-            predictions[frame] = np.zeros(size, dtype=bool)
+            predictions.add_empty(frame, size)
         elif frame in masks:
-            predictions[frame] = masks[frame]
+            predictions.copy_from(masks, frame)
         else:
             raise RuntimeError(f"the model gave no mask for annotated frame {frame}")
     return predictions

@@ -268,7 +268,7 @@ class RunSession:
         self.earlier_rows = earlier.rows
         run_id = earlier.manifest["run_id"] if earlier.manifest else uuid.uuid4().hex[:12]
         self.options = RunOptions(
-            RunSettings(device, dtype, args.imgsz, args.weights, Path(args.checkpoint_dir), telemetry, args.compile),
+            RunSettings(device, dtype, args.imgsz, args.weights, Path(args.checkpoint_dir), telemetry, args.compile, args.stream),
             warmup, self.save_masks, not args.do_not_skip_first_and_last_frame, run_id,
             done=keys_to_skip(earlier.rows, args.retry_failed),
             fail_fast=args.fail_fast,

@@ -14,30 +14,9 @@ import sys
 from multiprocessing.connection import Connection
 from typing import Any
 
-import numpy as np
 
 from .measure import execute_job, execute_warmup, freeze_long_lived_objects, one_line
 from .runners import ModelSpec, load_plugins, load_runner_class
-
-PackedMask = tuple[tuple[int, ...], bytes]
-
-
-def pack_masks(masks: dict[int, np.ndarray] | None) -> dict[int, PackedMask] | None:
-    """Boolean masks as bits: 8 times less to send between processes."""
-    if masks is None:
-        return None
-    return {frame: (mask.shape, np.packbits(mask).tobytes()) for frame, mask in masks.items()}
-
-
-def unpack_masks(packed: dict[int, PackedMask] | None) -> dict[int, np.ndarray] | None:
-    if packed is None:
-        return None
-    out = {}
-    for frame, (shape, data) in packed.items():
-        bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), count=int(np.prod(shape)))
-        out[frame] = bits.reshape(shape).astype(bool)
-    return out
-
 
 def _redirect_output(path: str) -> None:
     """The worker's stdout and stderr (C-level too) go to a file: the user's terminal shows the
@@ -100,7 +79,6 @@ def worker_main(conn: Connection, spec: ModelSpec, stderr_path: str, progress: A
             reply = execute_job(runner_class, spec, settings, job, keep, progress)
             if not reply.status and spec.uses_torch:
                 freeze_long_lived_objects()
-            reply.masks = pack_masks(reply.masks)
         else:
             job, settings = payload
             reply = execute_warmup(runner_class, spec, settings, job)

@@ -6,6 +6,7 @@ points to a checkout of github.com/facebookresearch/EdgeTAM.
 """
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -161,5 +162,37 @@ def test_edgetam_and_sam2_in_one_run_with_no_network(tmp_path):
                  "--device", "cpu", "--weights", "random", "--edgetam_repo", EDGETAM_REPO, "--limit_objects", "1", "--output", str(tmp_path / "r.csv"))  # fmt: skip
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((tmp_path / "r.csv").open())) + list(csv.DictReader(out.open()))
-    assert {(r["model"], r["status"]) for r in rows} == {("edgetam_points", "ok"), ("edgetam_bbox", "ok"), ("sam2.1_tiny_points", "ok")}
+    assert {(r["model"], r["status"], r["stream"]) for r in rows} == {("edgetam_points", "ok", "on"), ("edgetam_bbox", "ok", "on"), ("sam2.1_tiny_points", "ok", "on")}
     assert "model instantiated" not in result.stdout  # EdgeTAM's own prints stay in its worker's log
+
+
+@pytest.mark.skipif(not EDGETAM_REPO, reason="set EDGETAM_REPO to a checkout of github.com/facebookresearch/EdgeTAM to run it (with timm installed)")
+def test_edgetam_streams_with_the_masks_of_its_own_path(tmp_path):
+    """EdgeTAM's older predictor (all objects' outputs kept together too) streams; on a video longer
+    than its memory reaches back, the masks equal those of --no-stream bit for bit."""
+    make_split(tmp_path / "s", videos=1, frames=41, width=160, height=120, objects=1)
+    masks = {}
+    for mode, stream in (("--stream", "on"), ("--no-stream", "off")):
+        out = tmp_path / f"{mode[2:]}.csv"
+        result = cli("--split_dir", str(tmp_path / "s"), "--models", "edgetam_mask", "--imgsz", "256", "--device", "cpu", "--weights", "random",
+                     "--edgetam_repo", EDGETAM_REPO, mode, "--output", str(out), "--save_masks", str(tmp_path / mode[2:]))  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert [(r["status"], r["stream"], r["warning"]) for r in csv.DictReader(out.open())] == [("ok", stream, "")] * 2  # two objects, one late
+        masks[mode] = {p.relative_to(tmp_path / mode[2:]): p.read_bytes() for p in (tmp_path / mode[2:]).rglob("*.png")}
+    assert len(masks["--stream"]) == 2 * 11 and masks["--stream"] == masks["--no-stream"]  # frames 0, 4, ..., 40
+
+
+@pytest.mark.skipif(not EDGETAM_REPO, reason="set EDGETAM_REPO to a checkout of github.com/facebookresearch/EdgeTAM to run it (with timm installed)")
+def test_edgetam_streams_with_the_outputs_of_its_own_path(tmp_path):
+    """Random EdgeTAM weights leave its masks empty after the prompt frame, so the files above match
+    trivially: the raw outputs of every frame are compared too, in a process where the fork is `sam2`."""
+    make_split(tmp_path / "s", videos=1, frames=33, width=160, height=120, objects=1)
+    frames = tmp_path / "s" / "JPEGImages_24fps" / "synth_000"
+    mask = tmp_path / "s" / "Annotations_6fps" / "synth_000" / "000" / "00000.png"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([EDGETAM_REPO, str(ROOT), str(ROOT / "tests")]), "HF_HUB_OFFLINE": "1"}
+    probe = subprocess.run([sys.executable, str(ROOT / "tests" / "streaming_probe.py"), "edgetam", str(frames), str(mask)],
+                           capture_output=True, text=True, env=env, timeout=900)  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
+    result = json.loads(probe.stdout.splitlines()[-1])
+    assert result["identical"] and result["frames"] == 33 and result["changing_frames"] == 32
+    assert result["columns"] == [{"stream": "off"}, {"stream": "on"}] and result["most_kept"] == [32, 15]

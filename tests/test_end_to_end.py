@@ -221,6 +221,8 @@ def test_resume_compares_only_what_changes_the_numbers(tmp_path):
     assert added.returncode == 0, added.stderr
     other_size = cli(*base, "--models", "sam2.1_tiny_points", "--imgsz", "128", "--resume")
     assert other_size.returncode == 2 and "(imgsz 64 -> 128)" in other_size.stderr
+    plain_path = cli(*base, "--models", "sam2.1_tiny_points", "--imgsz", "64", "--no-stream", "--resume")  # its memory figures differ
+    assert plain_path.returncode == 2 and "(stream True -> False)" in plain_path.stderr
     write_checkpoint(tmp_path / "ckpt", seed=1)  # the same file name, other weights
     other_weights = cli(*base, "--models", "sam2.1_tiny_points", "--imgsz", "64", "--resume")
     assert other_weights.returncode == 2

@@ -99,3 +99,28 @@ def test_compiled_run_compiles_in_the_warm_up_only(tmp_path):
     assert float(rows[0]["setup_s"]) > float(rows[0]["build_s"])
     assert json.loads(Path(f"{out}.json").read_text())["config"]["compile"] is True
 
+
+
+def test_streaming_on_cuda_is_as_identical_as_two_plain_runs(tmp_path):
+    """bf16 autocast on CUDA: the streamed outputs differ from a plain run's no more than a second
+    plain run's do (0 where the kernels are deterministic)."""
+    from dataclasses import replace
+
+    from sav_benchmark.masks import read_mask
+    from sav_benchmark.runners import MODELS
+    from sav_benchmark.runners.base import RunSettings
+    from sav_benchmark.runners.sam2_family import Sam2Runner
+    from streaming_probe import job_of, propagated_outputs
+
+    make_split(tmp_path / "s", videos=1, frames=40, width=320, height=240, objects=1)
+    job = job_of(tmp_path / "s" / "JPEGImages_24fps" / "synth_000", read_mask(tmp_path / "s" / "Annotations_6fps" / "synth_000" / "000" / "00000.png"))
+    spec, settings = MODELS["sam2.1_tiny_mask"], RunSettings("cuda", "bfloat16", 512, "random", tmp_path)
+    first, second, streamed = (
+        propagated_outputs(Sam2Runner, spec, replace(settings, stream=stream), job)[0] for stream in (False, False, True)
+    )
+
+    def largest_difference(a, b):
+        return max((x - y).abs().max().item() for x, y in zip(a, b))
+
+    assert len(streamed) == len(first) == 40
+    assert largest_difference(streamed, first) <= largest_difference(second, first)

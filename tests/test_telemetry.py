@@ -444,7 +444,8 @@ def test_a_jetson_run_on_a_sysfs_stand_in_fills_power_energy_and_thermals(split,
         watts = 5000 * 911 / 1e6  # the stand-in's VDD_IN never changes, so the average is exact
         assert row["telemetry_source"] == "sysfs"
         assert float(row["avg_power_w"]) == pytest.approx(watts)
-        assert float(row["energy_j"]) == pytest.approx(watts * float(row["propagate_s"]))
+        # over the loop's time: propagate_s and the harness's microseconds between frames (keeping masks)
+        assert float(row["energy_j"]) == pytest.approx(watts * float(row["propagate_s"]), rel=1e-2)
         assert float(row["energy_mj_per_frame"]) == pytest.approx(1000 * float(row["energy_j"]) / int(row["n_propagated"]))
         assert float(row["temp_max_c"]) == 48.625
         assert (float(row["gpu_util_mean_pct"]), float(row["gpu_clock_mhz_mean"])) == pytest.approx((45.3, 612.0))  # time averages

@@ -68,6 +68,7 @@ class RunSettings:
     checkpoint_dir: Path
     telemetry: TelemetryConfig = TelemetryConfig()
     compile: bool = False  # the package's full-model compilation (vos_optimized)
+    stream: bool = True  # frames decoded on demand and spent tracker outputs dropped (runners/streaming.py)
 
 
 @dataclass
@@ -107,3 +108,5 @@ class Runner(Protocol):
 
     def cleanup(self) -> None:
         """Drop the predictor, its state and device tensors, and release device memory."""
+
+    # Optional: row_columns() -> dict of the job's own row cells (stream, warning), read after cleanup.

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import logging
 import warnings
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -16,12 +17,16 @@ from ..device import DTYPES, MemoryCounters, release_memory, synchronize
 from . import ModelSpec
 from .base import RANDOM_WEIGHTS_SEED, Job, RunSettings
 from .sizes import sam2_size_overrides
+from .streaming import Stream, streaming_problem
+
+log = logging.getLogger("sav_benchmark")
 
 # Without its compiled extension the package skips hole filling and says so on every frame;
 # the manifest records whether the extension is present instead.
 warnings.filterwarnings("ignore", message=r"cannot import name '_C'", category=UserWarning)
 
 OBJ_ID = 1
+_warned: set[tuple[str, str]] = set()
 
 
 class Sam2Runner:
@@ -30,6 +35,8 @@ class Sam2Runner:
         self.settings = settings
         self.predictor = None
         self.state = None
+        self.stream: Stream | None = None
+        self.columns: dict[str, Any] = {}
 
     def build(self) -> None:
         checkpoint = None
@@ -69,7 +76,27 @@ class Sam2Runner:
         return stack
 
     def init_video(self, job: Job) -> None:
-        self.state = self.predictor.init_state(str(job.frames_dir))
+        self.stream = self._stream_or_why_not()
+        if self.stream is None:
+            self.state = self.predictor.init_state(str(job.frames_dir))
+            return
+        with self.stream.frames_on_demand():
+            self.state = self.predictor.init_state(str(job.frames_dir))
+
+    def _stream_or_why_not(self) -> Stream | None:
+        """A Stream for this job under --stream; else None, and with --stream the row says why."""
+        if not self.settings.stream:
+            self.columns["stream"] = "off"
+            return None
+        problem = streaming_problem(self.predictor)
+        if problem:
+            self.columns.update(stream="off", warning=f"--stream does not fit this predictor ({problem}); the job ran without it")
+            if (self.spec.name, problem) not in _warned:  # every row says it; the log once per model
+                _warned.add((self.spec.name, problem))
+                log.warning("%s: %s", self.spec.name, self.columns["warning"])
+            return None
+        self.columns["stream"] = "on"
+        return Stream(self.predictor)
 
     def add_prompt(self, job: Job) -> None:
         if self.spec.prompt == "points":
@@ -83,10 +110,15 @@ class Sam2Runner:
             self.predictor.add_new_mask(self.state, job.prompt_frame, OBJ_ID, job.prompt_mask)
 
     def propagate(self, job: Job) -> Iterator[tuple[int, np.ndarray]]:
+        if self.stream is not None:
+            self.stream.watch(self.state)
         frames = self.predictor.propagate_in_video(self.state, start_frame_idx=job.prompt_frame)
         for count, (frame, _, mask_logits) in enumerate(frames, start=1):
             # Reading the mask back to the host is part of the frame's cost: an application needs it.
-            yield frame, (mask_logits[0, 0] > 0).cpu().numpy()
+            mask = (mask_logits[0, 0] > 0).cpu().numpy()
+            if self.stream is not None:
+                self.stream.frame_done(frame, self.state["num_frames"])
+            yield frame, mask
             if job.max_frames is not None and count >= job.max_frames:
                 break
 
@@ -96,11 +128,17 @@ class Sam2Runner:
     def synchronize(self) -> None:
         synchronize(self.settings.device)
 
+    def row_columns(self) -> dict[str, Any]:
+        return self.columns
+
     def cleanup(self) -> None:
         try:
+            if self.stream is not None:
+                self.stream.close()
             if self.predictor is not None and self.state is not None:
                 self.predictor.reset_state(self.state)
         finally:
+            self.stream = None
             self.state = None
             self.predictor = None
             release_memory(self.settings.device)
