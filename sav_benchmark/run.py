@@ -398,9 +398,12 @@ class Benchmark:
         """J, F, J&F of the object, and the row's status; ground truth is decoded once per object."""
         scorer = ObjectScorer()
         for frame in evaluated_frames(obj.annotated_frames, self.options.skip_first_and_last):
-            if frame not in ground_truth:
-                ground_truth.add(frame, self.split.read_truth(video, obj, frame))
-            scorer.feed(predictions[frame], ground_truth[frame])
+            if frame in ground_truth:
+                truth = ground_truth[frame]
+            else:
+                truth = self.split.read_truth(video, obj, frame)
+                ground_truth.add(frame, truth)
+            scorer.feed(predictions[frame], truth)
         score = scorer.conclude()
         row.update(J=score.J, F=score.F, JF=score.JF, n_eval_frames=score.n_frames)
         if score.missing_reason:
