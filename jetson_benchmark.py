@@ -3,7 +3,7 @@
 
 import sys
 
-from sav_benchmark.cli import main
+from sav_benchmark.launch import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,16 +6,20 @@ Anything wrong before the first job ends the command with exit code 2 and one li
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import PROG, __version__
 from .errors import UsageError, os_reason
-from .prepare import MASKLET_CHOICES, parse_shard
+from .prepare import MASKLET_CHOICES, is_prepared_manifest, parse_shard
+from .prompts import MAX_POINTS
 from .runners import MODELS, load_plugins
-from .session import PROG, run_command, select_split
+from .runners.sizes import MAX_IMGSZ
+from .session import run_command, select_split
 from .signals import Interrupted
-from .telemetry import CHOICES as TELEMETRY_CHOICES, DEFAULT_INTERVAL_MS
+from .telemetry import CHOICES as TELEMETRY_CHOICES
+from .telemetry import DEFAULT_INTERVAL_MS
 
 COMMANDS = ("run", "prepare", "models", "report", "compare", "evaluate")
 
@@ -47,6 +51,30 @@ _positive = _integer_at_least(1, "a positive integer")
 _non_negative = _integer_at_least(0, "zero or more")
 
 
+def _integer_up_to(maximum: int, why: str):
+    def parse(text: str) -> int:
+        value = _positive(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum} ({why}), not {text}")
+        return value
+
+    return parse
+
+
+_image_size = _integer_up_to(MAX_IMGSZ, "the largest input size this benchmark runs; the models are trained at 1024")
+_click_count = _integer_up_to(MAX_POINTS, "each click is placed by one more distance transform of the prompt mask")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more, not {text}")
+    return value
+
+
 def _shard(text: str) -> tuple[int, int]:
     try:
         return parse_shard(text)
@@ -61,7 +89,7 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit_videos", type=_positive, help="run only the first N selected videos")
     parser.add_argument("--limit_objects", type=_positive, help="run only the first K objects of each video")
     parser.add_argument("--shard", type=_shard, metavar="K/N", help="run only the K-th of N disjoint parts of the selected videos (one per device; join the CSVs with compare --merge)")
-    parser.add_argument("--num_points", type=_positive, default=1, help="positive clicks for *_points models (default 1)")
+    parser.add_argument("--num_points", type=_click_count, default=1, help="positive clicks for *_points models (default 1)")
     parser.add_argument("--masklets", choices=MASKLET_CHOICES, help="SA-V train: which masklets are objects (default manual)")
     parser.add_argument("--cache_dir", help="SA-V train: where the decoded frames and masks go (default cache/<split folder name>)")
 
@@ -82,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint_dir", default="checkpoints", help="folder of the official checkpoint files (default checkpoints/)")
     run.add_argument("--edgetam_repo", help="a checkout of github.com/facebookresearch/EdgeTAM: edgetam_* models run from it in a worker of their own")
     run.add_argument("--weights", choices=("checkpoint", "random"), default="checkpoint", help="random: build from the config without a checkpoint (speed only)")
-    run.add_argument("--imgsz", type=_positive, help="model input resolution (default: the model's own, 1024)")
+    run.add_argument("--imgsz", type=_image_size, help="model input resolution (default: the model's own, 1024)")
     run.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto", help="auto = CUDA when available")
     run.add_argument("--autocast_dtype", choices=("bfloat16", "float16", "float32"), default="bfloat16", help="autocast dtype; float32 = no autocast (default bfloat16)")
     run.add_argument("--compile", action="store_true",
@@ -96,13 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--do_not_skip_first_and_last_frame", action="store_true", help="score the first and last annotated frames too")
     run.add_argument("--isolation", choices=("auto", "process", "none"), default="auto",
                      help="process: each model in its own worker process, so a crash costs one row; none: all in this process; auto = process on CUDA, none on CPU")
-    run.add_argument("--job_timeout_s", type=float, default=0,
+    run.add_argument("--job_timeout_s", type=_seconds, default=0,
                      help="with --isolation process: a job silent this long is taken as hung, its worker killed and the row marked timeout (default 0 = 600 s + 10 s per frame)")
     run.add_argument("--resume", action="store_true", help="continue the run whose CSV is --output: jobs already in it are skipped")
     run.add_argument("--retry_failed", action="store_true", help="with --resume: run the failed jobs again (their old rows are dropped)")
-    run.add_argument("--force", action="store_true", help="with --resume: accept settings that differ from the earlier run's")
+    run.add_argument("--force", action="store_true", help="with --resume: accept settings that differ from the earlier run's; with --save_masks: write into a folder that holds files")
     run.add_argument("--quiet", action="store_true", help="no progress bars (they are shown only on a terminal anyway)")
-    run.add_argument("--oom_retry_imgsz", type=_positive, help="retry a job that ran out of memory once at this lower --imgsz (the row says so)")
+    run.add_argument("--oom_retry_imgsz", type=_image_size, help="retry a job that ran out of memory once at this lower --imgsz (the row says so)")
     run.add_argument("--telemetry", choices=TELEMETRY_CHOICES, default="auto",
                      help="power, memory and thermals per job, sampled in the background: sysfs (Jetson INA3221), tegrastats (Jetson), nvml (NVIDIA GPUs), "
                           "procfs (process and system figures only); auto = the first of these that works here (default)")
@@ -114,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     prepare = sub.add_parser("prepare", help="only index, check and select the split, and write the prepared manifest")
     _add_selection(prepare)
     prepare.add_argument("--output", help="prepared manifest path (default results/<split name>.prepared.json)")
+    prepare.add_argument("--force", action="store_true", help="overwrite --output even if it is not a prepared manifest")
 
     models = sub.add_parser("models", help="list the models, whether each can run here, and if not why and what to do")
     models.add_argument("--checkpoint_dir", default="checkpoints", help="where the checkpoints would be (default checkpoints/)")
@@ -129,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--plot", metavar="FILE.png", help="also draw J&F against FPS per model and file, and the per-object latencies (needs matplotlib)")
     compare.add_argument("--csv", metavar="FILE", help="also write the comparison's numbers at full precision to FILE")
     compare.add_argument("--merge", metavar="OUT.csv", help="instead: join shards of one run (same settings, disjoint jobs) into OUT.csv")
+    compare.add_argument("--force", action="store_true", help="overwrite an existing --csv, --plot or --merge file (never an input)")
 
     evaluate = sub.add_parser("evaluate", help="J&F of saved masks against the ground truth, as the official SA-V evaluator prints and saves it (results.csv beside the masks)")
     evaluate.add_argument("--gt_root", required=True, help="the ground truth: one folder per video (SA-V: sav_val/Annotations_6fps; DAVIS: Annotations/480p)")
@@ -190,6 +220,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_prepare(args: argparse.Namespace) -> int:
     split = select_split(args)
     output = Path(args.output) if args.output else Path("results") / f"{Path(split.split_dir).name}.prepared.json"
+    if not is_prepared_manifest(output):  # an earlier prepared manifest is remade, anything else kept
+        _refuse_to_overwrite("--output", output, args.force)
     try:
         split.save(output)
     except OSError as exc:
@@ -201,6 +233,43 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_to_overwrite(flag: str, path: Path, force: bool) -> None:
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a folder; give a file name")
+    if path.exists() and not force:
+        raise UsageError(f"{flag} {path} exists already; choose a new file, or add --force to overwrite it")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+
+
+def _check_compare_outputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """The files compare writes, refused before any work: an existing one (unless --force), an
+    input or its manifest (even with --force), one named twice, a plot format matplotlib lacks."""
+    from .results import manifest_path
+
+    inputs = [Path(p) for p in (args.reference, *args.others)]
+    inputs += [manifest_path(p) for p in inputs]
+    outputs = [(flag, Path(value)) for flag, value in (("--csv", args.csv), ("--plot", args.plot), ("--merge", args.merge)) if value]
+    if args.merge:
+        outputs.append(("--merge", manifest_path(Path(args.merge))))
+    for index, (flag, path) in enumerate(outputs):
+        for given in inputs:
+            if _same_file(path, given):
+                raise UsageError(f"{flag} {path} is {given}, an input of this comparison; write the result to another file")
+        for other_flag, other in outputs[:index]:
+            if _same_file(path, other):
+                raise UsageError(f"{flag} and {other_flag} both name {path}; give each its own file")
+    for flag, path in outputs:
+        _refuse_to_overwrite(flag, path, args.force)
+    if args.plot:
+        from .plot import check_plot_path
+
+        check_plot_path(Path(args.plot))
+    return outputs
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from .compare import load_run, report_text
 
@@ -209,8 +278,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import compare_text, load_run, merge_runs, missing_shards, write_findings
+    from .compare import (
+        compare_text,
+        load_run,
+        merge_runs,
+        missing_shards,
+        write_findings,
+    )
 
+    _check_compare_outputs(args)
     reference = load_run(Path(args.reference))
     others = [load_run(Path(path)) for path in args.others]
     if args.merge:

@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import UsageError, os_reason
 from .metrics import global_scores
-from .results import COLUMNS, NOT_FAILED, STATUS_NO_SCORE, STATUS_OK, STATUS_SKIPPED, manifest_path, write_atomically, write_manifest
+from .results import COLUMNS, NOT_FAILED, STATUS_NO_SCORE, STATUS_OK, STATUS_SKIPPED, manifest_path, row_problem, write_atomically, write_manifest
 from .stats import bootstrap_mean_interval, wilcoxon_p
 from .summary import fmt, median, number
 
@@ -40,11 +40,15 @@ class Run:
 
 
 def load_run(path: Path) -> Run:
-    """A result CSV and its manifest (if beside it); anything else is a UsageError naming the file."""
+    """A result CSV and its manifest (if beside it); anything else is a UsageError naming the file,
+    and a cell or row this benchmark cannot have written names its line and column too."""
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
-            rows = list(reader)
+            rows, lines = [], []
+            for row in reader:
+                rows.append(row)
+                lines.append(reader.line_num)
             columns = reader.fieldnames or []
     except OSError as exc:
         raise UsageError(f"{path}: cannot read it ({exc.strerror or exc})") from None
@@ -53,11 +57,31 @@ def load_run(path: Path) -> Run:
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
         raise UsageError(f"{path}: not a result CSV of this benchmark (no column {', '.join(missing)})")
+    _check_rows(path, rows, lines)
     try:
         manifest = json.loads(manifest_path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         manifest = None
     return Run(path, rows, manifest)
+
+
+def _check_rows(path: Path, rows: list[dict[str, str]], lines: list[int]) -> None:
+    """Every row whole, every cell what its column holds, and one row per job: a job counted
+    twice would move every mean."""
+    first_line: dict[tuple[str, str, str], int] = {}
+    for row, line in zip(rows, lines):
+        if None in row or None in row.values():
+            raise UsageError(f"{path}, line {line}: the row has {'more' if None in row else 'fewer'} cells than the header; mend or delete that line")
+        problem = row_problem(row)
+        if problem:
+            raise UsageError(f"{path}, line {line}, {problem}; mend or delete that line")
+        key = (row["video_id"], row["object_id"], row["model"])
+        if key in first_line:
+            raise UsageError(
+                f"{path}: {key[0]}/{key[1]} {key[2]} has two rows, on lines {first_line[key]} and {line}; a job has one row: "
+                "delete one of them (or resume the run with --retry_failed, which runs such jobs again)"
+            )
+        first_line[key] = line
 
 
 def group_rows(rows: list[dict[str, str]]) -> dict[Group, list[dict[str, str]]]:
@@ -286,9 +310,8 @@ def missing_shards(runs: list[Run]) -> list[str]:
 
 def merge_runs(runs: list[Run], output: Path) -> int:
     """Join shards of one run (same settings, disjoint jobs) into one CSV; returns its row count.
-    Overlapping jobs, settings that differ and an existing output are UsageErrors."""
-    if output.exists() or manifest_path(output).exists():
-        raise UsageError(f"--merge {output}: it exists already; choose a new file, so that nothing is overwritten")
+    Overlapping jobs and settings that differ are UsageErrors (the command line refuses an
+    existing output before)."""
     for name in [*SETTINGS, "torch", "power mode"]:
         seen = {path: values[name] for path, values in _settings_by_file(runs).items() if values.get(name)}
         if len({frozenset(v) for v in seen.values()}) > 1:

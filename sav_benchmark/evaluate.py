@@ -67,6 +67,12 @@ def find_videos(gt_root: str, pred_root: str, strict: bool) -> tuple[str, list[s
         if not os.path.isdir(root):
             raise UsageError(f"{flag} {root} is not a folder; give the folder that holds one folder per video")
     gt_root = _annotations_within(gt_root, pred_root)
+    truth, predictions = Path(gt_root).resolve(), Path(pred_root).resolve()
+    if predictions == truth or truth in predictions.parents:
+        raise UsageError(
+            f"--pred_root {pred_root} is {'the' if predictions == truth else 'inside the'} ground truth ({gt_root}): results.csv would be "
+            "written among the ground truth; give the folder of the predicted masks"
+        )
     gt_videos = {name for name in os.listdir(gt_root) if os.path.isdir(os.path.join(gt_root, name))}
     pred_videos = {name for name in os.listdir(pred_root) if os.path.isdir(os.path.join(pred_root, name))}
     if not gt_videos:

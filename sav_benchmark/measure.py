@@ -21,6 +21,7 @@ from .masks import PackedMasks
 from .results import STATUS_ERROR, STATUS_OOM
 from .runners import ModelSpec
 from .runners.base import Job, MemoryCounters, MemoryReading, Runner, RunSettings
+from .signals import interruption_behind, signals_raised
 from .telemetry import Sampler, open_source
 from .telemetry.readings import Window
 from .telemetry.source import ProcfsOnly
@@ -134,6 +135,14 @@ def _measure(runner: Runner, counters: MemoryCounters, sampler: Sampler, job: Jo
         runner.cleanup()
 
 
+def _raise_interruption_behind(exc: Exception, raised_before: int) -> None:
+    """A signal that arrived during the job and surfaced as another error ends the run as the
+    interruption it was, rather than failing the job."""
+    interrupted = interruption_behind(exc, raised_before)
+    if interrupted is not None:
+        raise interrupted from exc
+
+
 def freeze_long_lived_objects() -> None:
     """The cleanup protocol's gc.collect scans every object the collector tracks: with torch and a
     model's packages loaded that is about 100 ms a call, paid by every job. Once a job has run
@@ -157,9 +166,11 @@ def execute_job(runner_class: type, spec: ModelSpec, settings: RunSettings, job:
     sampler = _sampler(settings)
     window = None
     graphs_before = _graphs_compiled(settings)
+    raised_before = signals_raised()
     try:
         outcome.masks, window = _measure(runner, counters, sampler, job, keep, outcome.columns, progress)
     except Exception as exc:
+        _raise_interruption_behind(exc, raised_before)
         outcome.status = STATUS_OOM if is_out_of_memory(exc) else STATUS_ERROR
         outcome.reason, outcome.traceback = one_line(exc), traceback.format_exc()
     if outcome.status:
@@ -209,6 +220,7 @@ def execute_warmup(runner_class: type, spec: ModelSpec, settings: RunSettings, j
     """Run the model on the job's first frames and discard the figures; returns the time or why it failed."""
     runner: Runner = runner_class(spec, settings)
     start = time.perf_counter()
+    raised_before = signals_raised()
     try:
         runner.build()
         with runner.inference_context():
@@ -218,6 +230,7 @@ def execute_warmup(runner_class: type, spec: ModelSpec, settings: RunSettings, j
                 pass
         return time.perf_counter() - start
     except Exception as exc:  # the measured jobs report the failure in their rows
+        _raise_interruption_behind(exc, raised_before)
         return f"failed: {one_line(exc)}"
     finally:
         runner.cleanup()

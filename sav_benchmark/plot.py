@@ -30,6 +30,19 @@ def _import_pyplot():
     return plt
 
 
+def check_plot_path(path: Path) -> None:
+    """Refuse, before any work, a file name whose format matplotlib cannot write."""
+    plt = _import_pyplot()
+    figure = plt.figure()
+    try:
+        formats = sorted(figure.canvas.get_supported_filetypes())
+    finally:
+        plt.close(figure)
+    if path.suffix.lower().lstrip(".") not in formats:
+        said = f"cannot write {path.suffix} files" if path.suffix else "needs the format as the file's extension"
+        raise UsageError(f"--plot {path}: matplotlib {said}; give a name ending in one of {', '.join('.' + f for f in formats)}")
+
+
 def write_plot(path: Path, runs: list[Run]) -> None:
     """Left: global J&F (bootstrap 95% interval of the object mean) against median FPS (p10-p90),
     one marker per (model, prompt), one colour per file. Right: per-object latency p50 per

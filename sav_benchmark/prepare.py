@@ -16,6 +16,7 @@ from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from .errors import UsageError
 from .masks import png_size, read_ids, read_mask
@@ -114,6 +115,15 @@ class PreparedSplit:
         return split
 
 
+def is_prepared_manifest(path: Path) -> bool:
+    """Whether the file is a prepared manifest (which `prepare` may write again)."""
+    try:
+        with open(path, "rb") as f:
+            return f'"format": "{FORMAT}"'.encode() in f.read(200)
+    except OSError:
+        return False
+
+
 @dataclass
 class Selection:
     """Which videos and objects of a split to run: the flags shared by `run` and `prepare`."""
@@ -166,9 +176,15 @@ def shard_text(shard: tuple[int, int] | None) -> str:
     return f"{shard[0]}/{shard[1]}" if shard else ""
 
 
-def detect_layout(root: Path) -> str:
+def require_folder(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"--split_dir {root} is a file, not a folder; give the folder of an SA-V split ({DEMO_HINT})")
     if not root.is_dir():
         raise UsageError(f"--split_dir {root} does not exist; give the folder of an SA-V split ({DEMO_HINT})")
+
+
+def detect_layout(root: Path) -> str:
+    require_folder(root)
     for layout, folders in FOLDERS.items():
         if any((root / sub).is_dir() for sub in folders):
             return layout  # a missing half is reported by check_layout
@@ -178,8 +194,7 @@ def detect_layout(root: Path) -> str:
 
 
 def check_layout(root: Path, layout: str) -> None:
-    if not root.is_dir():
-        raise UsageError(f"--split_dir {root} does not exist; give the folder of an SA-V split ({DEMO_HINT})")
+    require_folder(root)
     for sub in FOLDERS[layout]:
         if not (root / sub).is_dir():
             frames, annotations = FOLDERS[layout]
@@ -260,6 +275,24 @@ def _jpeg_problem(path: Path) -> str:
     return ""
 
 
+class NumberingProblem(ValueError):
+    """Files of a folder that do not name its frames one to one."""
+
+
+def numbered(files: list[Path]) -> list[tuple[int, Path]]:
+    """(frame number, file) in frame order. A name must be ASCII digits (int() would take '²' or
+    '٤' too), and two files must not name one frame (4.png beside 00004.png)."""
+    by_number: dict[int, Path] = {}
+    for path in sorted(files):
+        if not (path.stem.isascii() and path.stem.isdigit()):
+            raise NumberingProblem(f"{path} is not named by a frame number in ASCII digits (00000{path.suffix}, 00001{path.suffix}, ...)")
+        number = int(path.stem)
+        if number in by_number:
+            raise NumberingProblem(f"{by_number[number]} and {path} both name frame {number}; keep one of them")
+        by_number[number] = path
+    return sorted(by_number.items())
+
+
 def frame_files(frames_dir: Path) -> list[Path]:
     """The JPEG frames in order, checking that they are numbered 0..n-1 as the predictor expects."""
     if not frames_dir.is_dir():
@@ -270,32 +303,50 @@ def frame_files(frames_dir: Path) -> list[Path]:
         raise VideoProblem(f"cannot list {frames_dir} ({exc.strerror or exc})") from None
     if not files:
         raise VideoProblem(f"no .jpg frames in {frames_dir}")
-    if not all(p.stem.isdigit() for p in files):
-        raise VideoProblem(f"frame names in {frames_dir} must be frame numbers (00000.jpg, 00001.jpg, ...)")
-    files.sort(key=lambda p: int(p.stem))
-    numbers = [int(p.stem) for p in files]
+    try:
+        frames = numbered(files)
+    except NumberingProblem as exc:
+        raise VideoProblem(f"frame {exc}") from None
+    numbers = [number for number, _ in frames]
     if numbers != list(range(len(numbers))):
         missing = sorted(set(range(numbers[-1] + 1)) - set(numbers))[:3]
         raise VideoProblem(f"frames in {frames_dir} are not numbered 0..{len(numbers) - 1} without gaps (missing e.g. {missing})")
-    for path in files:
+    for _, path in frames:
         problem = _jpeg_problem(path)
         if problem:
             raise VideoProblem(f"frame {path} {problem}")
-    return files
+    return [path for _, path in frames]
 
 
-def frame_size(first: Path) -> tuple[int, int]:
-    image = cv2.imread(str(first))
-    if image is None:
-        raise VideoProblem(f"cannot decode frame {first}")
-    return image.shape[0], image.shape[1]
+def header_size(path: Path) -> tuple[int, int]:
+    """(height, width) from a frame's header, as the predictor's loader (Pillow) reads it, without
+    decoding it."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise VideoProblem(f"cannot read the size of frame {path} ({exc})") from None
+    return height, width
+
+
+def frame_size(frames: list[Path]) -> tuple[int, int]:
+    """The video's frame size: every frame's header must give the first frame's, and the first
+    frame must decode."""
+    if cv2.imread(str(frames[0])) is None:
+        raise VideoProblem(f"cannot decode frame {frames[0]}")
+    size = header_size(frames[0])
+    for path in frames[1:]:
+        other = header_size(path)
+        if other != size:
+            raise VideoProblem(f"frame {path} is {other[1]}x{other[0]} but frame {frames[0].name} is {size[1]}x{size[0]}; every frame of a video must have one size")
+    return size
 
 
 def check_frames(frames_dir: Path) -> tuple[str, int, tuple[int, int] | None]:
     """(problem, frame count, (height, width)): with a problem, 0 and None."""
     try:
         frames = frame_files(frames_dir)
-        return "", len(frames), frame_size(frames[0])
+        return "", len(frames), frame_size(frames)
     except VideoProblem as exc:
         return f"{exc}; fix the video's frames or leave it out (--video_ids)", 0, None
 
@@ -326,12 +377,15 @@ def index_annotations(folder: Path, where: str, n_frames: int, frame_size: tuple
     """The annotated frames and their PNG names, in frame order. The video's frames are checked
     already: with a problem there, n_frames is 0 and frame_size None, and only what the masks say
     alone is checked."""
-    files = sorted((p for p in listing(folder) if p.suffix.lower() == ".png"), key=lambda p: p.stem)
+    files = [p for p in listing(folder) if p.suffix.lower() == ".png"]
     if not files:
         raise UsageError(f"{where}: no .png masks in {folder}")
-    frames = []
-    for path in files:
-        if not path.stem.isdigit() or (frame_size is not None and int(path.stem) >= n_frames):
+    try:
+        masks = numbered(files)
+    except NumberingProblem as exc:
+        raise UsageError(f"{where}: mask {exc}") from None
+    for number, path in masks:
+        if frame_size is not None and number >= n_frames:
             raise UsageError(f"{where}: mask {path} names no frame of the video (it has frames 0..{n_frames - 1})")
         try:
             size = png_size(path)
@@ -342,9 +396,7 @@ def index_annotations(folder: Path, where: str, n_frames: int, frame_size: tuple
                 f"{where}, frame {path.stem}: mask {path} is {size[1]}x{size[0]} but the video's frames are "
                 f"{frame_size[1]}x{frame_size[0]}; ground truth must be at frame resolution"
             )
-        frames.append(int(path.stem))
-    order = sorted(range(len(frames)), key=frames.__getitem__)
-    return [frames[i] for i in order], [files[i].name for i in order]
+    return [number for number, _ in masks], [path.name for _, path in masks]
 
 
 def _prepare_object(obj_dir: Path, video_id: str, n_frames: int, frame_size: tuple[int, int] | None, num_points: int) -> PreparedObject:

@@ -6,6 +6,8 @@ import cv2
 import numpy as np
 
 PROMPT_KINDS = ("points", "bbox", "mask")
+# --num_points at most: each click costs prepare one distance transform of the mask per object.
+MAX_POINTS = 64
 
 
 def click_points(mask: np.ndarray, num_points: int = 1) -> list[list[int]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,40 @@ STATUS_OK, STATUS_NO_SCORE, STATUS_SKIPPED = "ok", "no_score", "skipped"
 STATUS_ERROR, STATUS_OOM, STATUS_CRASH, STATUS_TIMEOUT = "error", "oom", "crash", "timeout"
 NOT_FAILED = (STATUS_OK, STATUS_NO_SCORE, STATUS_SKIPPED)
 ALL_STATUSES = (*NOT_FAILED, STATUS_ERROR, STATUS_OOM, STATUS_CRASH, STATUS_TIMEOUT)
+KEY_COLUMNS = ("video_id", "object_id", "model")
+# Every other column holds a number or is empty (unknown).
+TEXT_COLUMNS = frozenset({
+    "run_id", "timestamp_utc", "video_id", "object_id", "model", "prompt", "prompt_detail", "weights", "device", "dtype",
+    "stream", "status", "error", "warning", "telemetry_source", "throttled",
+})  # fmt: skip
+BOOLEAN_CELLS = ("", "True", "False")
+
+
+def cell_problem(column: str, cell: str) -> str:
+    """Why a CSV cell cannot be what its column holds ('' when it can): numbers must be finite,
+    keys and the status must be there, throttled is True, False or empty."""
+    if column in KEY_COLUMNS and not cell:
+        return "is empty; every row names its video, object and model"
+    if column == "status" and cell not in ALL_STATUSES:
+        return f"{cell!r} is not a status ({', '.join(ALL_STATUSES)})"
+    if column == "throttled" and cell not in BOOLEAN_CELLS:
+        return f"{cell!r} is not True, False or empty"
+    if column in TEXT_COLUMNS or cell == "":
+        return ""
+    try:
+        value = float(cell)
+    except ValueError:
+        return f"{cell!r} is not a number"
+    return "" if math.isfinite(value) else f"{cell!r} is not a finite number"
+
+
+def row_problem(row: dict[str, str]) -> str:
+    """The first cell of a row read back that this benchmark cannot have written ('' if none)."""
+    for column, cell in row.items():
+        problem = cell_problem(column, cell)
+        if problem:
+            return f"column {column}: {problem}"
+    return ""
 
 
 def _cell(value: Any) -> str:
@@ -44,8 +79,12 @@ class ResultWriter:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "a", newline="", encoding="utf-8")
-        if path.stat().st_size == 0:
-            self._append(COLUMNS)
+        try:
+            if path.stat().st_size == 0:
+                self._append(COLUMNS)
+        except OSError:
+            self._file.close()
+            raise
 
     def write(self, row: dict[str, Any]) -> None:
         unknown = set(row) - set(COLUMNS)
@@ -99,12 +138,12 @@ def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     write_atomically(path, json.dumps(manifest, indent=2, default=str))
 
 
-def write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, content: str | bytes) -> None:
     """Write a file so that a crash leaves the old version or the new one, never half of either."""
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        with open(tmp, "wb") as f:
+            f.write(content.encode("utf-8") if isinstance(content, str) else content)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -8,12 +8,13 @@ import fcntl
 import io
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 from .errors import UsageError, os_reason
 from .runners.sizes import DEFAULT_IMGSZ
-from .results import ALL_STATUSES, COLUMNS, NOT_FAILED, lock_path, manifest_path, write_atomically
+from .results import COLUMNS, NOT_FAILED, lock_path, manifest_path, row_problem, write_atomically
 
 # Settings that change the numbers: rows made with other values cannot share a CSV. The first
 # group matters whatever the models; the second only where both runs had torch models.
@@ -27,56 +28,149 @@ def row_key(row: dict[str, Any]) -> Key:
     return row["video_id"], row["object_id"], row["model"]
 
 
-def lock_output(output: Path) -> IO[str]:
-    """Hold a lock on the run's files until this process ends (kill -9 included, the kernel frees it)."""
-    path = lock_path(output)
+class OutputLock:
+    """The lock on a run's files, held until `release` or the end of this process (kill -9
+    included: the kernel frees it). Its file is removed on release, so a refused or finished run
+    leaves none behind; a run that finds the file replaced after locking it locks the new one."""
+
+    def __init__(self, output: Path) -> None:
+        self.path = lock_path(output)
+        self._made_folders = [folder for folder in self.path.parents if not folder.exists()]  # removed again if left empty
+        self._found = self.path.exists()  # left by a run that was killed: a refused run keeps it, as every other file
+        while True:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                handle = open(self.path, "a")
+            except OSError as exc:
+                raise UsageError(f"--output {output}: cannot create it ({os_reason(exc)}); choose a writable path") from None
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                raise UsageError(f"--output {output}: another run is writing it (it holds {self.path}); wait for it to end, or choose another --output") from None
+            if _same_file(handle, self.path):
+                self._handle: IO[str] | None = handle
+                return
+            handle.close()  # its holder released and removed it meanwhile: lock the file there now
+
+    def release(self, ran: bool) -> None:
+        """Unlock; the file goes unless the run was refused and found it there."""
+        if self._handle is not None:
+            if ran or not self._found:
+                self.path.unlink(missing_ok=True)
+            self._handle.close()
+            self._handle = None
+        for folder in self._made_folders:  # innermost first
+            try:
+                folder.rmdir()
+            except OSError:  # the run's files are there
+                break
+
+
+def _same_file(handle: IO[str], path: Path) -> bool:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a")
-    except OSError as exc:
-        raise UsageError(f"--output {output}: cannot create it ({os_reason(exc)}); choose a writable path") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise UsageError(f"--output {output}: another run is writing it (it holds {path}); wait for it to end, or choose another --output") from None
-    return handle
+        there, held = os.stat(path), os.fstat(handle.fileno())
+    except OSError:
+        return False
+    return (there.st_dev, there.st_ino) == (held.st_dev, held.st_ino)
 
 
-def read_rows(output: Path) -> tuple[list[dict[str, str]], str]:
-    """The complete rows of a result CSV, repairing it first if a crash left half a row at its end.
+@dataclass
+class ResultFile:
+    """A result CSV as --resume reads it. Reading changes nothing on disk: what must be mended (an
+    incomplete last line, a last row without its newline, rows to drop) is mended by `rewrite`,
+    once every check has passed."""
 
-    Returns the rows and a warning ('' when nothing was repaired). Anything else that is not a row
-    of this benchmark is a UsageError naming its line.
-    """
+    path: Path
+    rows: list[dict[str, str]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # the line of each row, for messages
+    partial: str = ""  # the end of the file after its last complete row: half a row a crash left
+    unterminated: bool = False  # the last row is complete but its newline is missing
+
+    def duplicates(self) -> dict[Key, list[int]]:
+        """Keys with more than one row, and the lines of those rows."""
+        lines: dict[Key, list[int]] = {}
+        for row, line in zip(self.rows, self.lines):
+            lines.setdefault(row_key(row), []).append(line)
+        return {key: found for key, found in lines.items() if len(found) > 1}
+
+    def rewrite(self, kept: list[dict[str, str]]) -> str:
+        """Make the file hold the header and the kept rows (atomically), where that changes it;
+        returns what was mended, for a warning ('' when nothing was)."""
+        if len(kept) == len(self.rows) and not self.partial and not self.unterminated:
+            return ""
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(kept)
+        write_atomically(self.path, buffer.getvalue())
+        if self.partial:
+            return f"dropped a partial last line of {self.path} ({len(self.partial.encode())} bytes) left by an interrupted run"
+        return ""
+
+
+HEADER_LINE = ",".join(COLUMNS)
+
+
+def read_result_file(output: Path) -> ResultFile:
+    """The rows of a result CSV, for --resume. Anything that is not a row of this benchmark is a
+    UsageError naming its line, except an incomplete last line (a crash in the middle of a row),
+    which `rewrite` drops. A last line is incomplete only when it does not parse as a full row."""
     try:
         data = output.read_bytes()
     except OSError as exc:
         raise UsageError(f"--resume: cannot read {output} ({exc.strerror or exc})") from None
-    warning = ""
-    if data and not data.endswith(b"\n"):
-        keep = data.rfind(b"\n") + 1
-        with open(output, "r+b") as f:
-            f.truncate(keep)
-            os.fsync(f.fileno())
-        warning = f"dropped a partial last line of {output} ({len(data) - keep} bytes) left by an interrupted run"
-        data = data[:keep]
-    if not data:
-        return [], warning
     try:
-        reader = csv.DictReader(io.StringIO(data.decode("utf-8")))
-        if reader.fieldnames != COLUMNS:
-            raise UsageError(f"--resume: {output} was written with other columns than this version's; start a new --output")
-        rows = list(reader)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise UsageError(f"--resume: {output} is not a result CSV ({exc}); start a new --output") from None
-    for line, row in enumerate(rows, start=2):
-        if None in row or None in row.values() or not all(row_key(row)) or row["status"] not in ALL_STATUSES:
-            raise UsageError(f"--resume: line {line} of {output} is not a row of this benchmark; delete that line, then resume")
-    return rows, warning
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"--resume: {output} is not a result CSV of this benchmark (it is not UTF-8 text); give the CSV of the run to continue") from None
+    found = ResultFile(output)
+    if not text:
+        return found
+    *full, last = text.split("\n")
+    lines = [line.removesuffix("\r") for line in full]
+    if not lines and HEADER_LINE.startswith(last.removesuffix("\r")):  # the header itself was cut short: no row yet
+        found.partial = last
+        return found
+    if not lines or next(csv.reader([lines[0]]), None) != COLUMNS:
+        raise UsageError(
+            f"--resume: {output} is not a result CSV of this benchmark version (its first line is not this version's header); "
+            "give the CSV of the run to continue, or a new --output"
+        )
+    for number, line in enumerate(lines[1:], start=2):
+        _add_row(found, output, line, number, must_be_row=True)
+    if last:
+        if _add_row(found, output, last.removesuffix("\r"), len(lines) + 1, must_be_row=False):
+            found.unterminated = True
+        else:
+            found.partial = last
+    return found
 
 
-def _sessions(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+def _add_row(found: ResultFile, output: Path, line: str, number: int, must_be_row: bool) -> bool:
+    """Add the row a line holds; a line that is none is a UsageError, or False at the end of the file."""
+    if not line.strip():
+        if must_be_row:
+            raise UsageError(f"--resume: line {number} of {output} is blank; delete that line, then resume")
+        return False
+    try:
+        cells = next(csv.reader([line], strict=True))
+    except csv.Error as exc:
+        cells, problem = [], f"({exc})"
+    else:
+        problem = f"(it has {len(cells)} cells, not {len(COLUMNS)})" if len(cells) != len(COLUMNS) else ""
+    row = dict(zip(COLUMNS, cells))
+    problem = problem or (f"({row_problem(row)})" if row_problem(row) else "")
+    if problem:
+        if must_be_row:
+            raise UsageError(f"--resume: line {number} of {output} is not a row of this benchmark {problem}; delete or mend that line, then resume")
+        return False
+    found.rows.append(row)
+    found.lines.append(number)
+    return True
+
+
+def sessions(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return [manifest, *manifest.get("resumed", [])]
 
 
@@ -90,7 +184,7 @@ def check_comparable(output: Path, config: dict[str, Any], checkpoints: dict[str
     if not isinstance(manifest, dict) or "run_id" not in manifest or not isinstance(manifest.get("config"), dict):
         raise UsageError(f"--resume: {path} is not the manifest of a run; start a new --output")
     differences = []
-    for session in _sessions(manifest):  # the rows of every earlier session must stay comparable
+    for session in sessions(manifest):  # the rows of every earlier session must stay comparable
         earlier = session.get("config", {})
         differences += [_difference(name, earlier.get(name), config.get(name)) for name in ALWAYS_COMPARED]
         if earlier.get("uses_torch") and config.get("uses_torch"):
@@ -123,15 +217,3 @@ def partial_groups(rows: list[dict[str, str]], objects: dict[str, set[str]]) -> 
     for row in rows:
         found.setdefault((row["video_id"], row["model"]), set()).add(row["object_id"])
     return {group for group, done in found.items() if group[0] in objects and not objects[group[0]] <= done}
-
-
-def drop_rows(output: Path, rows: list[dict[str, str]], keep: Callable[[dict[str, str]], bool]) -> list[dict[str, str]]:
-    """Rewrite the CSV with only the rows to keep (atomically), so that a job run again has one row:
-    the failed ones for --retry_failed."""
-    kept = [r for r in rows if keep(r)]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
-    writer.writeheader()
-    writer.writerows(kept)
-    write_atomically(output, buffer.getvalue())
-    return kept

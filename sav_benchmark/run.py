@@ -157,6 +157,7 @@ class Benchmark:
             progress.close()
             with self.guard.hold():  # the finished jobs' rows are written before the run ends
                 finisher.close(raise_error=False)  # an interruption is what the user needs to hear of
+                self._job_ended_cleanly()
         return self.report
 
     def _finish(self, pending: Pending) -> None:
@@ -220,6 +221,14 @@ class Benchmark:
             if state is not None:
                 state["in_progress"] = None
                 self._save_job_state(state)
+
+    def _job_ended_cleanly(self) -> None:
+        """The run ends here with its cleanup (a signal it handled, a full disk): the job in
+        progress did not kill it, so it counts no death."""
+        try:
+            self._job_ended()
+        except ResultsNotWritable:  # the disk refuses: the run is ending with that error anyway
+            pass
 
     def _rows_written(self, keys: list[tuple[str, str, str]]) -> None:
         with self._state_lock:
@@ -306,6 +315,13 @@ class Benchmark:
         where = self.split.truth_path(video, obj, obj.prompt_frame).relative_to(self.split.split_dir)
         return json.dumps({"mask": str(where), "object_id": obj.object_id})
 
+    def _prompt_warning(self, spec: ModelSpec, obj: PreparedObject) -> str:
+        """A click prompt with fewer clicks than --num_points asked (the mask has fewer pixels)."""
+        clicks, asked = len(obj.points), self.split.num_points
+        if spec.prompt != "points" or clicks >= asked:
+            return ""
+        return f"{clicks} of the {asked} clicks of --num_points: the prompt mask has only {clicks} pixels"
+
     def _predict(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject) -> tuple[dict[str, Any], bool, PackedMasks | None]:
         """Run the job: its row, whether a failure there is the input's fault rather than the model's,
         and its masks on every annotated frame. Without masks the row is finished, else scoring finishes it."""
@@ -323,6 +339,7 @@ class Benchmark:
             return _finish(row, STATUS_ERROR, f"reading the prompt failed: {one_line(exc)}"), True, None
         outcome = self._execute(spec, job, obj, row)
         row.update(outcome.columns)
+        row["warning"] = "; ".join(filter(None, [self._prompt_warning(spec, obj), row.get("warning")]))
         if outcome.status:
             log.error("%s %s/%s: %s\n%s", spec.name, video.video_id, obj.object_id, outcome.reason, outcome.traceback)
             return _finish(row, outcome.status, outcome.reason), False, None

@@ -7,26 +7,46 @@ import argparse
 import logging
 import os
 import shlex
+import shutil
 import socket
 import sys
-import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from . import PROG
 from .errors import UsageError, os_reason
 from .prepare import DEMO_HINT, LAYOUT_DAVIS, PreparedSplit, prepare_split
-from .results import NOT_FAILED, ResultWriter, current_job_path, log_path, manifest_path, prepared_path, run_files, write_manifest
-from .resume import check_comparable, drop_rows, keys_to_skip, lock_output, partial_groups, read_rows
+from .results import (
+    NOT_FAILED,
+    ResultWriter,
+    current_job_path,
+    log_path,
+    manifest_path,
+    prepared_path,
+    run_files,
+    write_atomically,
+    write_manifest,
+)
+from .resume import (
+    OutputLock,
+    ResultFile,
+    check_comparable,
+    keys_to_skip,
+    partial_groups,
+    read_result_file,
+    row_key,
+    sessions,
+)
 from .runners import ModelSpec, resolve_models
 from .runners.sizes import DEFAULT_IMGSZ
-from .signals import Interrupted, SignalGuard
+from .signals import Interrupted, SignalGuard, interruption_behind, signals_raised
 from .summary import summary_text
 
-PROG = "jetson_benchmark.py"
 SELECTION_FLAGS = ("split_dir", "video_ids", "limit_videos", "limit_objects", "shard", "masklets", "cache_dir")
 EXIT_FAILED, EXIT_TOO_MANY_FAILURES = 1, 3
 COMPILE_WARMUP_FRAMES = 8  # more than the memory bank (num_maskmem 7): every shape is compiled
@@ -35,7 +55,9 @@ COMPILE_WARMUP_FRAMES = 8  # more than the memory bank (num_maskmem 7): every sh
 def select_split(args: argparse.Namespace) -> PreparedSplit:
     if not args.split_dir:
         raise UsageError(f"--split_dir is required: the folder of an SA-V split ({DEMO_HINT})")
-    video_ids = [v.strip() for v in args.video_ids.split(",") if v.strip()] if args.video_ids else None
+    video_ids = [v.strip() for v in args.video_ids.split(",") if v.strip()] if args.video_ids is not None else None
+    if video_ids == []:
+        raise UsageError(f"--video_ids {args.video_ids!r} names no video; give comma-separated video ids, or leave the flag out to run every video")
     return prepare_split(
         args.split_dir, video_ids, args.limit_videos, args.limit_objects, args.num_points, args.shard, args.masklets or "manual", args.cache_dir
     )
@@ -89,15 +111,46 @@ def _default_output() -> Path:
     return Path("results") / f"{stamp}_{socket.gethostname()}.csv"
 
 
-def _check_save_masks(save_masks: Path | None) -> None:
+def _output_path(text: str | None) -> Path:
+    """--output as a path the run can write, read back and resume."""
+    if text is None:
+        return _default_output()
+    if text.endswith(("/", os.sep)):
+        raise UsageError(f"--output {text} names a folder; give the CSV's file name, e.g. {text.rstrip('/' + os.sep)}/run.csv")
+    path = Path(text)
+    if path.is_dir():
+        raise UsageError(f"--output {text} is a folder; give the CSV's file name, e.g. {path / 'run.csv'}")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"--output {text} is not a regular file; the rows must go to a file that can be read back (for --resume): give a file path")
+    return path
+
+
+def _check_save_masks(save_masks: Path | None, earlier: dict[str, Any] | None, force: bool) -> None:
+    """Refuse a folder that cannot be written, or that holds files other than this run's own
+    masks: a mix of two runs' masks would be scored as one. Nothing is created here."""
     if save_masks is None:
         return
+    if save_masks.exists() and not save_masks.is_dir():
+        raise UsageError(f"--save_masks {save_masks} is a file; give a folder")
+    existing = next(folder for folder in (save_masks, *save_masks.absolute().parents) if folder.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--save_masks {save_masks}: cannot write there ({existing} is not a writable folder); choose a writable folder")
     try:
-        save_masks.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=save_masks):
-            pass
+        held = min(save_masks.iterdir(), default=None) if save_masks.is_dir() else None
     except OSError as exc:
-        raise UsageError(f"--save_masks {save_masks}: cannot write there ({os_reason(exc)}); choose a writable folder") from None
+        raise UsageError(f"--save_masks {save_masks}: cannot list it ({os_reason(exc)}); choose a readable folder") from None
+    if held is None or force:
+        return
+    if earlier and any(_same_path(session.get("config", {}).get("save_masks"), save_masks) for session in sessions(earlier)):
+        return  # the run being resumed saved its masks there
+    raise UsageError(
+        f"--save_masks {save_masks} holds files already (e.g. {held.name}): another run's masks would be mixed with this one's. "
+        "Choose a new or empty folder, or add --force to write into it anyway"
+    )
+
+
+def _same_path(given: str | None, path: Path) -> bool:
+    return bool(given) and Path(given).resolve() == path.resolve()
 
 
 def _refuse_earlier_files(output: Path) -> None:
@@ -109,6 +162,21 @@ def _refuse_earlier_files(output: Path) -> None:
             )
 
 
+CONSOLE_SCRIPT = "jetson-benchmark"
+
+
+def invoked_as() -> list[str]:
+    """The words that started this program, before its arguments, as they were typed: e.g.
+    `python3 jetson_benchmark.py`, `python -m sav_benchmark` or `jetson-benchmark`."""
+    typed = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
+    prefix = typed[: len(typed) - (len(sys.argv) - 1)]
+    script = prefix[-1] if prefix else PROG
+    if Path(script).name == CONSOLE_SCRIPT:  # the interpreter comes from the script's own first line
+        on_path = shutil.which(CONSOLE_SCRIPT)
+        return [CONSOLE_SCRIPT if on_path and Path(on_path).resolve() == Path(script).resolve() else script]
+    return prefix or ["python", PROG]
+
+
 def resume_command(argv: list[str], output: Path, retry_failed: bool = False) -> str:
     """The command that continues this run: the same one, with --resume and the output made explicit."""
     args = list(argv)
@@ -117,39 +185,42 @@ def resume_command(argv: list[str], output: Path, retry_failed: bool = False) ->
             args.append(flag)
     if "--output" not in args and not any(a.startswith("--output=") for a in args):
         args += ["--output", str(output)]
-    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else PROG
-    if program == "jetson-benchmark":
-        prefix = program
-    elif program == "__main__.py":
-        prefix = "python -m sav_benchmark"
-    else:
-        prefix = f"python {PROG}"
-    return f"{prefix} {shlex.join(args)}"
+    return shlex.join([*invoked_as(), *args])
 
 
 @dataclass
 class _Earlier:
     """What a resumed run takes over from the run it continues."""
 
-    rows: list[dict[str, Any]]
+    rows: list[dict[str, Any]]  # the rows it keeps
     manifest: dict[str, Any] | None
+    file: ResultFile | None = None  # the CSV as read: mended and rewritten once every check passed
 
 
 def _take_over(output: Path, args: argparse.Namespace, config: dict[str, Any], checkpoints: dict[str, Any]) -> _Earlier:
+    """The earlier run's rows and manifest, after every check that can refuse the resume; changes nothing."""
     if not args.resume:
-        if args.retry_failed or args.force:
-            raise UsageError("--retry_failed and --force only apply with --resume")
         _refuse_earlier_files(output)  # again, now under the lock
         return _Earlier([], None)
     if not output.exists():
         print(f"{PROG}: note: {output} does not exist yet, so there is nothing to resume: starting the run", file=sys.stderr)
         return _Earlier([], None)
-    rows, warning = read_rows(output)
-    if warning:
-        print(f"{PROG}: warning: {warning}", file=sys.stderr)
-    if not rows and not manifest_path(output).exists():
-        return _Earlier([], None)  # the earlier run stopped before its first job: start afresh
-    return _Earlier(rows, check_comparable(output, config, checkpoints, args.force))
+    found = read_result_file(output)
+    if not found.rows and not manifest_path(output).exists():
+        return _Earlier([], None, found)  # the earlier run stopped before its first job: start afresh
+    manifest = check_comparable(output, config, checkpoints, args.force)
+    duplicates = found.duplicates()
+    if duplicates and not args.retry_failed:
+        (video, obj, model), lines = next(iter(duplicates.items()))
+        more = f" ({len(duplicates) - 1} more jobs have several rows too)" if len(duplicates) > 1 else ""
+        raise UsageError(
+            f"--resume: {video}/{obj} {model} has {len(lines)} rows in {output}, on lines {', '.join(map(str, lines))}{more}; "
+            "a job has one row. Delete all but one of them, or add --retry_failed to drop them and run the job again"
+        )
+    keep = found.rows
+    if args.retry_failed:  # failed jobs and jobs with several rows run again
+        keep = [row for row in keep if row["status"] in NOT_FAILED and row_key(row) not in duplicates]
+    return _Earlier(keep, manifest, found)
 
 
 def _checkpoint_digests(specs: list[ModelSpec], args: argparse.Namespace) -> dict[str, Any]:
@@ -161,7 +232,7 @@ def _checkpoint_digests(specs: list[ModelSpec], args: argparse.Namespace) -> dic
     return {path.name: file_digest(path) for path in files}
 
 
-def _setup_log(path: Path) -> None:
+def _setup_log(path: Path) -> logging.Handler:
     """Tracebacks of failed jobs go to a log beside the CSV; the user sees the one-line reason in the row."""
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -170,6 +241,30 @@ def _setup_log(path: Path) -> None:
     logger.setLevel(logging.INFO)
     logger.propagate = False
     logging.raiseExceptions = False  # a log that cannot be written (full disk) must not print tracebacks
+    return handler
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+def _snapshot(paths: list[Path]) -> dict[Path, bytes | None]:
+    """What the files hold now (None: absent), to put back if the run's files cannot all be written."""
+    return {path: path.read_bytes() if path.exists() else None for path in paths}
+
+
+def _restore(snapshot: dict[Path, bytes | None]) -> None:
+    for path, content in snapshot.items():
+        try:
+            if content is None:
+                path.unlink(missing_ok=True)
+            elif not path.exists() or path.read_bytes() != content:
+                write_atomically(path, content)
+        except OSError:  # the disk refuses even this: the error the user sees says so already
+            pass
 
 
 def _finish_files(writer: ResultWriter, manifest_file: Path, manifest: dict[str, Any]) -> bool:
@@ -218,6 +313,23 @@ def _telemetry(args: argparse.Namespace, device: str) -> tuple[Any, dict[str, An
     return choose_telemetry(args.telemetry, args.telemetry_interval_ms, device, uuid, is_jetson())
 
 
+FAILURES_SHOWN = 3
+
+
+def failure_summary(failed: list[dict[str, Any]], log: Path, retry: str) -> str:
+    """Why a run that went to its end exits 1: its failed rows by status, the first reasons, where
+    the tracebacks are and how to run those jobs again."""
+    counts = Counter(row["status"] for row in failed)
+    jobs = "1 job" if len(failed) == 1 else f"{len(failed)} jobs"
+    first = ":" if len(failed) <= FAILURES_SHOWN else "; the first:"
+    lines = [f"{PROG}: {jobs} failed ({', '.join(f'{n} {status}' for status, n in counts.most_common())}){first}"]
+    lines += [f"  {row['video_id']}/{row['object_id']} {row['model']}: {row['status']}: {row['error']}" for row in failed[:FAILURES_SHOWN]]
+    if len(failed) > FAILURES_SHOWN:
+        lines.append(f"  ... and {len(failed) - FAILURES_SHOWN} more (the CSV's status and error columns)")
+    lines.append(f"Details of each failure are in {log}. Once the cause is fixed, run them again with:\n  {retry}")
+    return "\n".join(lines)
+
+
 class RunSession:
     """One invocation of `run`: open (checks, lock, files), execute, conclude (summary, exit code)."""
 
@@ -234,11 +346,15 @@ class RunSession:
             raise UsageError(f"--split_dir is required: the folder of an SA-V split ({DEMO_HINT})")
         if args.resume and not args.output:
             raise UsageError("--resume needs --output: the CSV of the run to continue")
+        if args.retry_failed and not args.resume:
+            raise UsageError("--retry_failed only applies with --resume")
+        if args.force and not (args.resume or args.save_masks):
+            raise UsageError("--force only applies with --resume (settings that differ) or --save_masks (a folder that holds files)")
         self.specs = resolve_models(args.models)
         self.import_paths = _check_models_runnable(self.specs, args)
         device, dtype = _settings(args, self.specs)
         telemetry, self.telemetry_description = _telemetry(args, device)
-        self.output = Path(args.output) if args.output else _default_output()
+        self.output = _output_path(args.output)
         if not args.resume:  # before the split: preparing SA-V training videos can take long
             _refuse_earlier_files(self.output)
         self.split = _split_for_run(args)
@@ -256,15 +372,13 @@ class RunSession:
             "random_weights_seed": RANDOM_WEIGHTS_SEED if args.weights == "random" else None,
         }
         checkpoints = _checkpoint_digests(self.specs, args)
-        self._lock = lock_output(self.output)  # held until this process ends
+        self._lock = OutputLock(self.output)  # released when the command ends
         earlier = _take_over(self.output, args, config, checkpoints)
-        _check_save_masks(self.save_masks)
-        if args.retry_failed:  # only now that every check has passed
-            earlier.rows = drop_rows(self.output, earlier.rows, lambda row: row["status"] in NOT_FAILED)
+        _check_save_masks(self.save_masks, earlier.manifest, args.force)
         if self.split.layout == LAYOUT_DAVIS and earlier.rows:
             partial = partial_groups(earlier.rows, {v.video_id: {o.object_id for o in v.objects} for v in self.split.videos})
-            if partial:  # DAVIS scores a model's objects of a video together: such groups run again whole
-                earlier.rows = drop_rows(self.output, earlier.rows, lambda row: (row["video_id"], row["model"]) not in partial)
+            # DAVIS scores a model's objects of a video together: such groups run again whole
+            earlier.rows = [row for row in earlier.rows if (row["video_id"], row["model"]) not in partial]
         self.earlier_rows = earlier.rows
         run_id = earlier.manifest["run_id"] if earlier.manifest else uuid.uuid4().hex[:12]
         self.options = RunOptions(
@@ -277,13 +391,13 @@ class RunSession:
             current_job_file=current_job_path(self.output) if self.isolation == "none" else None,
         )  # fmt: skip
         self._start_manifest(earlier.manifest, config, checkpoints, device, uses_torch, run_id)
-        self._open_files()
+        self._open_files(earlier)
 
     def _start_manifest(self, earlier: dict[str, Any] | None, config: dict[str, Any], checkpoints: dict[str, Any], device: str, uses_torch: bool, run_id: str) -> None:
         from .environment import describe
 
         session = {
-            "command": [PROG, *self.argv],
+            "command": [*invoked_as(), *self.argv],
             "checkpoints": checkpoints,
             "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "models": [spec.name for spec in self.specs],
@@ -300,15 +414,43 @@ class RunSession:
                              "prepared": self.args.prepared or str(prepared_path(self.output))}  # fmt: skip
             self.session = self.manifest
 
-    def _open_files(self) -> None:
+    def _open_files(self, earlier: _Earlier) -> None:
+        """The first change to any file: the prepared split and the log written, the earlier CSV
+        mended (rows to run again dropped) and opened, the manifest written last, so that a run
+        killed meanwhile leaves no manifest beside a CSV without rows and --resume starts afresh.
+        If the disk refuses any of it, every file is put back as it was and the run is refused."""
+        files = [self.output, manifest_path(self.output), log_path(self.output), *([] if self.args.prepared else [prepared_path(self.output)])]
+        before = _snapshot(files)
+        handler, writer, made = None, None, []
         try:
-            self.writer = ResultWriter(self.output)
+            if self.save_masks is not None:
+                made = [folder for folder in (self.save_masks, *self.save_masks.parents) if not folder.exists()]
+                self.save_masks.mkdir(parents=True, exist_ok=True)
             if not self.args.prepared:
                 self.split.save(prepared_path(self.output))
-            _setup_log(log_path(self.output))
+            handler = _setup_log(log_path(self.output))
+            mended = earlier.file.rewrite(earlier.rows) if earlier.file is not None else ""
+            writer = ResultWriter(self.output)
             write_manifest(manifest_path(self.output), self.manifest)
+            self.writer = writer
         except OSError as exc:
+            if handler is not None:
+                logging.getLogger("sav_benchmark").removeHandler(handler)
+                handler.close()
+            if writer is not None:
+                writer.close()
+            _restore(before)
+            for folder in made:
+                _remove_if_empty(folder)
             raise UsageError(f"--output {self.output}: cannot write the run's files ({os_reason(exc)}); make room or choose another path") from None
+        if mended:
+            print(f"{PROG}: warning: {mended}", file=sys.stderr)
+
+    def release(self) -> None:
+        """Give up the output's lock (and its file), whatever became of the run."""
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.release(ran=hasattr(self, "writer"))
 
     def execute(self) -> None:
         """Run the jobs. Signals end it between rows; during shut-down they are only recorded."""
@@ -320,6 +462,7 @@ class RunSession:
         self.report = RunReport()
         start = time.perf_counter()
         executor, warmup, no_warmup = None, None, "no warm-up: interrupted first"
+        raised_before = signals_raised()
         with SignalGuard() as guard:
             try:
                 warmup, no_warmup = warmup_job(self.split, self.options.warmup_frames)
@@ -331,6 +474,10 @@ class RunSession:
                 self.interrupted = exc
             except ResultsNotWritable as exc:
                 self.unwritable = exc
+            except Exception as exc:  # a signal that an extension reported as its own error (while torch imports)
+                self.interrupted = interruption_behind(exc, raised_before)
+                if self.interrupted is None:
+                    raise
             finally:
                 with guard.hold():
                     if executor is not None:
@@ -373,11 +520,18 @@ class RunSession:
             return EXIT_TOO_MANY_FAILURES if stopped == STOPPED_FAILURES else EXIT_FAILED
         if not self.files_ok:
             return EXIT_FAILED
-        return 0 if all(r["status"] in NOT_FAILED for r in rows) else EXIT_FAILED
+        failed = [r for r in rows if r["status"] not in NOT_FAILED]
+        if failed:
+            print(failure_summary(failed, log_path(self.output), resume_command(self.argv, self.output, retry_failed=True)), file=sys.stderr)
+            return EXIT_FAILED
+        return 0
 
 
 def run_command(args: argparse.Namespace, argv: list[str]) -> int:
     session = RunSession(args, argv)
-    session.open()
-    session.execute()
-    return session.conclude()
+    try:
+        session.open()
+        session.execute()
+        return session.conclude()
+    finally:
+        session.release()

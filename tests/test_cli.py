@@ -131,7 +131,7 @@ def test_side_files_never_replace_the_csv(split, tmp_path):
     out = tmp_path / "o.json"  # a CSV named like a manifest still keeps its rows
     assert cli("--split_dir", str(split), "--models", "static_mask", "--output", str(out)).returncode == 0
     assert len(list(csv.DictReader(out.open()))) == 5
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.json", "o.json.json", "o.json.lock", "o.json.log", "o.json.prepared.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.json", "o.json.json", "o.json.log", "o.json.prepared.json"]  # the lock is gone
 
 
 def test_unwritable_outputs_are_usage_errors(split, tmp_path):
@@ -143,7 +143,7 @@ def test_unwritable_outputs_are_usage_errors(split, tmp_path):
     )
     assert_usage_error(
         cli("--split_dir", str(split), "--models", "static_mask", "--output", str(tmp_path / "o.csv"), "--save_masks", str(blocker / "m")),
-        f"--save_masks {blocker / 'm'}: cannot write there (Not a directory: {blocker / 'm'}); choose a writable folder",
+        f"--save_masks {blocker / 'm'}: cannot write there ({blocker} is not a writable folder); choose a writable folder",
     )
 
 

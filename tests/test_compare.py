@@ -149,7 +149,7 @@ def test_merge_joins_disjoint_shards_of_one_run(tmp_path):
     assert [(r["video_id"], r["object_id"], r["fps"]) for r in merged] == [("v", str(i), repr(f)) for i, f in enumerate(REFERENCE_FPS)]
     assert json.loads((tmp_path / "merged" / "all.csv.json").read_text())["merged_from"] == [str(first), str(second)]
     again = cli("compare", str(first), str(second), "--merge", str(out))
-    assert (again.returncode, again.stderr) == (2, f"jetson_benchmark.py: error: --merge {out}: it exists already; choose a new file, so that nothing is overwritten\n")
+    assert (again.returncode, again.stderr) == (2, f"jetson_benchmark.py: error: --merge {out} exists already; choose a new file, or add --force to overwrite it\n")
 
 
 def test_merge_refuses_overlapping_shards_and_other_settings(tmp_path):

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -31,7 +32,13 @@ def test_a_segfault_costs_one_crash_row_and_the_worker_is_replaced(split, tmp_pa
     result = run("--split_dir", str(split), "--models", "static_mask,fake_crash", "--isolation", "process", "--output", str(out),
                  FAKE_FAIL_VIDEOS="synth_001")  # fmt: skip
     assert result.returncode == 1
-    assert "Traceback" not in result.stderr and "Segmentation fault" not in result.stderr
+    # the worker's own output (its stack dump) stays out of the terminal: only the failure summary
+    assert result.stderr == (
+        "jetson_benchmark.py: 1 job failed (1 crash):\n"
+        "  synth_001/000 fake_crash: crash: worker died (killed by SIGSEGV); its output says: Fatal Python error: Segmentation fault\n"
+        f"Details of each failure are in {out}.log. Once the cause is fixed, run them again with:\n"
+        f"  {shlex.join([*PROG, '--split_dir', str(split), '--models', 'static_mask,fake_crash', '--isolation', 'process', '--output', str(out), '--resume', '--retry_failed'])}\n"
+    )
     by_key = {(r["video_id"], r["model"]): r for r in rows(out) if r["object_id"] == "000"}
     crash = by_key[("synth_001", "fake_crash")]
     assert (crash["status"], crash["error"]) == ("crash", "worker died (killed by SIGSEGV); its output says: Fatal Python error: Segmentation fault")

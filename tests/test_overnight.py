@@ -104,11 +104,12 @@ def test_signal_ends_between_rows_and_prints_the_resume_command(split, reference
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == code, stderr
-    command = f"python jetson_benchmark.py --split_dir {split} --models static_mask,fake_slow --output {out} --resume"
+    # the command as it was invoked: this interpreter and the script's path as given
+    command = shlex.join([*PROG, "--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out), "--resume"])
     assert stderr.endswith(f"interrupted by {name}; the current job was cleaned up and left no row. Resume with:\n  {command}\n")
     rows = list(csv.DictReader(out.open()))
     assert 3 <= len(rows) < 14 and {r["status"] for r in rows} <= {"ok", "no_score"}
-    result = subprocess.run([sys.executable, *shlex.split(command)[1:]], capture_output=True, text=True, env=env(), cwd=ROOT, timeout=600)
+    result = subprocess.run(shlex.split(command), capture_output=True, text=True, env=env(), cwd=ROOT, timeout=600)
     assert result.returncode == 0, result.stderr
     assert sorted(keys(out)) == sorted(reference_keys)
 
@@ -274,10 +275,14 @@ def test_resume_needs_output_and_refuses_damaged_csvs(split, tmp_path):
     with open(out, "a") as f:
         f.write("abc\n")
     result = run(*args, "--resume")
-    assert (result.returncode, result.stderr) == (2, f"jetson_benchmark.py: error: --resume: line 5 of {out} is not a row of this benchmark; delete that line, then resume\n")
+    assert (result.returncode, result.stderr) == (
+        2, f"jetson_benchmark.py: error: --resume: line 5 of {out} is not a row of this benchmark (it has 1 cells, not 55); delete or mend that line, then resume\n"
+    )  # fmt: skip
     out.write_bytes(out.read_bytes().replace(b"abc\n", b"\xff\xfe\n"))
     result = run(*args, "--resume")
-    assert result.returncode == 2 and result.stderr.startswith(f"jetson_benchmark.py: error: --resume: {out} is not a result CSV (")
+    assert (result.returncode, result.stderr) == (
+        2, f"jetson_benchmark.py: error: --resume: {out} is not a result CSV of this benchmark (it is not UTF-8 text); give the CSV of the run to continue\n"
+    )  # fmt: skip
 
 
 def test_retry_failed_changes_nothing_when_the_run_is_refused(split, tmp_path):

@@ -8,6 +8,9 @@ from __future__ import annotations
 from ..errors import UsageError
 
 DEFAULT_IMGSZ = 1024  # what the SAM 2 and EdgeTAM configs use when --imgsz is not given
+# The largest --imgsz accepted: twice the trained size. The memory attention's cost grows with the
+# fourth power of the size (frame tokens times memory tokens), so far larger sizes only exhaust memory.
+MAX_IMGSZ = 2048
 BACKBONE_STRIDE = 16  # the memory attention runs on stride-16 features
 # SAM 2's Hiera tiles an 8x8 window embedding over its stride-4 features: steps of 32.
 SAM2_STEP = 32
