@@ -218,10 +218,11 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
+    if args.output:  # before preparing, which can take long (SA-V training videos are decoded)
+        _check_prepared_output(Path(args.output), args.force)
     split = select_split(args)
     output = Path(args.output) if args.output else Path("results") / f"{Path(split.split_dir).name}.prepared.json"
-    if not is_prepared_manifest(output):  # an earlier prepared manifest is remade, anything else kept
-        _refuse_to_overwrite("--output", output, args.force)
+    _check_prepared_output(output, args.force)
     try:
         split.save(output)
     except OSError as exc:
@@ -233,9 +234,16 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_prepared_output(output: Path, force: bool) -> None:
+    if not is_prepared_manifest(output):  # an earlier prepared manifest is remade, anything else kept
+        _refuse_to_overwrite("--output", output, force)
+
+
 def _refuse_to_overwrite(flag: str, path: Path, force: bool) -> None:
     if path.is_dir():
         raise UsageError(f"{flag} {path} is a folder; give a file name")
+    if path.exists() and not path.is_file():  # a device such as /dev/null, even with --force
+        raise UsageError(f"{flag} {path} is not a regular file; give the path of a file to write")
     if path.exists() and not force:
         raise UsageError(f"{flag} {path} exists already; choose a new file, or add --force to overwrite it")
 

@@ -43,7 +43,7 @@ def load_run(path: Path) -> Run:
     """A result CSV and its manifest (if beside it); anything else is a UsageError naming the file,
     and a cell or row this benchmark cannot have written names its line and column too."""
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # a spreadsheet may have added a byte-order mark
             reader = csv.DictReader(f)
             rows, lines = [], []
             for row in reader:

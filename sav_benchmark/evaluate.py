@@ -14,6 +14,7 @@ table and the global score with a warning on stderr.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from collections import deque
@@ -290,7 +291,8 @@ class Evaluation:
 def evaluate(options: Options, videos: list[str], processes: int) -> Evaluation:
     start = time.perf_counter()
     if processes > 1 and len(videos) > 1:
-        with Pool(min(processes, len(videos))) as pool:
+        # Leaving the block terminates the workers; they ignore Ctrl-C, which is the parent's to handle.
+        with Pool(min(processes, len(videos)), initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
             results = pool.starmap(evaluate_video, [(options, video) for video in videos])
     else:
         results = [evaluate_video(options, video) for video in videos]

@@ -22,6 +22,7 @@ from .errors import UsageError
 from .masks import png_size, read_ids, read_mask
 from .results import write_atomically
 from .prompts import click_points, tight_box
+from .runners.base import FRAME_SUFFIXES
 
 FRAMES_DIR = "JPEGImages_24fps"
 ANNOTATIONS_DIR = "Annotations_6fps"
@@ -298,7 +299,7 @@ def frame_files(frames_dir: Path) -> list[Path]:
     if not frames_dir.is_dir():
         raise VideoProblem(f"frame folder {frames_dir} does not exist")
     try:
-        files = [p for p in frames_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg")]
+        files = [p for p in frames_dir.iterdir() if p.suffix in FRAME_SUFFIXES]
     except OSError as exc:
         raise VideoProblem(f"cannot list {frames_dir} ({exc.strerror or exc})") from None
     if not files:
@@ -309,7 +310,8 @@ def frame_files(frames_dir: Path) -> list[Path]:
         raise VideoProblem(f"frame {exc}") from None
     numbers = [number for number, _ in frames]
     if numbers != list(range(len(numbers))):
-        missing = sorted(set(range(numbers[-1] + 1)) - set(numbers))[:3]
+        present = set(numbers)  # the first gaps lie below len(numbers) + 3, however large a number is
+        missing = [n for n in range(min(len(numbers) + 3, numbers[-1])) if n not in present][:3]
         raise VideoProblem(f"frames in {frames_dir} are not numbered 0..{len(numbers) - 1} without gaps (missing e.g. {missing})")
     for _, path in frames:
         problem = _jpeg_problem(path)

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,24 +35,33 @@ TEXT_COLUMNS = frozenset({
     "stream", "status", "error", "warning", "telemetry_source", "throttled",
 })  # fmt: skip
 BOOLEAN_CELLS = ("", "True", "False")
+PERCENT_COLUMNS = ("J", "F", "JF")
+SIGNED_COLUMNS = ("overhead_s", "temp_max_c")  # the only numbers that may be below zero
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # as this module writes them: no inf, nan or 1_000
 
 
 def cell_problem(column: str, cell: str) -> str:
-    """Why a CSV cell cannot be what its column holds ('' when it can): numbers must be finite,
-    keys and the status must be there, throttled is True, False or empty."""
+    """Why a CSV cell cannot be what its column holds ('' when it can): numbers are plain and
+    finite, percentages within 0..100, nothing else but two columns below zero; keys and the
+    status are there; throttled is True, False or empty. Columns outside the schema are not judged."""
     if column in KEY_COLUMNS and not cell:
         return "is empty; every row names its video, object and model"
     if column == "status" and cell not in ALL_STATUSES:
         return f"{cell!r} is not a status ({', '.join(ALL_STATUSES)})"
     if column == "throttled" and cell not in BOOLEAN_CELLS:
         return f"{cell!r} is not True, False or empty"
-    if column in TEXT_COLUMNS or cell == "":
+    if column in TEXT_COLUMNS or column not in COLUMNS or cell == "":
         return ""
-    try:
-        value = float(cell)
-    except ValueError:
-        return f"{cell!r} is not a number"
-    return "" if math.isfinite(value) else f"{cell!r} is not a finite number"
+    if not NUMBER.fullmatch(cell):
+        return f"{cell!r} is not a number" if cell.lower().lstrip("+-") not in ("inf", "infinity", "nan") else f"{cell!r} is not a finite number"
+    value = float(cell)
+    if not math.isfinite(value):
+        return f"{cell!r} is not a finite number"
+    if column in PERCENT_COLUMNS and not 0.0 <= value <= 100.0:
+        return f"{cell} is not a percentage (0 to 100)"
+    if value < 0 and column not in SIGNED_COLUMNS:
+        return f"{cell} is below zero"
+    return ""
 
 
 def row_problem(row: dict[str, str]) -> str:
@@ -147,5 +157,7 @@ def write_atomically(path: Path, content: str | bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # named by the file the user asked for, not the temporary one
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     finally:
         tmp.unlink(missing_ok=True)

@@ -125,30 +125,43 @@ def read_result_file(output: Path) -> ResultFile:
     except UnicodeDecodeError:
         raise UsageError(f"--resume: {output} is not a result CSV of this benchmark (it is not UTF-8 text); give the CSV of the run to continue") from None
     found = ResultFile(output)
-    if not text:
-        return found
-    *full, last = text.split("\n")
-    lines = [line.removesuffix("\r") for line in full]
-    if not lines and HEADER_LINE.startswith(last.removesuffix("\r")):  # the header itself was cut short: no row yet
+    records, last = _records(text)
+    if not records and HEADER_LINE.startswith(last.removesuffix("\r")):  # the header itself was cut short: no row yet
         found.partial = last
         return found
-    if not lines or next(csv.reader([lines[0]]), None) != COLUMNS:
+    if not records or next(csv.reader([records[0][1]]), None) != COLUMNS:
         raise UsageError(
             f"--resume: {output} is not a result CSV of this benchmark version (its first line is not this version's header); "
             "give the CSV of the run to continue, or a new --output"
         )
-    for number, line in enumerate(lines[1:], start=2):
-        _add_row(found, output, line, number, must_be_row=True)
+    for number, record in records[1:]:
+        _add_row(found, output, record, number, must_be_row=True)
     if last:
-        if _add_row(found, output, last.removesuffix("\r"), len(lines) + 1, must_be_row=False):
+        if _add_row(found, output, last, records[-1][0] + records[-1][1].count("\n") + 1, must_be_row=False):
             found.unterminated = True
         else:
             found.partial = last
     return found
 
 
+def _records(text: str) -> tuple[list[tuple[int, str]], str]:
+    """(first line, text) of each CSV record that a newline ends, and the text after the last one.
+    A quoted cell may hold a newline (a file name in an error): a record ends at a newline that
+    follows an even number of quotes."""
+    records: list[tuple[int, str]] = []
+    *ended, last = text.split("\n")
+    record, first = "", 1
+    for number, line in enumerate(ended, start=1):
+        record += line + "\n"
+        if record.count('"') % 2 == 0:
+            records.append((first, record.removesuffix("\n").removesuffix("\r")))
+            record, first = "", number + 1
+    return records, record + last
+
+
 def _add_row(found: ResultFile, output: Path, line: str, number: int, must_be_row: bool) -> bool:
-    """Add the row a line holds; a line that is none is a UsageError, or False at the end of the file."""
+    """Add the row a record holds; one that is none is a UsageError, or False at the end of the file."""
+    line = line.removesuffix("\r")
     if not line.strip():
         if must_be_row:
             raise UsageError(f"--resume: line {number} of {output} is blank; delete that line, then resume")

@@ -31,7 +31,7 @@ from .results import NOT_FAILED, STATUS_CRASH, STATUS_ERROR, STATUS_NO_SCORE, ST
 from .runners import ModelSpec
 from .runners.base import Job, RunSettings
 from .runners.sizes import DEFAULT_IMGSZ
-from .signals import SignalGuard
+from .signals import Interrupted, SignalGuard, interruption_behind, signals_raised
 
 log = logging.getLogger("sav_benchmark")
 
@@ -128,6 +128,7 @@ class Benchmark:
         todo = list(self.jobs())
         progress = Progress(len(todo), show_progress, self.executor.frames_done)
         finisher = Finisher(self._finish)
+        raised_before = signals_raised()
         try:
             started = time.perf_counter()
             for index, (video, obj, spec) in enumerate(todo):
@@ -153,11 +154,14 @@ class Benchmark:
                 if video_ends:
                     self.executor.between_videos(self.specs)
             finisher.close()
+        except BaseException as exc:
+            if isinstance(exc, (Interrupted, ResultsNotWritable)) or interruption_behind(exc, raised_before):
+                self._job_ended_cleanly()  # the run ends with its cleanup: the job in progress did not kill it
+            raise
         finally:
             progress.close()
             with self.guard.hold():  # the finished jobs' rows are written before the run ends
                 finisher.close(raise_error=False)  # an interruption is what the user needs to hear of
-                self._job_ended_cleanly()
         return self.report
 
     def _finish(self, pending: Pending) -> None:
@@ -223,8 +227,9 @@ class Benchmark:
                 self._save_job_state(state)
 
     def _job_ended_cleanly(self) -> None:
-        """The run ends here with its cleanup (a signal it handled, a full disk): the job in
-        progress did not kill it, so it counts no death."""
+        """The run ends by a signal it handled or a full disk: the job in progress did not kill
+        it, so it counts no death. (Any other way out, such as a library's SystemExit, may be the
+        job's doing: it stays in progress, and dying in it twice gives it a crash row.)"""
         try:
             self._job_ended()
         except ResultsNotWritable:  # the disk refuses: the run is ending with that error anyway

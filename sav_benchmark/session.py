@@ -63,9 +63,10 @@ def select_split(args: argparse.Namespace) -> PreparedSplit:
     )
 
 
-def _split_for_run(args: argparse.Namespace) -> PreparedSplit:
+def _prepared_split(args: argparse.Namespace) -> PreparedSplit | None:
+    """The split of --prepared (quick to read); None without it."""
     if not args.prepared:
-        return select_split(args)
+        return None
     given = [f"--{name}" for name in SELECTION_FLAGS if getattr(args, name) is not None]
     if args.num_points != 1:
         given.append("--num_points")
@@ -200,7 +201,7 @@ class _Earlier:
 def _take_over(output: Path, args: argparse.Namespace, config: dict[str, Any], checkpoints: dict[str, Any]) -> _Earlier:
     """The earlier run's rows and manifest, after every check that can refuse the resume; changes nothing."""
     if not args.resume:
-        _refuse_earlier_files(output)  # again, now under the lock
+        _refuse_earlier_files(output)  # under the lock: no other run can be making them now
         return _Earlier([], None)
     if not output.exists():
         print(f"{PROG}: note: {output} does not exist yet, so there is nothing to resume: starting the run", file=sys.stderr)
@@ -323,7 +324,8 @@ def failure_summary(failed: list[dict[str, Any]], log: Path, retry: str) -> str:
     jobs = "1 job" if len(failed) == 1 else f"{len(failed)} jobs"
     first = ":" if len(failed) <= FAILURES_SHOWN else "; the first:"
     lines = [f"{PROG}: {jobs} failed ({', '.join(f'{n} {status}' for status, n in counts.most_common())}){first}"]
-    lines += [f"  {row['video_id']}/{row['object_id']} {row['model']}: {row['status']}: {row['error']}" for row in failed[:FAILURES_SHOWN]]
+    # a reason may name a file whose name holds a newline: one line each, still
+    lines += [f"  {row['video_id']}/{row['object_id']} {row['model']}: {row['status']}: {row['error']}".replace("\n", "\\n") for row in failed[:FAILURES_SHOWN]]
     if len(failed) > FAILURES_SHOWN:
         lines.append(f"  ... and {len(failed) - FAILURES_SHOWN} more (the CSV's status and error columns)")
     lines.append(f"Details of each failure are in {log}. Once the cause is fixed, run them again with:\n  {retry}")
@@ -355,9 +357,7 @@ class RunSession:
         device, dtype = _settings(args, self.specs)
         telemetry, self.telemetry_description = _telemetry(args, device)
         self.output = _output_path(args.output)
-        if not args.resume:  # before the split: preparing SA-V training videos can take long
-            _refuse_earlier_files(self.output)
-        self.split = _split_for_run(args)
+        prepared = _prepared_split(args)
         self.save_masks = Path(args.save_masks) if args.save_masks else None
         uses_torch = any(spec.uses_torch for spec in self.specs)
         warmup = _warmup_frames(args, device, self.specs)
@@ -367,7 +367,7 @@ class RunSession:
             "device": device,
             "uses_torch": uses_torch,
             "isolation": self.isolation,
-            "num_points": self.split.num_points,
+            "num_points": prepared.num_points if prepared else args.num_points,
             "warmup_frames": warmup,
             "random_weights_seed": RANDOM_WEIGHTS_SEED if args.weights == "random" else None,
         }
@@ -375,6 +375,8 @@ class RunSession:
         self._lock = OutputLock(self.output)  # released when the command ends
         earlier = _take_over(self.output, args, config, checkpoints)
         _check_save_masks(self.save_masks, earlier.manifest, args.force)
+        # Only now, when nothing else can refuse the run: preparing SA-V training videos takes long.
+        self.split = prepared or select_split(args)
         if self.split.layout == LAYOUT_DAVIS and earlier.rows:
             partial = partial_groups(earlier.rows, {v.video_id: {o.object_id for o in v.objects} for v in self.split.videos})
             # DAVIS scores a model's objects of a video together: such groups run again whole

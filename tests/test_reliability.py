@@ -115,6 +115,23 @@ def test_two_ctrl_c_in_one_job_make_no_crash_row(split, tmp_path):
     assert [(r["model"], r["status"]) for r in csv.DictReader(out.open())] == [("static_mask", "ok"), ("fake_slow", "ok")]
 
 
+def test_a_job_that_ends_the_process_otherwise_still_counts_as_a_death(split, tmp_path):
+    """Only a handled signal or a full disk clear the job in progress: a library's SystemExit
+    (like a segfault) ends the run in the job, and the second time the job gets a crash row."""
+    out = tmp_path / "o.csv"
+    args = ["--split_dir", str(split), "--models", "static_mask,fake_fail", "--isolation", "none", "--output", str(out), "--limit_objects", "1"]
+    for attempt in range(2):
+        result = run(*args, *(["--resume"] if attempt else []), FAKE_EXIT_VIDEOS="synth_000")
+        assert (result.returncode, result.stderr) == (1, "a library gave up on video synth_000 (a test stand-in)\n")
+    result = run(*args, "--resume", FAKE_EXIT_VIDEOS="synth_000")
+    assert result.returncode == 1
+    rows = [(r["model"], r["status"], r["error"]) for r in csv.DictReader(out.open())]
+    assert rows == [
+        ("static_mask", "ok", ""),
+        ("fake_fail", "crash", "the run died twice during this job, so it was not run again (with --isolation process a crash costs only its row)"),
+    ]
+
+
 def test_a_ctrl_c_that_an_extension_reports_as_its_own_error_still_ends_the_run(split, tmp_path):
     """Not a failed job: the row is left out and the run ends as interrupted."""
     out = tmp_path / "o.csv"
@@ -267,6 +284,36 @@ def test_frames_not_numbered_one_to_one_fail_that_videos_rows(split, tmp_path, n
     assert {(r["status"], r["error"], r["n_propagated"]) for r in csv.DictReader(out.open())} == {("error", reason, "")}
 
 
+def test_a_reason_with_a_newline_in_it_is_read_back_by_resume(split, tmp_path):
+    """A file name may hold a newline, and the reason that names it too: the CSV quotes it."""
+    copy = tmp_path / "s"
+    shutil.copytree(split, copy)
+    odd = copy / "JPEGImages_24fps/synth_000/x\ny.jpg"
+    shutil.copy(copy / "JPEGImages_24fps/synth_000/00000.jpg", odd)
+    out = tmp_path / "o.csv"
+    args = ["--split_dir", str(copy), "--models", "static_mask", "--output", str(out)]
+    failed = run(*args)
+    assert failed.returncode == 1
+    escaped = str(odd).replace("\n", "\\n")  # the summary keeps each reason on one line
+    assert f"  synth_000/000 static_mask: error: frame {escaped} is not named" in failed.stderr
+    odd.unlink()
+    resumed = run(*args, "--resume", "--retry_failed")
+    assert (resumed.returncode, resumed.stderr) == (0, "")
+    assert [r["status"] for r in csv.DictReader(out.open(newline=""))] == ["ok", "ok", "ok"]
+
+
+def test_a_huge_frame_number_is_one_reason_not_a_memory_error(split, tmp_path):
+    copy = tmp_path / "s"
+    shutil.copytree(split, copy)
+    frames = copy / "JPEGImages_24fps/synth_000"
+    shutil.copy(frames / "00008.jpg", frames / "99999999999999999999.jpg")
+    shutil.copy(frames / "00008.jpg", frames / "00009.Jpg")  # not a frame for the sam2 loader: not one here either
+    out = tmp_path / "o.csv"
+    result = run("--split_dir", str(copy), "--models", "static_mask", "--output", str(out))
+    reason = f"frames in {frames} are not numbered 0..9 without gaps (missing e.g. [9, 10, 11]); fix the video's frames or leave it out (--video_ids)"
+    assert result.returncode == 1 and {r["error"] for r in csv.DictReader(out.open())} == {reason}
+
+
 # 7. every frame's size is read in prepare
 
 
@@ -285,18 +332,47 @@ def test_a_frame_of_another_size_fails_its_videos_rows_before_any_model_runs(spl
 # 8. report and compare: one line for a bad cell or a plot format
 
 
-@pytest.mark.parametrize("cell,problem", [("abc", "'abc' is not a number"), ("inf", "'inf' is not a finite number")])
-def test_a_bad_cell_is_one_line_naming_file_line_and_column(done, cell, problem):
+@pytest.mark.parametrize("column,cell,problem", [
+    ("fps", "abc", "'abc' is not a number"),
+    ("fps", "inf", "'inf' is not a finite number"),
+    ("fps", "1_000", "'1_000' is not a number"),
+    ("fps", "-1", "-1 is below zero"),
+    ("J", "-500", "-500 is not a percentage (0 to 100)"),
+    ("JF", "1e308", "1e308 is not a percentage (0 to 100)"),
+])  # fmt: skip
+def test_a_bad_cell_is_one_line_naming_file_line_and_column(done, column, cell, problem):
     out, _ = done
     rows = list(csv.DictReader(out.open(newline="")))
-    rows[1]["fps"] = cell
+    rows[1][column] = cell
     with open(out, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    message = f"{out}, line 3, column fps: {problem}; mend or delete that line"
+    message = f"{out}, line 3, column {column}: {problem}; mend or delete that line"
     refused(run("report", str(out)), message)
     refused(run("compare", str(out), str(out)), message)
+
+
+def test_a_csv_a_spreadsheet_saved_is_still_read(done, tmp_path):
+    """A byte-order mark, and a column of the user's own, are no reason to refuse a CSV."""
+    out, _ = done
+    rows = list(csv.DictReader(out.open(newline="")))
+    edited = tmp_path / "edited.csv"
+    with open(edited, "w", newline="", encoding="utf-8-sig") as f:
+        writer = csv.DictWriter(f, fieldnames=[*COLUMNS, "notes"])
+        writer.writeheader()
+        writer.writerows({**row, "notes": "rerun later"} for row in rows)
+    assert run("report", str(edited)).stdout.replace(str(edited), "X") == run("report", str(out)).stdout.replace(str(out), "X")
+
+
+def test_force_never_writes_over_a_device(done, tmp_path):
+    out, _ = done
+    refused(run("compare", str(out), str(out), "--csv", "/dev/null", "--force"), "--csv /dev/null is not a regular file; give the path of a file to write")
+    refused(run("prepare", "--split_dir", str(out.parent), "--output", "/dev/null", "--force"), "--output /dev/null is not a regular file; give the path of a file to write")
+    refused(
+        run("compare", str(out), str(out), "--csv", str(tmp_path / "no" / "x.csv")),
+        f"--csv {tmp_path / 'no' / 'x.csv'}: cannot write it (No such file or directory: {tmp_path / 'no' / 'x.csv'}); choose a writable path",
+    )
 
 
 def test_a_plot_format_matplotlib_lacks_is_refused_before_any_work(done, tmp_path):
@@ -388,7 +464,7 @@ def test_a_blank_line_is_refused_by_resume(done, tmp_path):
 
 
 def test_ctrl_c_while_the_program_loads_prints_no_traceback(split, tmp_path):
-    for delay in (0.05, 0.1, 0.15, 0.2, 0.3):
+    for delay in (0.01, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3):
         process = start("--split_dir", str(split), "--models", "static_mask", "--output", str(tmp_path / f"o{delay}.csv"))
         time.sleep(delay)
         process.send_signal(signal.SIGINT)
@@ -411,6 +487,22 @@ def test_evaluate_refuses_predictions_in_the_ground_truth(tmp_path):
     assert files(tmp_path) == before
 
 
+def test_ctrl_c_during_evaluate_is_one_line_from_the_parent_alone(tmp_path):
+    make_split(tmp_path / "s", videos=4, frames=200, width=640, height=480)
+    truth, predictions = tmp_path / "s/Annotations_6fps", tmp_path / "pred"
+    shutil.copytree(truth, predictions)
+    process = subprocess.Popen([*PROG, "evaluate", "--gt_root", str(truth), "--pred_root", str(predictions), "-n", "2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                               start_new_session=True)  # fmt: skip
+    while "we are evaluating on" not in process.stdout.readline():  # the worker processes start now
+        assert process.poll() is None
+    time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to every process of the group
+    _, stderr = process.communicate(timeout=60)
+    assert (process.returncode, stderr) == (130, "jetson_benchmark.py: interrupted\n")
+    assert not (predictions / "results.csv").exists()
+
+
 def test_save_masks_into_a_folder_with_other_files_needs_force(split, tmp_path):
     masks = tmp_path / "masks"
     first = ["--split_dir", str(split), "--models", "static_mask", "--save_masks", str(masks)]
@@ -424,6 +516,24 @@ def test_save_masks_into_a_folder_with_other_files_needs_force(split, tmp_path):
     assert files(tmp_path) == before
     assert run(*first, "--output", str(tmp_path / "a.csv"), "--resume").returncode == 0  # the run's own folder
     assert run(*first, "--output", str(tmp_path / "b.csv"), "--force").returncode == 0
+
+
+def test_a_refusal_comes_before_training_videos_are_decoded(tmp_path):
+    """SA-V training videos are decoded into a cache first, which can take hours: every check
+    that can refuse the command comes before it."""
+    make_split(tmp_path / "train", videos=1, frames=9, width=64, height=48, layout="sav-train")
+    cache, out = tmp_path / "cache", tmp_path / "o.csv"
+    args = ["--split_dir", str(tmp_path / "train"), "--models", "static_mask", "--cache_dir", str(cache), "--output", str(out)]
+    assert run(*args).returncode == 0
+    shutil.rmtree(cache)
+    before = files(tmp_path)
+    result = run(*args, "--resume", "--num_points", "2")
+    assert result.returncode == 2 and "settings differ" in result.stderr
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    before["notes.txt"] = b"mine"
+    refused(run("prepare", *args[:2], "--cache_dir", str(cache), "--output", str(notes)), f"--output {notes} exists already; choose a new file, or add --force to overwrite it")
+    assert files(tmp_path) == before and not cache.exists()
 
 
 def test_a_run_refused_for_a_full_disk_leaves_nothing_behind(split, tmp_path):

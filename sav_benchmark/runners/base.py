@@ -16,6 +16,8 @@ from ..telemetry import TelemetryConfig
 
 # --weights random draws the same weights for every job and run, so that such runs repeat.
 RANDOM_WEIGHTS_SEED = 0
+# The files of a frame folder that the sam2 package's loader takes as frames, exactly (not ".Jpg").
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".JPG", ".JPEG")
 
 
 @dataclass

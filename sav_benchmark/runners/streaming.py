@@ -31,9 +31,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .base import FRAME_SUFFIXES
+
 LOADER = "load_video_frames"  # what init_state calls to decode a folder of frames
 DECODER = "_load_img_as_tensor"  # the loader's per-frame decoder: (path, image_size) -> (CHW float64, height, width)
-FRAME_EXTENSIONS = (".jpg", ".jpeg", ".JPG", ".JPEG")  # the frames the package's loader takes from a folder
 NON_COND = "non_cond_frame_outputs"
 # The model settings that decide which earlier outputs a frame reads, and the method that reads them.
 MEMORY_SETTINGS = ("num_maskmem", "memory_temporal_stride_for_eval", "use_obj_ptrs_in_encoder", "max_obj_ptrs_in_encoder")
@@ -80,7 +81,7 @@ def normalisation(loader: Callable) -> tuple[np.ndarray, np.ndarray] | None:
 
 def frame_paths(folder: str) -> list[str]:
     """The frames of a folder in the package loader's order: JPEG files sorted by their number."""
-    names = [name for name in os.listdir(folder) if os.path.splitext(name)[1] in FRAME_EXTENSIONS]
+    names = [name for name in os.listdir(folder) if os.path.splitext(name)[1] in FRAME_SUFFIXES]
     names.sort(key=lambda name: int(os.path.splitext(name)[0]))
     if not names:
         raise RuntimeError(f"no images found in {folder}")

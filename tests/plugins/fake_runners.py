@@ -15,6 +15,7 @@ FRAME_DELAY_S = float(os.environ.get("FAKE_FRAME_DELAY_S", "0"))
 FAIL_VIDEOS = set(filter(None, os.environ.get("FAKE_FAIL_VIDEOS", "").split(",")))
 FAIL_PROMPT_FRAMES = {int(f) for f in os.environ.get("FAKE_FAIL_PROMPT_FRAMES", "").split(",") if f}  # objects prompted there fail
 OOM_ABOVE_IMGSZ = int(os.environ.get("FAKE_OOM_ABOVE_IMGSZ", "0"))  # fake_oom: out of memory above this size
+EXIT_VIDEOS = set(filter(None, os.environ.get("FAKE_EXIT_VIDEOS", "").split(",")))  # a library that ends the process there
 
 
 class FakeRunner(StaticMaskRunner):
@@ -29,6 +30,8 @@ class FakeRunner(StaticMaskRunner):
             time.sleep(FRAME_DELAY_S)
             if count == 2 and self.spec.name == "fake_oom" and OOM_ABOVE_IMGSZ and self.imgsz > OOM_ABOVE_IMGSZ:
                 raise RuntimeError(f"CUDA out of memory at imgsz {self.imgsz} (a test stand-in)")
+            if count == 2 and video in EXIT_VIDEOS:
+                raise SystemExit(f"a library gave up on video {video} (a test stand-in)")
             if count == 2 and (video in FAIL_VIDEOS or job.prompt_frame in FAIL_PROMPT_FRAMES):
                 if self.spec.name == "fake_oom":
                     raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB (a test stand-in)")
