@@ -14,10 +14,11 @@ import shutil
 import signal
 import tempfile
 import time
+from contextlib import contextmanager
 from multiprocessing import resource_tracker
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .measure import JobOutcome, execute_job, execute_warmup, freeze_long_lived_objects, release_device_memory
 from .progress import FrameCounter
@@ -105,6 +106,22 @@ def _key_line(tail: str) -> str:
     return f"its output says: {named[-1] if named else ' | '.join(lines[-2:])}"
 
 
+@contextmanager
+def _stderr_into(path: Path) -> Iterator[None]:
+    """This process's standard error goes to the file while a worker is started, so that the
+    worker inherits it: what the worker prints before it takes its output in hand (multiprocessing's
+    bootstrap complaining that the driver died while starting it) goes to its file, not the terminal."""
+    saved = os.dup(2)
+    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(target, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(target)
+
+
 class _Worker:
     def __init__(self, context: Any, spec: ModelSpec, stderr_path: Path, import_path: str | None) -> None:
         self.stderr_path = stderr_path
@@ -167,7 +184,8 @@ class _Worker:
         previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            self.process.start()
+            with _stderr_into(self.stderr_path):
+                self.process.start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a Ctrl-C held back now runs the recorder
             signal.signal(signal.SIGINT, previous)

@@ -171,6 +171,32 @@ def test_an_interruption_python_swallows_is_delivered_again():
     assert (result.returncode, result.stdout, result.stderr) == (0, "SIGINT\n", "")
 
 
+STARTING_WORKER = """
+import sys
+if __name__ != "__main__":  # the worker, re-importing this script while multiprocessing starts it
+    print("printed by the worker while it starts", file=sys.stderr)
+else:
+    from pathlib import Path
+    from sav_benchmark.executors import ProcessExecutor
+    from sav_benchmark.runners import MODELS
+    from sav_benchmark.runners.base import RunSettings
+
+    spec = MODELS["static_mask"]
+    executor = ProcessExecutor([spec], RunSettings("cpu", "float32", None, "random", Path(".")))
+    print(executor._worker(spec).stderr_path.read_text(), end="")
+    executor.close()
+"""
+
+
+def test_what_a_worker_prints_while_it_starts_goes_to_its_file(tmp_path):
+    """Not to the terminal: when the driver is killed while a worker starts, multiprocessing's
+    bootstrap in the worker prints a traceback (EOFError) before the worker takes its output in hand."""
+    script = tmp_path / "driver.py"
+    script.write_text(STARTING_WORKER)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "printed by the worker while it starts\n", "")
+
+
 # 3. a signal the parent set to be ignored stays ignored (nohup, a background job of a script)
 
 
