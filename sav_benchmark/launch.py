@@ -11,6 +11,7 @@ import signal
 _noted_while_loading: list[int] = []
 if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
     signal.signal(signal.SIGINT, lambda signum, frame: _noted_while_loading.append(signum))
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # jetson_benchmark.py held it back until now
 
 import sys  # noqa: E402 - the imports come after the handler, on purpose
 

@@ -490,7 +490,7 @@ def test_a_blank_line_is_refused_by_resume(done, tmp_path):
 
 
 def test_ctrl_c_while_the_program_loads_prints_no_traceback(split, tmp_path):
-    for delay in (0.01, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3):
+    for delay in (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.1, 0.15, 0.2, 0.3):
         process = start("--split_dir", str(split), "--models", "static_mask", "--output", str(tmp_path / f"o{delay}.csv"))
         time.sleep(delay)
         process.send_signal(signal.SIGINT)
