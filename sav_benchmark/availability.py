@@ -54,7 +54,9 @@ def _checkpoint_problem(spec: ModelSpec, weights: str, checkpoint_dir: Path) -> 
 def _sam2_availability(spec: ModelSpec) -> Availability:
     folder, kind = importable_sam2()
     if kind == "missing":
-        return Availability(False, "the sam2 package is not installed; install it as the README's Install section says (scripts/install.sh)")
+        return Availability(
+            False, "the sam2 package is not installed; install it as the README's Install section says (scripts/install.sh)"
+        )
     if kind == "edgetam":
         return Availability(
             False,
@@ -72,12 +74,18 @@ def _edgetam_availability(edgetam_repo: Path | None) -> Availability:
     folder, kind = importable_sam2()
     if edgetam_repo is not None:
         if not is_edgetam_checkout(edgetam_repo):
-            return Availability(False, f"--edgetam_repo {edgetam_repo} is not an EdgeTAM checkout (it has no sam2/{EDGETAM_CONFIG}); clone {EDGETAM_REPOSITORY}")
+            return Availability(
+                False,
+                f"--edgetam_repo {edgetam_repo} is not an EdgeTAM checkout (it has no sam2/{EDGETAM_CONFIG}); clone {EDGETAM_REPOSITORY}",
+            )
         return Availability(True, f"EdgeTAM checkout {edgetam_repo}, in a worker process of its own", str(edgetam_repo.resolve()))
     if kind == "edgetam":
         return Availability(True, f"EdgeTAM's sam2 fork ({folder})")
     what = "not installed" if kind == "missing" else "Meta's package"
-    return Availability(False, f"EdgeTAM is not importable here (the importable sam2 is {what}); give --edgetam_repo PATH, a checkout of {EDGETAM_REPOSITORY}")
+    return Availability(
+        False,
+        f"EdgeTAM is not importable here (the importable sam2 is {what}); give --edgetam_repo PATH, a checkout of {EDGETAM_REPOSITORY}",
+    )
 
 
 def compilation_problem(spec: ModelSpec, edgetam_repo: Path | None) -> str:
@@ -92,8 +100,10 @@ def compilation_problem(spec: ModelSpec, edgetam_repo: Path | None) -> str:
     except OSError:
         source = ""
     if COMPILE_FLAG not in source:
-        return (f"--compile: {spec.name}'s predictor has no full-model compilation (its {BUILDER} has no {COMPILE_FLAG}; "
-                f"sam2 1.1 or later has it); drop --compile or that model")  # fmt: skip
+        return (
+            f"--compile: {spec.name}'s predictor has no full-model compilation (its {BUILDER} has no {COMPILE_FLAG}; "
+            f"sam2 1.1 or later has it); drop --compile or that model"
+        )
     return ""
 
 

@@ -83,12 +83,20 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--split_dir", help="the split: SA-V val/test (JPEGImages_24fps/, Annotations_6fps/, optional sav_val.txt), "
-                                            "SA-V train (sav_*.mp4 with sav_*_manual.json) or DAVIS 2017 (JPEGImages/480p/, Annotations/480p/)")
+    parser.add_argument(
+        "--split_dir",
+        help="the split: SA-V val/test (JPEGImages_24fps/, Annotations_6fps/, optional sav_val.txt), "
+        "SA-V train (sav_*.mp4 with sav_*_manual.json) or DAVIS 2017 (JPEGImages/480p/, Annotations/480p/)",
+    )
     parser.add_argument("--video_ids", help="comma-separated videos to run (default: all, in the split's list order)")
     parser.add_argument("--limit_videos", type=_positive, help="run only the first N selected videos")
     parser.add_argument("--limit_objects", type=_positive, help="run only the first K objects of each video")
-    parser.add_argument("--shard", type=_shard, metavar="K/N", help="run only the K-th of N disjoint parts of the selected videos (one per device; join the CSVs with compare --merge)")
+    parser.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="K/N",
+        help="run only the K-th of N disjoint parts of the selected videos (one per device; join the CSVs with compare --merge)",
+    )
     parser.add_argument("--num_points", type=_click_count, default=1, help="positive clicks for *_points models (default 1)")
     parser.add_argument("--masklets", choices=MASKLET_CHOICES, help="SA-V train: which masklets are objects (default manual)")
     parser.add_argument("--cache_dir", help="SA-V train: where the decoded frames and masks go (default cache/<split folder name>)")
@@ -106,38 +114,91 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="prepare the split, then benchmark every (video, object, model); the default command")
     _add_selection(run)
     run.add_argument("--prepared", help="a manifest written by `prepare`, instead of --split_dir and the selection flags")
-    run.add_argument("--models", default="sam2.1_tiny_points", help="comma-separated model names (list: `models`); default sam2.1_tiny_points")
+    run.add_argument(
+        "--models", default="sam2.1_tiny_points", help="comma-separated model names (list: `models`); default sam2.1_tiny_points"
+    )
     run.add_argument("--checkpoint_dir", default="checkpoints", help="folder of the official checkpoint files (default checkpoints/)")
-    run.add_argument("--edgetam_repo", help="a checkout of github.com/facebookresearch/EdgeTAM: edgetam_* models run from it in a worker of their own")
-    run.add_argument("--weights", choices=("checkpoint", "random"), default="checkpoint", help="random: build from the config without a checkpoint (speed only)")
+    run.add_argument(
+        "--edgetam_repo", help="a checkout of github.com/facebookresearch/EdgeTAM: edgetam_* models run from it in a worker of their own"
+    )
+    run.add_argument(
+        "--weights",
+        choices=("checkpoint", "random"),
+        default="checkpoint",
+        help="random: build from the config without a checkpoint (speed only)",
+    )
     run.add_argument("--imgsz", type=_image_size, help="model input resolution (default: the model's own, 1024)")
     run.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto", help="auto = CUDA when available")
-    run.add_argument("--autocast_dtype", choices=("bfloat16", "float16", "float32"), default="bfloat16", help="autocast dtype; float32 = no autocast (default bfloat16)")
-    run.add_argument("--compile", action="store_true",
-                     help="SAM 2 / 2.1: the sam2 package's full-model compilation (vos_optimized=True); the warm-up (8 frames unless set) compiles before the timers")
-    run.add_argument("--stream", action=argparse.BooleanOptionalAction, default=True,
-                     help="decode frames on demand and drop tracker outputs no later frame reads, so memory stays flat in video length; "
-                          "masks are the same bit for bit (default); --no-stream: the package's own path, every frame loaded up front")
-    run.add_argument("--warmup_frames", type=_non_negative, help="warm-up frames before each model's first job (default 8 on CUDA, 0 on CPU)")
+    run.add_argument(
+        "--autocast_dtype",
+        choices=("bfloat16", "float16", "float32"),
+        default="bfloat16",
+        help="autocast dtype; float32 = no autocast (default bfloat16)",
+    )
+    run.add_argument(
+        "--compile",
+        action="store_true",
+        help="SAM 2 / 2.1: the sam2 package's full-model compilation (vos_optimized=True); the warm-up (8 frames unless set) compiles "
+        "before the timers",
+    )
+    run.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="decode frames on demand and drop tracker outputs no later frame reads, so memory stays flat in video length; "
+        "masks are the same bit for bit (default); --no-stream: the package's own path, every frame loaded up front",
+    )
+    run.add_argument(
+        "--warmup_frames", type=_non_negative, help="warm-up frames before each model's first job (default 8 on CUDA, 0 on CPU)"
+    )
     run.add_argument("--output", help="result CSV (default results/<UTC time>_<host>.csv); the manifest goes beside it as .json")
     run.add_argument("--save_masks", help="write predicted masks as DIR/<model>/<video>/<object>/<frame>.png for the official evaluator")
     run.add_argument("--do_not_skip_first_and_last_frame", action="store_true", help="score the first and last annotated frames too")
-    run.add_argument("--isolation", choices=("auto", "process", "none"), default="auto",
-                     help="process: each model in its own worker process, so a crash costs one row; none: all in this process; auto = process on CUDA, none on CPU")
-    run.add_argument("--job_timeout_s", type=_seconds, default=0,
-                     help="with --isolation process: a job silent this long is taken as hung, its worker killed and the row marked timeout (default 0 = 600 s + 10 s per frame)")
+    run.add_argument(
+        "--isolation",
+        choices=("auto", "process", "none"),
+        default="auto",
+        help="process: each model in its own worker process, so a crash costs one row; none: all in this process; auto = process on CUDA, "
+        "none on CPU",
+    )
+    run.add_argument(
+        "--job_timeout_s",
+        type=_seconds,
+        default=0,
+        help="with --isolation process: a job silent this long is taken as hung, its worker killed and the row marked timeout (default 0 = "
+        "600 s + 10 s per frame)",
+    )
     run.add_argument("--resume", action="store_true", help="continue the run whose CSV is --output: jobs already in it are skipped")
     run.add_argument("--retry_failed", action="store_true", help="with --resume: run the failed jobs again (their old rows are dropped)")
-    run.add_argument("--force", action="store_true", help="with --resume: accept settings that differ from the earlier run's; with --save_masks: write into a folder that holds files")
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="with --resume: accept settings that differ from the earlier run's; with --save_masks: write into a folder that holds files",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars (they are shown only on a terminal anyway)")
-    run.add_argument("--oom_retry_imgsz", type=_image_size, help="retry a job that ran out of memory once at this lower --imgsz (the row says so)")
-    run.add_argument("--telemetry", choices=TELEMETRY_CHOICES, default="auto",
-                     help="power, memory and thermals per job, sampled in the background: sysfs (Jetson INA3221), tegrastats (Jetson), nvml (NVIDIA GPUs), "
-                          "procfs (process and system figures only); auto = the first of these that works here (default)")
-    run.add_argument("--telemetry_interval_ms", type=_integer_at_least(10, "at least 10"), default=DEFAULT_INTERVAL_MS,
-                     help=f"sampling interval (default {DEFAULT_INTERVAL_MS} ms)")
+    run.add_argument(
+        "--oom_retry_imgsz", type=_image_size, help="retry a job that ran out of memory once at this lower --imgsz (the row says so)"
+    )
+    run.add_argument(
+        "--telemetry",
+        choices=TELEMETRY_CHOICES,
+        default="auto",
+        help="power, memory and thermals per job, sampled in the background: sysfs (Jetson INA3221), tegrastats (Jetson), "
+        "nvml (NVIDIA GPUs), procfs (process and system figures only); auto = the first of these that works here (default)",
+    )
+    run.add_argument(
+        "--telemetry_interval_ms",
+        type=_integer_at_least(10, "at least 10"),
+        default=DEFAULT_INTERVAL_MS,
+        help=f"sampling interval (default {DEFAULT_INTERVAL_MS} ms)",
+    )
     run.add_argument("--fail_fast", action="store_true", help="stop at the first failed job (exit code 1)")
-    run.add_argument("--max_consecutive_failures", type=_non_negative, default=10, help="stop after N failed jobs in a row, exit code 3 (default 10; 0 = never)")
+    run.add_argument(
+        "--max_consecutive_failures",
+        type=_non_negative,
+        default=10,
+        help="stop after N failed jobs in a row, exit code 3 (default 10; 0 = never)",
+    )
 
     prepare = sub.add_parser("prepare", help="only index, check and select the split, and write the prepared manifest")
     _add_selection(prepare)
@@ -154,16 +215,30 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="each later result CSV against the first: paired per object, with significance")
     compare.add_argument("reference", help="the reference result CSV")
     compare.add_argument("others", nargs="+", metavar="csv", help="result CSVs to compare with it")
-    compare.add_argument("--min_speed", type=float, default=0.0, metavar="PCT", help="call FPS differences below PCT percent no change (default 0)")
-    compare.add_argument("--plot", metavar="FILE.png", help="also draw J&F against FPS per model and file, and the per-object latencies (needs matplotlib)")
+    compare.add_argument(
+        "--min_speed", type=float, default=0.0, metavar="PCT", help="call FPS differences below PCT percent no change (default 0)"
+    )
+    compare.add_argument(
+        "--plot", metavar="FILE.png", help="also draw J&F against FPS per model and file, and the per-object latencies (needs matplotlib)"
+    )
     compare.add_argument("--csv", metavar="FILE", help="also write the comparison's numbers at full precision to FILE")
     compare.add_argument("--merge", metavar="OUT.csv", help="instead: join shards of one run (same settings, disjoint jobs) into OUT.csv")
     compare.add_argument("--force", action="store_true", help="overwrite an existing --csv, --plot or --merge file (never an input)")
 
-    evaluate = sub.add_parser("evaluate", help="J&F of saved masks against the ground truth, as the official SA-V evaluator prints and saves it (results.csv beside the masks)")
-    evaluate.add_argument("--gt_root", required=True, help="the ground truth: one folder per video (SA-V: sav_val/Annotations_6fps; DAVIS: Annotations/480p)")
-    evaluate.add_argument("--pred_root", required=True, help="the predicted masks, laid out as --gt_root (e.g. a --save_masks folder's DIR/<model>)")
-    evaluate.add_argument("-n", "--num_processes", type=_positive, default=16, help="processes, one video each at a time (default 16, at most one per video)")
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="J&F of saved masks against the ground truth, as the official SA-V evaluator prints and saves it (results.csv beside the "
+        "masks)",
+    )
+    evaluate.add_argument(
+        "--gt_root", required=True, help="the ground truth: one folder per video (SA-V: sav_val/Annotations_6fps; DAVIS: Annotations/480p)"
+    )
+    evaluate.add_argument(
+        "--pred_root", required=True, help="the predicted masks, laid out as --gt_root (e.g. a --save_masks folder's DIR/<model>)"
+    )
+    evaluate.add_argument(
+        "-n", "--num_processes", type=_positive, default=16, help="processes, one video each at a time (default 16, at most one per video)"
+    )
     evaluate.add_argument("-s", "--strict", action="store_true", help="every video of --gt_root must have predictions, and no others")
     evaluate.add_argument("-q", "--quiet", action="store_true", help="print only where the results are saved")
     evaluate.add_argument("--do_not_skip_first_and_last_frame", action="store_true", help="score the first and last annotated frames too")
@@ -193,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "evaluate":
             from .evaluate import run_evaluate
 
-            return run_evaluate(args.gt_root, args.pred_root, args.num_processes, args.strict, not args.do_not_skip_first_and_last_frame, args.quiet)
+            return run_evaluate(
+                args.gt_root, args.pred_root, args.num_processes, args.strict, not args.do_not_skip_first_and_last_frame, args.quiet
+            )
         return run_command(args, argv)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

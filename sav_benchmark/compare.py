@@ -20,11 +20,35 @@ import numpy as np
 
 from .errors import UsageError, os_reason
 from .metrics import global_scores
-from .results import COLUMNS, NOT_FAILED, STATUS_NO_SCORE, STATUS_OK, STATUS_SKIPPED, manifest_path, row_problem, write_atomically, write_manifest
+from .results import (
+    COLUMNS,
+    NOT_FAILED,
+    STATUS_NO_SCORE,
+    STATUS_OK,
+    STATUS_SKIPPED,
+    manifest_path,
+    row_problem,
+    write_atomically,
+    write_manifest,
+)
 from .stats import bootstrap_mean_interval, wilcoxon_p
 from .summary import fmt, median, number
 
-REQUIRED = ("video_id", "object_id", "model", "prompt", "status", "J", "F", "JF", "fps", "latency_ms_p50", "latency_ms_p90", "build_s", "init_s")
+REQUIRED = (
+    "video_id",
+    "object_id",
+    "model",
+    "prompt",
+    "status",
+    "J",
+    "F",
+    "JF",
+    "fps",
+    "latency_ms_p50",
+    "latency_ms_p90",
+    "build_s",
+    "init_s",
+)
 # Row settings that change the numbers: files that differ in them are compared with a warning.
 SETTINGS = ("device", "dtype", "imgsz", "weights", "stream")
 SIGNIFICANCE = 0.05
@@ -71,7 +95,9 @@ def _check_rows(path: Path, rows: list[dict[str, str]], lines: list[int]) -> Non
     first_line: dict[tuple[str, str, str], int] = {}
     for row, line in zip(rows, lines):
         if None in row or None in row.values():
-            raise UsageError(f"{path}, line {line}: the row has {'more' if None in row else 'fewer'} cells than the header; mend or delete that line")
+            raise UsageError(
+                f"{path}, line {line}: the row has {'more' if None in row else 'fewer'} cells than the header; mend or delete that line"
+            )
         problem = row_problem(row)
         if problem:
             raise UsageError(f"{path}, line {line}, {problem}; mend or delete that line")
@@ -104,8 +130,23 @@ def markdown_table(header: list[str], lines: list[list[str]]) -> str:
     return "\n".join("| " + " | ".join(cells) + " |" for cells in [header, rule, *lines])
 
 
-REPORT_HEADER = ["model", "prompt", "ok", "failed", "J&F", "J", "F", "FPS median", "FPS p10-p90",
-                 "latency p50 ms", "latency p90 ms", "build s", "init s", "peak MB", "mJ/frame"]  # fmt: skip
+REPORT_HEADER = [
+    "model",
+    "prompt",
+    "ok",
+    "failed",
+    "J&F",
+    "J",
+    "F",
+    "FPS median",
+    "FPS p10-p90",
+    "latency p50 ms",
+    "latency p90 ms",
+    "build s",
+    "init s",
+    "peak MB",
+    "mJ/frame",
+]
 
 
 def _report_line(group: Group, rows: list[dict[str, str]]) -> list[str]:
@@ -116,12 +157,21 @@ def _report_line(group: Group, rows: list[dict[str, str]]) -> list[str]:
     p10, p90 = np.percentile(fps, [10, 90]) if fps else (math.nan, math.nan)
     peaks = known([number(r.get("peak_alloc_mb")) for r in ran]) or known([number(r.get("peak_device_mem_mb")) for r in ran])
     return [
-        *group, str(len(ran)), str(len(failed)), fmt(jf), fmt(j), fmt(f),
-        fmt(median(fps), 2), f"{fmt(p10, 2)}-{fmt(p90, 2)}",
-        fmt(median([number(r["latency_ms_p50"]) for r in ran])), fmt(median([number(r["latency_ms_p90"]) for r in ran])),
-        fmt(median([number(r["build_s"]) for r in ran]), 2), fmt(median([number(r["init_s"]) for r in ran]), 2),
-        fmt(max(peaks) if peaks else math.nan, 0), fmt(median([number(r.get("energy_mj_per_frame")) for r in ran])),
-    ]  # fmt: skip
+        *group,
+        str(len(ran)),
+        str(len(failed)),
+        fmt(jf),
+        fmt(j),
+        fmt(f),
+        fmt(median(fps), 2),
+        f"{fmt(p10, 2)}-{fmt(p90, 2)}",
+        fmt(median([number(r["latency_ms_p50"]) for r in ran])),
+        fmt(median([number(r["latency_ms_p90"]) for r in ran])),
+        fmt(median([number(r["build_s"]) for r in ran]), 2),
+        fmt(median([number(r["init_s"]) for r in ran]), 2),
+        fmt(max(peaks) if peaks else math.nan, 0),
+        fmt(median([number(r.get("energy_mj_per_frame")) for r in ran])),
+    ]
 
 
 def report_text(run: Run) -> str:
@@ -148,7 +198,18 @@ RATIO_METRICS = [
     Metric("peak_alloc_mb", False, "less", "more"),
     Metric("energy_mj_per_frame", False, "less", "more"),
 ]
-COMPARE_HEADER = ["model", "prompt", "matched", "only in reference", "only here", "FPS", "latency p90", "peak memory", "energy per frame", "J&F difference (points)"]
+COMPARE_HEADER = [
+    "model",
+    "prompt",
+    "matched",
+    "only in reference",
+    "only here",
+    "FPS",
+    "latency p90",
+    "peak memory",
+    "energy per frame",
+    "J&F difference (points)",
+]
 
 
 def _key(row: dict[str, str]) -> tuple[str, str]:
@@ -217,7 +278,13 @@ class GroupComparison:
     findings: list[Finding | None]  # RATIO_METRICS, then J&F
 
     def cells(self) -> list[str]:
-        return [*self.group, str(self.matched), str(self.only_reference), str(self.only_other), *(f.text if f else "-" for f in self.findings)]
+        return [
+            *self.group,
+            str(self.matched),
+            str(self.only_reference),
+            str(self.only_other),
+            *(f.text if f else "-" for f in self.findings),
+        ]
 
 
 def compare_group(group: Group, reference: list[dict[str, str]], other: list[dict[str, str]], min_speed_pct: float) -> GroupComparison:
@@ -270,12 +337,28 @@ def compare_text(reference: Run, others: list[Run], min_speed_pct: float = 0.0) 
     for other in others:
         lines = [comparison.cells() for comparison in compare_runs(reference, other, min_speed_pct)]
         warnings = "".join(f"{w}\n" for w in mismatch_warnings(reference, other))
-        sections.append(f"## {other.path} vs {reference.path}\n\n" + warnings + ("\n" if warnings else "") + markdown_table(COMPARE_HEADER, lines))
+        sections.append(
+            f"## {other.path} vs {reference.path}\n\n" + warnings + ("\n" if warnings else "") + markdown_table(COMPARE_HEADER, lines)
+        )
     return "\n\n".join(sections)
 
 
-FINDING_COLUMNS = ["reference", "file", "model", "prompt", "matched", "only_in_reference", "only_in_file",
-                   "metric", "n", "value", "ci95_low", "ci95_high", "p_value", "verdict"]  # fmt: skip
+FINDING_COLUMNS = [
+    "reference",
+    "file",
+    "model",
+    "prompt",
+    "matched",
+    "only_in_reference",
+    "only_in_file",
+    "metric",
+    "n",
+    "value",
+    "ci95_low",
+    "ci95_high",
+    "p_value",
+    "verdict",
+]
 
 
 def write_findings(path: Path, reference: Run, others: list[Run], min_speed_pct: float = 0.0) -> None:
@@ -287,8 +370,23 @@ def write_findings(path: Path, reference: Run, others: list[Run], min_speed_pct:
     for other in others:
         for comparison in compare_runs(reference, other, min_speed_pct):
             for finding in filter(None, comparison.findings):
-                writer.writerow([reference.path, other.path, *comparison.group, comparison.matched, comparison.only_reference, comparison.only_other,
-                                 finding.metric, finding.n, repr(finding.value), repr(finding.low), repr(finding.high), repr(finding.p_value), finding.text])  # fmt: skip
+                writer.writerow(
+                    [
+                        reference.path,
+                        other.path,
+                        *comparison.group,
+                        comparison.matched,
+                        comparison.only_reference,
+                        comparison.only_other,
+                        finding.metric,
+                        finding.n,
+                        repr(finding.value),
+                        repr(finding.low),
+                        repr(finding.high),
+                        repr(finding.p_value),
+                        finding.text,
+                    ]
+                )
     try:
         write_atomically(path, buffer.getvalue())
     except OSError as exc:

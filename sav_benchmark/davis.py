@@ -22,8 +22,8 @@ from .prepare import (
     PreparedSplit,
     PreparedVideo,
     Selection,
-    check_layout,
     check_frames,
+    check_layout,
     find_prompt,
     index_annotations,
     list_videos,
@@ -47,7 +47,9 @@ def _prepare_video(root: Path, video_id: str, limit_objects: int | None, num_poi
     frames, names = index_annotations(folder, f"video {video_id}", n_frames, size)
     first_seen = _first_appearances(folder, video_id, frames, names)
     if not first_seen:
-        raise UsageError(f"video {video_id}: no object in any annotation in {folder}; DAVIS annotations hold object ids 1, 2, ... on background 0")
+        raise UsageError(
+            f"video {video_id}: no object in any annotation in {folder}; DAVIS annotations hold object ids 1, 2, ... on background 0"
+        )
     objects = []
     for object_id in sorted(first_seen)[:limit_objects]:
         obj = PreparedObject(str(object_id), frames, names)

@@ -81,10 +81,15 @@ def find_videos(gt_root: str, pred_root: str, strict: bool) -> tuple[str, list[s
     if strict:
         for what, extra, other in (("ground truth", gt_videos - pred_videos, pred_root), ("predictions", pred_videos - gt_videos, gt_root)):
             if extra:
-                raise UsageError(f"--strict: {len(extra)} videos of the {what} are not in {other}: {', '.join(sorted(extra)[:5])}{' ...' if len(extra) > 5 else ''}")
+                raise UsageError(
+                    f"--strict: {len(extra)} videos of the {what} are not in {other}: "
+                    f"{', '.join(sorted(extra)[:5])}{' ...' if len(extra) > 5 else ''}"
+                )
         return gt_root, sorted(gt_videos)
     if not gt_videos & pred_videos:
-        raise UsageError(f"no video folder of --gt_root {gt_root} is in --pred_root {pred_root}; give the folder that holds the predicted videos")
+        raise UsageError(
+            f"no video folder of --gt_root {gt_root} is in --pred_root {pred_root}; give the folder that holds the predicted videos"
+        )
     return gt_root, sorted(gt_videos & pred_videos)
 
 
@@ -112,16 +117,24 @@ def scan_video(options: Options, video: str) -> tuple[list[ObjectFrames], bool]:
     else:
         for name in names:
             if not (gt_dir / name).is_dir():
-                raise UsageError(f"{gt_dir / name} is a file beside object folders; an SA-V video folder holds one folder per object, a DAVIS one only PNGs: move it away")
+                raise UsageError(
+                    f"{gt_dir / name} is a file beside object folders; an SA-V video folder holds one folder per object, a DAVIS one only "
+                    "PNGs: move it away"
+                )
         objects, is_sav = [ObjectFrames(name, gt_dir / name, pred_dir / name, sorted(os.listdir(gt_dir / name))) for name in names], True
     objects = [ObjectFrames(o.key, o.gt_dir, o.pred_dir, o.frames[1:-1] if options.skip_first_and_last else o.frames) for o in objects]
     for obj in objects:
         stray = next((name for name in obj.frames if not name.endswith(".png")), None)
         if stray:
-            raise UsageError(f"{obj.gt_dir / stray} is not a PNG; the official evaluator counts every file of the folder as a frame: move it away")
+            raise UsageError(
+                f"{obj.gt_dir / stray} is not a PNG; the official evaluator counts every file of the folder as a frame: move it away"
+            )
         missing = sorted(set(obj.frames) - set(os.listdir(obj.pred_dir)) if obj.pred_dir.is_dir() else obj.frames)
         if missing:
-            raise UsageError(f"{obj.pred_dir / missing[0]} not found ({len(missing)} of the {len(obj.frames)} evaluated frames are missing); predict every annotated frame (--save_masks writes them all)")
+            raise UsageError(
+                f"{obj.pred_dir / missing[0]} not found ({len(missing)} of the {len(obj.frames)} evaluated frames are missing); predict "
+                "every annotated frame (--save_masks writes them all)"
+            )
     return objects, is_sav
 
 
@@ -217,7 +230,10 @@ def _ids_present(ids: np.ndarray) -> list[int]:
 
 def _check_sizes(obj: ObjectFrames, frame: str, gt: np.ndarray, pred: np.ndarray) -> None:
     if gt.shape[:2] != pred.shape[:2]:
-        raise UsageError(f"{obj.pred_dir / frame} is {_size(pred)} but its ground truth {obj.gt_dir / frame} is {_size(gt)}; predict at the ground truth's resolution")
+        raise UsageError(
+            f"{obj.pred_dir / frame} is {_size(pred)} but its ground truth {obj.gt_dir / frame} is {_size(gt)}; predict at the ground "
+            "truth's resolution"
+        )
 
 
 def _size(image: np.ndarray) -> str:
@@ -280,8 +296,8 @@ class Evaluation:
         """The official evaluator's results.csv: a global line, then one line per object."""
         width = max([len(r.name) for r in self.results] + [len(GLOBAL_LABEL)])
         global_jf, global_j, global_f = self.global_scores()
-        lines = [f'{"sequence":<{width}},{"obj":>3}, {"J&F":>4}, {"J":>4}, {"F":>4}\n']
-        lines.append(f'{GLOBAL_LABEL:<{width}},{"":>3}, {global_jf:.1f}, {global_j:.1f}, {global_f:.1f}\n')
+        lines = [f"{'sequence':<{width}},{'obj':>3}, {'J&F':>4}, {'J':>4}, {'F':>4}\n"]
+        lines.append(f"{GLOBAL_LABEL:<{width}},{'':>3}, {global_jf:.1f}, {global_j:.1f}, {global_f:.1f}\n")
         for result in self.results:
             for key, j, f in result.scores:
                 lines.append(f"{result.name:<{width}},{key:03}, {(j + f) / 2:>4.1f}, {j:>4.1f}, {f:>4.1f}\n")
@@ -312,14 +328,23 @@ def run_evaluate(gt_root: str, pred_root: str, processes: int, strict: bool, ski
         scan_video(options, video)
     if not quiet:
         if skip_first_and_last:
-            print("We are *SKIPPING* the evaluation of the first and the last frame (standard for semi-supervised video object segmentation).")
+            print(
+                "We are *SKIPPING* the evaluation of the first and the last frame (standard for semi-supervised video object segmentation)."
+            )
         else:
-            print("We are *NOT SKIPPING* the evaluation of the first and the last frame (*NOT STANDARD* for semi-supervised video object segmentation).")
+            print(
+                "We are *NOT SKIPPING* the evaluation of the first and the last frame (*NOT STANDARD* for semi-supervised video object "
+                "segmentation)."
+            )
         print(f"In dataset {gt_root}, we are evaluating on {len(videos)} videos: {videos}")
     evaluation = evaluate(options, videos, processes)
     for result in evaluation.results:
         for key, why in result.unscored:
-            print(f"warning: {result.name}/{key}: no score ({why}); left out of the table and the global score (the official evaluator stops here)", file=sys.stderr)
+            print(
+                f"warning: {result.name}/{key}: no score ({why}); left out of the table and the global score (the official evaluator stops "
+                "here)",
+                file=sys.stderr,
+            )
     table = evaluation.table()
     if not quiet:
         global_jf, global_j, global_f = evaluation.global_scores()

@@ -129,7 +129,9 @@ class _Worker:
         self.conn, child = context.Pipe()
         self.progress = context.Value("i", 0, lock=False)  # frames of the current job, for the display
         start = time.perf_counter()
-        self.process = context.Process(target=worker_main, args=(child, spec, str(stderr_path), self.progress, os.getpid(), import_path), daemon=True)
+        self.process = context.Process(
+            target=worker_main, args=(child, spec, str(stderr_path), self.progress, os.getpid(), import_path), daemon=True
+        )
         resource_tracker.ensure_running()  # it unblocks SIGINT after starting itself: start it first
         self._start_deaf_to_ctrl_c()
         child.close()
@@ -163,7 +165,9 @@ class _Worker:
                 pass
         if not ready:
             self.stop(abandon=True)
-            raise WorkerDied(STATUS_TIMEOUT, f"no answer after {timeout_s:.0f} s: the worker was killed; {_key_line(self._tail())}", self._tail())
+            raise WorkerDied(
+                STATUS_TIMEOUT, f"no answer after {timeout_s:.0f} s: the worker was killed; {_key_line(self._tail())}", self._tail()
+            )
         self.process.join(5)
         tail = self._tail()
         code = self.process.exitcode
@@ -220,7 +224,12 @@ class ProcessExecutor:
     """Each model in its own persistent worker process, started (and warmed up) when needed."""
 
     def __init__(
-        self, specs: list[ModelSpec], settings: RunSettings, warmup: Job | None = None, job_timeout_s: float = 0, import_paths: dict[str, str] | None = None
+        self,
+        specs: list[ModelSpec],
+        settings: RunSettings,
+        warmup: Job | None = None,
+        job_timeout_s: float = 0,
+        import_paths: dict[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self._import_paths = import_paths or {}
@@ -321,7 +330,12 @@ Executor = InProcessExecutor | ProcessExecutor | RoutingExecutor
 
 
 def make_executor(
-    isolation: str, specs: list[ModelSpec], settings: RunSettings, warmup: Job | None, job_timeout_s: float, import_paths: dict[str, str] | None = None
+    isolation: str,
+    specs: list[ModelSpec],
+    settings: RunSettings,
+    warmup: Job | None,
+    job_timeout_s: float,
+    import_paths: dict[str, str] | None = None,
 ) -> Executor:
     """Process isolation runs every model in a worker; without it, models with an import path of
     their own still get one, since their package cannot share this interpreter."""

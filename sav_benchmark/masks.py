@@ -76,7 +76,16 @@ def write_ids(path: Path, ids: np.ndarray, compression: int = WRITE_COMPRESSION)
     _write_png(path, width, height, 8, COLOUR_TYPE_PALETTE, ids.astype(np.uint8, copy=False), davis_palette(), compression)
 
 
-def _write_png(path: Path, width: int, height: int, bit_depth: int, colour_type: int, packed_rows: np.ndarray, palette: bytes = b"", compression: int = WRITE_COMPRESSION) -> None:
+def _write_png(
+    path: Path,
+    width: int,
+    height: int,
+    bit_depth: int,
+    colour_type: int,
+    packed_rows: np.ndarray,
+    palette: bytes = b"",
+    compression: int = WRITE_COMPRESSION,
+) -> None:
     rows = np.zeros((height, packed_rows.shape[1] + 1), np.uint8)  # a leading 0 per row: filter None
     rows[:, 1:] = packed_rows
     png = (

@@ -119,7 +119,9 @@ def _memory_columns(reading: MemoryReading) -> dict[str, Any]:
     }
 
 
-def _measure(runner: Runner, counters: MemoryCounters, sampler: Sampler, job: Job, keep: set[int], columns: dict[str, Any], progress: Any) -> tuple[PackedMasks, Window]:
+def _measure(
+    runner: Runner, counters: MemoryCounters, sampler: Sampler, job: Job, keep: set[int], columns: dict[str, Any], progress: Any
+) -> tuple[PackedMasks, Window]:
     """Build, init, prompt and propagate under the timers, sampled in the background from start to
     the last frame; the sampler stops and the runner cleans up on every path."""
     counters.start()

@@ -62,9 +62,16 @@ def write_plot(path: Path, runs: list[Run]) -> None:
                 jf = global_scores(scores)[0]
                 low, high = bootstrap_mean_interval([(j + f) / 2 for j, f in scores])
                 median, p10, p90 = np.median(fps), *np.percentile(fps, [10, 90])
-                scatter.errorbar(median, jf, xerr=[[median - p10], [p90 - median]], yerr=[[jf - low], [high - jf]],
-                                 fmt=MARKERS[position % len(MARKERS)], color=colours(index), capsize=3,
-                                 label=f"{group[0]} ({run.path.name})")  # fmt: skip
+                scatter.errorbar(
+                    median,
+                    jf,
+                    xerr=[[median - p10], [p90 - median]],
+                    yerr=[[jf - low], [high - jf]],
+                    fmt=MARKERS[position % len(MARKERS)],
+                    color=colours(index),
+                    capsize=3,
+                    label=f"{group[0]} ({run.path.name})",
+                )
             latencies = known([number(r["latency_ms_p50"]) for r in ran])
             if latencies:
                 boxes.append(latencies)

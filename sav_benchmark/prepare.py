@@ -20,8 +20,8 @@ from PIL import Image
 
 from .errors import UsageError
 from .masks import png_size, read_ids, read_mask
-from .results import write_atomically
 from .prompts import click_points, tight_box
+from .results import write_atomically
 from .runners.base import FRAME_SUFFIXES
 
 FRAMES_DIR = "JPEGImages_24fps"
@@ -103,13 +103,12 @@ class PreparedSplit:
         if not isinstance(data, dict) or data.pop("format", None) != FORMAT:
             raise UsageError(f"--prepared {path} is not a prepared manifest ({FORMAT}); make one with: jetson_benchmark.py prepare")
         try:
-            videos = [
-                PreparedVideo(**{**v, "objects": [PreparedObject(**o) for o in v["objects"]]})
-                for v in data.pop("videos")
-            ]
+            videos = [PreparedVideo(**{**v, "objects": [PreparedObject(**o) for o in v["objects"]]}) for v in data.pop("videos")]
             split = cls(videos=videos, **data)
         except (KeyError, TypeError, AttributeError) as exc:
-            raise UsageError(f"--prepared {path} is damaged ({type(exc).__name__}: {exc}); make a new one with: jetson_benchmark.py prepare") from None
+            raise UsageError(
+                f"--prepared {path} is damaged ({type(exc).__name__}: {exc}); make a new one with: jetson_benchmark.py prepare"
+            ) from None
         if split.layout not in FOLDERS:
             raise UsageError(f"--prepared {path} has an unknown layout {split.layout!r}; make a new one with: jetson_benchmark.py prepare")
         check_layout(Path(split.split_dir), split.layout)
@@ -247,7 +246,9 @@ def select_videos(root: Path, videos: list[str], selection: Selection) -> list[s
         k, n = selection.shard
         videos = videos[k - 1 :: n]
         if not videos:
-            raise UsageError(f"--shard {k}/{n}: this part has no video (the selection has fewer than {k}); use at most as many parts as videos")
+            raise UsageError(
+                f"--shard {k}/{n}: this part has no video (the selection has fewer than {k}); use at most as many parts as videos"
+            )
     return videos
 
 
@@ -340,7 +341,10 @@ def frame_size(frames: list[Path]) -> tuple[int, int]:
     for path in frames[1:]:
         other = header_size(path)
         if other != size:
-            raise VideoProblem(f"frame {path} is {other[1]}x{other[0]} but frame {frames[0].name} is {size[1]}x{size[0]}; every frame of a video must have one size")
+            raise VideoProblem(
+                f"frame {path} is {other[1]}x{other[0]} but frame {frames[0].name} is {size[1]}x{size[0]}; every frame of a video must "
+                "have one size"
+            )
     return size
 
 

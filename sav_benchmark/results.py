@@ -14,15 +14,51 @@ from typing import Any
 from .telemetry.readings import TELEMETRY_COLUMNS
 
 COLUMNS = [
-    "run_id", "timestamp_utc", "video_id", "object_id", "model", "prompt", "prompt_detail",
-    "weights", "device", "dtype", "imgsz", "stream", "oom_retry_from_imgsz", "status", "error", "warning",
-    "n_frames", "prompt_frame", "n_propagated", "n_eval_frames", "J", "F", "JF",
-    "fps", "latency_ms_mean", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "latency_ms_max",
-    "build_s", "init_s", "prompt_ms", "propagate_s", "setup_s", "wall_s", "overhead_s", "compiled_graphs",
-    "mem_alloc_before_mb", "mem_reserved_before_mb", "peak_alloc_mb", "peak_reserved_mb",
-    "mem_alloc_after_cleanup_mb", "mem_reserved_after_cleanup_mb",
+    "run_id",
+    "timestamp_utc",
+    "video_id",
+    "object_id",
+    "model",
+    "prompt",
+    "prompt_detail",
+    "weights",
+    "device",
+    "dtype",
+    "imgsz",
+    "stream",
+    "oom_retry_from_imgsz",
+    "status",
+    "error",
+    "warning",
+    "n_frames",
+    "prompt_frame",
+    "n_propagated",
+    "n_eval_frames",
+    "J",
+    "F",
+    "JF",
+    "fps",
+    "latency_ms_mean",
+    "latency_ms_p50",
+    "latency_ms_p90",
+    "latency_ms_p99",
+    "latency_ms_max",
+    "build_s",
+    "init_s",
+    "prompt_ms",
+    "propagate_s",
+    "setup_s",
+    "wall_s",
+    "overhead_s",
+    "compiled_graphs",
+    "mem_alloc_before_mb",
+    "mem_reserved_before_mb",
+    "peak_alloc_mb",
+    "peak_reserved_mb",
+    "mem_alloc_after_cleanup_mb",
+    "mem_reserved_after_cleanup_mb",
     *TELEMETRY_COLUMNS,
-]  # fmt: skip
+]
 
 STATUS_OK, STATUS_NO_SCORE, STATUS_SKIPPED = "ok", "no_score", "skipped"
 STATUS_ERROR, STATUS_OOM, STATUS_CRASH, STATUS_TIMEOUT = "error", "oom", "crash", "timeout"
@@ -30,10 +66,26 @@ NOT_FAILED = (STATUS_OK, STATUS_NO_SCORE, STATUS_SKIPPED)
 ALL_STATUSES = (*NOT_FAILED, STATUS_ERROR, STATUS_OOM, STATUS_CRASH, STATUS_TIMEOUT)
 KEY_COLUMNS = ("video_id", "object_id", "model")
 # Every other column holds a number or is empty (unknown).
-TEXT_COLUMNS = frozenset({
-    "run_id", "timestamp_utc", "video_id", "object_id", "model", "prompt", "prompt_detail", "weights", "device", "dtype",
-    "stream", "status", "error", "warning", "telemetry_source", "throttled",
-})  # fmt: skip
+TEXT_COLUMNS = frozenset(
+    {
+        "run_id",
+        "timestamp_utc",
+        "video_id",
+        "object_id",
+        "model",
+        "prompt",
+        "prompt_detail",
+        "weights",
+        "device",
+        "dtype",
+        "stream",
+        "status",
+        "error",
+        "warning",
+        "telemetry_source",
+        "throttled",
+    }
+)
 BOOLEAN_CELLS = ("", "True", "False")
 PERCENT_COLUMNS = ("J", "F", "JF")
 SIGNED_COLUMNS = ("overhead_s", "temp_max_c")  # the only numbers that may be below zero
@@ -53,7 +105,11 @@ def cell_problem(column: str, cell: str) -> str:
     if column in TEXT_COLUMNS or column not in COLUMNS or cell == "":
         return ""
     if not NUMBER.fullmatch(cell):
-        return f"{cell!r} is not a number" if cell.lower().lstrip("+-") not in ("inf", "infinity", "nan") else f"{cell!r} is not a finite number"
+        return (
+            f"{cell!r} is not a number"
+            if cell.lower().lstrip("+-") not in ("inf", "infinity", "nan")
+            else f"{cell!r} is not a finite number"
+        )
     value = float(cell)
     if not math.isfinite(value):
         return f"{cell!r} is not a finite number"

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import UsageError, os_reason
-from .runners.sizes import DEFAULT_IMGSZ
 from .results import COLUMNS, NOT_FAILED, lock_path, manifest_path, row_problem, write_atomically
+from .runners.sizes import DEFAULT_IMGSZ
 
 # Settings that change the numbers: rows made with other values cannot share a CSV. The first
 # group matters whatever the models; the second only where both runs had torch models.
@@ -47,7 +47,9 @@ class OutputLock:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 handle.close()
-                raise UsageError(f"--output {output}: another run is writing it (it holds {self.path}); wait for it to end, or choose another --output") from None
+                raise UsageError(
+                    f"--output {output}: another run is writing it (it holds {self.path}); wait for it to end, or choose another --output"
+                ) from None
             if _same_file(handle, self.path):
                 self._handle: IO[str] | None = handle
                 return
@@ -123,7 +125,9 @@ def read_result_file(output: Path) -> ResultFile:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise UsageError(f"--resume: {output} is not a result CSV of this benchmark (it is not UTF-8 text); give the CSV of the run to continue") from None
+        raise UsageError(
+            f"--resume: {output} is not a result CSV of this benchmark (it is not UTF-8 text); give the CSV of the run to continue"
+        ) from None
     found = ResultFile(output)
     records, last = _records(text)
     if not records and HEADER_LINE.startswith(last.removesuffix("\r")):  # the header itself was cut short: no row yet
@@ -176,7 +180,9 @@ def _add_row(found: ResultFile, output: Path, line: str, number: int, must_be_ro
     problem = problem or (f"({row_problem(row)})" if row_problem(row) else "")
     if problem:
         if must_be_row:
-            raise UsageError(f"--resume: line {number} of {output} is not a row of this benchmark {problem}; delete or mend that line, then resume")
+            raise UsageError(
+                f"--resume: line {number} of {output} is not a row of this benchmark {problem}; delete or mend that line, then resume"
+            )
         return False
     found.rows.append(row)
     found.lines.append(number)
@@ -205,7 +211,10 @@ def check_comparable(output: Path, config: dict[str, Any], checkpoints: dict[str
             differences += [_difference(name, earlier.get(name), config.get(name)) for name in TORCH_COMPARED[1:]]
         for name, digest in (session.get("checkpoints") or {}).items():
             if name in checkpoints and digest.get("sha256") != checkpoints[name]["sha256"]:
-                differences.append(f"checkpoint {name} has other contents (sha256 {digest.get('sha256', '?')[:12]}... -> {checkpoints[name]['sha256'][:12]}...)")
+                differences.append(
+                    f"checkpoint {name} has other contents (sha256 {digest.get('sha256', '?')[:12]}... -> "
+                    f"{checkpoints[name]['sha256'][:12]}...)"
+                )
     differences = list(dict.fromkeys(d for d in differences if d))
     if differences and not force:
         raise UsageError(

@@ -20,14 +20,24 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
+from .davis import Composite
 from .executors import Executor, InProcessExecutor
 from .masks import PackedMasks, write_mask
 from .measure import JobOutcome, one_line
 from .metrics import ObjectScorer, evaluated_frames
-from .davis import Composite
 from .prepare import LAYOUT_DAVIS, PreparedObject, PreparedSplit, PreparedVideo
 from .progress import Progress
-from .results import NOT_FAILED, STATUS_CRASH, STATUS_ERROR, STATUS_NO_SCORE, STATUS_OK, STATUS_OOM, STATUS_SKIPPED, ResultWriter, write_atomically
+from .results import (
+    NOT_FAILED,
+    STATUS_CRASH,
+    STATUS_ERROR,
+    STATUS_NO_SCORE,
+    STATUS_OK,
+    STATUS_OOM,
+    STATUS_SKIPPED,
+    ResultWriter,
+    write_atomically,
+)
 from .runners import ModelSpec
 from .runners.base import Job, RunSettings
 from .runners.sizes import DEFAULT_IMGSZ
@@ -354,7 +364,9 @@ class Benchmark:
             log.error("%s %s/%s: scoring failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
             return _finish(row, STATUS_ERROR, f"scoring failed: {one_line(exc)}"), True, None
 
-    def _conclude(self, job: Finished, video: PreparedVideo, predictions: Mapping[int, np.ndarray], ground_truth: PackedMasks, save: bool = True) -> Finished:
+    def _conclude(
+        self, job: Finished, video: PreparedVideo, predictions: Mapping[int, np.ndarray], ground_truth: PackedMasks, save: bool = True
+    ) -> Finished:
         """Score the job's masks and save them; the row gets its status."""
         spec, obj, row = job.spec, job.obj, job.row
         try:
@@ -416,7 +428,14 @@ class Benchmark:
             row["setup_s"] = setup
         return outcome
 
-    def _score(self, row: dict[str, Any], video: PreparedVideo, obj: PreparedObject, predictions: Mapping[int, np.ndarray], ground_truth: PackedMasks) -> tuple[str, str]:
+    def _score(
+        self,
+        row: dict[str, Any],
+        video: PreparedVideo,
+        obj: PreparedObject,
+        predictions: Mapping[int, np.ndarray],
+        ground_truth: PackedMasks,
+    ) -> tuple[str, str]:
         """J, F, J&F of the object, and the row's status; ground truth is decoded once per object."""
         scorer = ObjectScorer()
         for frame in evaluated_frames(obj.annotated_frames, self.options.skip_first_and_last):

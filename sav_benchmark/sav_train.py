@@ -143,7 +143,9 @@ def convert_video(root: Path, video_id: str, cache: Path, masklets: str, say: Ca
         _forget(cache, video_id)
         return f"{exc}", object_ids
     except OSError as exc:
-        raise UsageError(f"--cache_dir {cache}: cannot write the frames of {video_id} ({os_reason(exc)}); make room or choose another folder") from None
+        raise UsageError(
+            f"--cache_dir {cache}: cannot write the frames of {video_id} ({os_reason(exc)}); make room or choose another folder"
+        ) from None
     return "", object_ids
 
 
@@ -243,7 +245,9 @@ def _check_agreement(masklets: Masklets, frames: Frames) -> None:
             "(a truncated download?); fetch both files again"
         )
     if (masklets.height, masklets.width) != (frames.height, frames.width):
-        raise VideoProblem(f"{where} says the video is {masklets.width}x{masklets.height}, but its frames are {frames.width}x{frames.height}")
+        raise VideoProblem(
+            f"{where} says the video is {masklets.width}x{masklets.height}, but its frames are {frames.width}x{frames.height}"
+        )
     last = (len(masklets.rles) - 1) * ANNOTATION_STEP
     if last >= frames.count:
         raise VideoProblem(
@@ -331,7 +335,13 @@ def _fingerprint(path: Path) -> dict[str, Any]:
         info = path.stat()
     except OSError:
         return {"path": str(path.resolve()), "missing": True}
-    return {"path": str(path.resolve()), "size": info.st_size, "mtime_ns": info.st_mtime_ns, "version": CACHE_VERSION, "jpeg_quality": JPEG_QUALITY}
+    return {
+        "path": str(path.resolve()),
+        "size": info.st_size,
+        "mtime_ns": info.st_mtime_ns,
+        "version": CACHE_VERSION,
+        "jpeg_quality": JPEG_QUALITY,
+    }
 
 
 def _stamp_path(cache: Path, video_id: str) -> Path:

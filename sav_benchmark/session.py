@@ -57,9 +57,18 @@ def select_split(args: argparse.Namespace) -> PreparedSplit:
         raise UsageError(f"--split_dir is required: the folder of an SA-V split ({DEMO_HINT})")
     video_ids = [v.strip() for v in args.video_ids.split(",") if v.strip()] if args.video_ids is not None else None
     if video_ids == []:
-        raise UsageError(f"--video_ids {args.video_ids!r} names no video; give comma-separated video ids, or leave the flag out to run every video")
+        raise UsageError(
+            f"--video_ids {args.video_ids!r} names no video; give comma-separated video ids, or leave the flag out to run every video"
+        )
     return prepare_split(
-        args.split_dir, video_ids, args.limit_videos, args.limit_objects, args.num_points, args.shard, args.masklets or "manual", args.cache_dir
+        args.split_dir,
+        video_ids,
+        args.limit_videos,
+        args.limit_objects,
+        args.num_points,
+        args.shard,
+        args.masklets or "manual",
+        args.cache_dir,
     )
 
 
@@ -122,7 +131,9 @@ def _output_path(text: str | None) -> Path:
     if path.is_dir():
         raise UsageError(f"--output {text} is a folder; give the CSV's file name, e.g. {path / 'run.csv'}")
     if path.exists() and not path.is_file():
-        raise UsageError(f"--output {text} is not a regular file; the rows must go to a file that can be read back (for --resume): give a file path")
+        raise UsageError(
+            f"--output {text} is not a regular file; the rows must go to a file that can be read back (for --resume): give a file path"
+        )
     return path
 
 
@@ -325,7 +336,10 @@ def failure_summary(failed: list[dict[str, Any]], log: Path, retry: str) -> str:
     first = ":" if len(failed) <= FAILURES_SHOWN else "; the first:"
     lines = [f"{PROG}: {jobs} failed ({', '.join(f'{n} {status}' for status, n in counts.most_common())}){first}"]
     # a reason may name a file whose name holds a newline: one line each, still
-    lines += [f"  {row['video_id']}/{row['object_id']} {row['model']}: {row['status']}: {row['error']}".replace("\n", "\\n") for row in failed[:FAILURES_SHOWN]]
+    lines += [
+        f"  {row['video_id']}/{row['object_id']} {row['model']}: {row['status']}: {row['error']}".replace("\n", "\\n")
+        for row in failed[:FAILURES_SHOWN]
+    ]
     if len(failed) > FAILURES_SHOWN:
         lines.append(f"  ... and {len(failed) - FAILURES_SHOWN} more (the CSV's status and error columns)")
     lines.append(f"Details of each failure are in {log}. Once the cause is fixed, run them again with:\n  {retry}")
@@ -385,17 +399,28 @@ class RunSession:
         run_id = earlier.manifest["run_id"] if earlier.manifest else uuid.uuid4().hex[:12]
         self.options = RunOptions(
             RunSettings(device, dtype, args.imgsz, args.weights, Path(args.checkpoint_dir), telemetry, args.compile, args.stream),
-            warmup, self.save_masks, not args.do_not_skip_first_and_last_frame, run_id,
+            warmup,
+            self.save_masks,
+            not args.do_not_skip_first_and_last_frame,
+            run_id,
             done=keys_to_skip(earlier.rows, args.retry_failed),
             fail_fast=args.fail_fast,
             max_consecutive_failures=args.max_consecutive_failures or None,
             oom_retry_imgsz=args.oom_retry_imgsz,
             current_job_file=current_job_path(self.output) if self.isolation == "none" else None,
-        )  # fmt: skip
+        )
         self._start_manifest(earlier.manifest, config, checkpoints, device, uses_torch, run_id)
         self._open_files(earlier)
 
-    def _start_manifest(self, earlier: dict[str, Any] | None, config: dict[str, Any], checkpoints: dict[str, Any], device: str, uses_torch: bool, run_id: str) -> None:
+    def _start_manifest(
+        self,
+        earlier: dict[str, Any] | None,
+        config: dict[str, Any],
+        checkpoints: dict[str, Any],
+        device: str,
+        uses_torch: bool,
+        run_id: str,
+    ) -> None:
         from .environment import describe
 
         session = {
@@ -412,8 +437,14 @@ class RunSession:
             self.manifest.setdefault("resumed", []).append({**session, "config": config, "rows_before": len(self.earlier_rows)})
             self.session = self.manifest["resumed"][-1]
         else:
-            self.manifest = {**session, "run_id": run_id, "config": config, "split_dir": self.split.split_dir, "shard": self.split.shard,
-                             "prepared": self.args.prepared or str(prepared_path(self.output))}  # fmt: skip
+            self.manifest = {
+                **session,
+                "run_id": run_id,
+                "config": config,
+                "split_dir": self.split.split_dir,
+                "shard": self.split.shard,
+                "prepared": self.args.prepared or str(prepared_path(self.output)),
+            }
             self.session = self.manifest
 
     def _open_files(self, earlier: _Earlier) -> None:
@@ -421,7 +452,12 @@ class RunSession:
         mended (rows to run again dropped) and opened, the manifest written last, so that a run
         killed meanwhile leaves no manifest beside a CSV without rows and --resume starts afresh.
         If the disk refuses any of it, every file is put back as it was and the run is refused."""
-        files = [self.output, manifest_path(self.output), log_path(self.output), *([] if self.args.prepared else [prepared_path(self.output)])]
+        files = [
+            self.output,
+            manifest_path(self.output),
+            log_path(self.output),
+            *([] if self.args.prepared else [prepared_path(self.output)]),
+        ]
         before = _snapshot(files)
         handler, writer, made = None, None, []
         try:
@@ -444,7 +480,9 @@ class RunSession:
             _restore(before)
             for folder in made:
                 _remove_if_empty(folder)
-            raise UsageError(f"--output {self.output}: cannot write the run's files ({os_reason(exc)}); make room or choose another path") from None
+            raise UsageError(
+                f"--output {self.output}: cannot write the run's files ({os_reason(exc)}); make room or choose another path"
+            ) from None
         if mended:
             print(f"{PROG}: warning: {mended}", file=sys.stderr)
 
@@ -468,7 +506,9 @@ class RunSession:
         with SignalGuard() as guard:
             try:
                 warmup, no_warmup = warmup_job(self.split, self.options.warmup_frames)
-                executor = make_executor(self.isolation, self.specs, self.options.settings, warmup, self.args.job_timeout_s, self.import_paths)
+                executor = make_executor(
+                    self.isolation, self.specs, self.options.settings, warmup, self.args.job_timeout_s, self.import_paths
+                )
                 benchmark = Benchmark(self.split, self.specs, self.options, self.writer, executor, guard)
                 self.report = benchmark.report
                 benchmark.run(show_progress=not self.args.quiet and sys.stderr.isatty())
@@ -507,13 +547,25 @@ class RunSession:
             print(f"{PROG}: error: {self.unwritable}; the run stopped there. Make room, then resume with:\n  {resume}", file=sys.stderr)
             return EXIT_FAILED
         if self.interrupted:
-            held = " (with DAVIS input, neither did the finished jobs of its video: their rows are written together)" if self.split.layout == LAYOUT_DAVIS else ""
-            print(f"{PROG}: interrupted by {self.interrupted}; the current job was cleaned up and left no row{held}. Resume with:\n  {resume}", file=sys.stderr)
+            held = (
+                " (with DAVIS input, neither did the finished jobs of its video: their rows are written together)"
+                if self.split.layout == LAYOUT_DAVIS
+                else ""
+            )
+            print(
+                f"{PROG}: interrupted by {self.interrupted}; the current job was cleaned up and left no row{held}. "
+                f"Resume with:\n  {resume}",
+                file=sys.stderr,
+            )
             return self.interrupted.exit_code
         stopped = self.report.stopped
         if stopped:
             last = self.report.stopped_at
-            why = f"after {self.args.max_consecutive_failures} failed jobs in a row (--max_consecutive_failures)" if stopped == STOPPED_FAILURES else "at the first failed job (--fail_fast)"
+            why = (
+                f"after {self.args.max_consecutive_failures} failed jobs in a row (--max_consecutive_failures)"
+                if stopped == STOPPED_FAILURES
+                else "at the first failed job (--fail_fast)"
+            )
             print(
                 f"{PROG}: stopped {why}; the last, {last['video_id']}/{last['object_id']} {last['model']}, said: {last['error']}\n"
                 f"Fix the cause, then resume with:\n  {resume_command(self.argv, self.output, retry_failed=True)}",
@@ -524,7 +576,9 @@ class RunSession:
             return EXIT_FAILED
         failed = [r for r in rows if r["status"] not in NOT_FAILED]
         if failed:
-            print(failure_summary(failed, log_path(self.output), resume_command(self.argv, self.output, retry_failed=True)), file=sys.stderr)
+            print(
+                failure_summary(failed, log_path(self.output), resume_command(self.argv, self.output, retry_failed=True)), file=sys.stderr
+            )
             return EXIT_FAILED
         return 0
 

@@ -24,7 +24,7 @@ def _exact_two_sided_p(n: int, w_plus: float) -> float:
         counts[rank:] = counts[rank:] + counts[: total + 1 - rank]
     probabilities = counts / counts.sum()
     low = probabilities[: int(w_plus) + 1].sum()
-    high = probabilities[int(w_plus):].sum()
+    high = probabilities[int(w_plus) :].sum()
     return float(min(1.0, 2.0 * min(low, high)))
 
 

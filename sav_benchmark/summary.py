@@ -45,15 +45,25 @@ def summarise(rows: Iterable[dict[str, Any]], with_power: bool = False) -> list[
         fps = [number(r["fps"]) for r in ok]
         p90 = [number(r["latency_ms_p90"]) for r in ok]
         peaks = [v for v in (number(r["peak_alloc_mb"]) for r in ok) if not math.isnan(v)]
-        lines.append((
-            model, f"{len(ok)}/{len(ran)}", str(len(scored)), fmt(jf), fmt(j), fmt(f),
-            fmt(float(np.median(fps)) if fps else math.nan),
-            fmt(float(np.median(p90)) if p90 else math.nan),
-            fmt(max(peaks) if peaks else math.nan, 0),
-            overhead_share(model_rows),
-        ))  # fmt: skip
+        lines.append(
+            (
+                model,
+                f"{len(ok)}/{len(ran)}",
+                str(len(scored)),
+                fmt(jf),
+                fmt(j),
+                fmt(f),
+                fmt(float(np.median(fps)) if fps else math.nan),
+                fmt(float(np.median(p90)) if p90 else math.nan),
+                fmt(max(peaks) if peaks else math.nan, 0),
+                overhead_share(model_rows),
+            )
+        )
         if with_power:
-            lines[-1] += (fmt(median([number(r.get("avg_power_w")) for r in ok])), fmt(median([number(r.get("energy_mj_per_frame")) for r in ok])))
+            lines[-1] += (
+                fmt(median([number(r.get("avg_power_w")) for r in ok])),
+                fmt(median([number(r.get("energy_mj_per_frame")) for r in ok])),
+            )
     return lines
 
 

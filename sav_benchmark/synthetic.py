@@ -56,12 +56,14 @@ class Shape:
 def _shapes(video_index: int, n_objects: int, n_frames: int, rng: np.random.Generator) -> list[Shape]:
     shapes = []
     for k in range(n_objects):
-        shapes.append(Shape(
-            "ellipse" if k % 2 == 0 else "rectangle",
-            (float(rng.uniform(0.2, 0.5)), float(rng.uniform(0.25, 0.75))),
-            (float(rng.uniform(0.002, 0.01)), float(rng.uniform(-0.005, 0.005))),
-            (float(rng.uniform(0.06, 0.12)), float(rng.uniform(0.08, 0.15))),
-        ))  # fmt: skip
+        shapes.append(
+            Shape(
+                "ellipse" if k % 2 == 0 else "rectangle",
+                (float(rng.uniform(0.2, 0.5)), float(rng.uniform(0.25, 0.75))),
+                (float(rng.uniform(0.002, 0.01)), float(rng.uniform(-0.005, 0.005))),
+                (float(rng.uniform(0.06, 0.12)), float(rng.uniform(0.08, 0.15))),
+            )
+        )
     if video_index == 0 and n_frames > 3 * ANNOTATION_STEP:
         # enters between two annotated frames, so its prompt frame is the next annotated one
         shapes[-1].first_frame = 2 * ANNOTATION_STEP + 2
@@ -75,7 +77,9 @@ def _background(height: int, width: int, rng: np.random.Generator) -> np.ndarray
     return np.clip(0.5 * texture + 0.5 * ramp, 0, 255)
 
 
-def _frames(shapes: list[Shape], n_frames: int, height: int, width: int, rng: np.random.Generator) -> Iterator[tuple[int, np.ndarray, list[np.ndarray]]]:
+def _frames(
+    shapes: list[Shape], n_frames: int, height: int, width: int, rng: np.random.Generator
+) -> Iterator[tuple[int, np.ndarray, list[np.ndarray]]]:
     """(frame, image, one mask per shape) for every frame."""
     background = _background(height, width, rng)
     for frame in range(n_frames):
@@ -96,7 +100,9 @@ def write_video(root: Path, video_id: str, shapes: list[Shape], n_frames: int, h
                 write_mask(root / ANNOTATIONS_DIR / video_id / f"{obj_index:03d}" / f"{frame:05d}.png", mask)
 
 
-def write_training_video(root: Path, video_id: str, shapes: list[Shape], n_frames: int, height: int, width: int, rng: np.random.Generator) -> None:
+def write_training_video(
+    root: Path, video_id: str, shapes: list[Shape], n_frames: int, height: int, width: int, rng: np.random.Generator
+) -> None:
     """<video>.mp4 and <video>_manual.json, as SA-V ships its training videos."""
     root.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(root / f"{video_id}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 24, (width, height))
@@ -108,10 +114,16 @@ def write_training_video(root: Path, video_id: str, shapes: list[Shape], n_frame
             first = [f if f is not None or not mask.any() else len(masklets) - 1 for f, mask in zip(first, masks)]
     writer.release()
     annotation = {
-        "video_id": video_id, "video_frame_count": float(n_frames), "video_height": float(height), "video_width": float(width),
-        "masklet": masklets, "masklet_id": list(range(len(shapes))), "masklet_first_appeared_frame": [float(f or 0) for f in first],
-        "masklet_type": ["manual"] * len(shapes), "masklet_num": len(shapes),
-    }  # fmt: skip
+        "video_id": video_id,
+        "video_frame_count": float(n_frames),
+        "video_height": float(height),
+        "video_width": float(width),
+        "masklet": masklets,
+        "masklet_id": list(range(len(shapes))),
+        "masklet_first_appeared_frame": [float(f or 0) for f in first],
+        "masklet_type": ["manual"] * len(shapes),
+        "masklet_num": len(shapes),
+    }
     (root / f"{video_id}_manual.json").write_text(json.dumps(annotation))
 
 
@@ -122,7 +134,9 @@ def _rle(mask: np.ndarray) -> dict[str, object]:
     return {"size": encoded["size"], "counts": encoded["counts"].decode()}
 
 
-def write_davis_video(root: Path, video_id: str, shapes: list[Shape], n_frames: int, height: int, width: int, rng: np.random.Generator) -> None:
+def write_davis_video(
+    root: Path, video_id: str, shapes: list[Shape], n_frames: int, height: int, width: int, rng: np.random.Generator
+) -> None:
     """Frames and one palette PNG of object ids (1, 2, ...) per frame, as DAVIS 2017 stores them."""
     frames_dir = root / DAVIS_FRAMES_DIR / video_id
     frames_dir.mkdir(parents=True, exist_ok=True)
@@ -139,7 +153,14 @@ LIST_FILES = {LAYOUT_SAV: "sav_val.txt", LAYOUT_DAVIS: "ImageSets/2017/val.txt"}
 
 
 def make_split(
-    out: Path, videos: int = 2, frames: int = 25, width: int = 320, height: int = 240, objects: int = 2, seed: int = 0, layout: str = LAYOUT_SAV
+    out: Path,
+    videos: int = 2,
+    frames: int = 25,
+    width: int = 320,
+    height: int = 240,
+    objects: int = 2,
+    seed: int = 0,
+    layout: str = LAYOUT_SAV,
 ) -> list[str]:
     """Write the split under `out`; returns the video ids."""
     rng = np.random.default_rng(seed)
@@ -163,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--objects", type=int, default=2, help="objects per video (the first video gets one more, entering late)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--layout", choices=tuple(WRITERS), default=LAYOUT_SAV, help="sav (val/test, default), sav-train (mp4 + RLE json) or davis")
+    parser.add_argument(
+        "--layout", choices=tuple(WRITERS), default=LAYOUT_SAV, help="sav (val/test, default), sav-train (mp4 + RLE json) or davis"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):

@@ -14,9 +14,9 @@ import sys
 from multiprocessing.connection import Connection
 from typing import Any
 
-
 from .measure import execute_job, execute_warmup, freeze_long_lived_objects, one_line
 from .runners import ModelSpec, load_plugins, load_runner_class
+
 
 def _redirect_output(path: str) -> None:
     """The worker's stdout and stderr (C-level too) go to a file: the user's terminal shows the

@@ -24,7 +24,9 @@ from pathlib import Path
 TOLERANCE = 1e-9
 
 
-def official_scores(evaluator: Path, gt_root: Path, pred_root: Path, objects: list[tuple[str, str]], skip: bool) -> dict[tuple[str, str], tuple[float, float]]:
+def official_scores(
+    evaluator: Path, gt_root: Path, pred_root: Path, objects: list[tuple[str, str]], skip: bool
+) -> dict[tuple[str, str], tuple[float, float]]:
     """The official evaluator's per-object (J, F), on a ground truth narrowed to `objects` by links
     (it requires a prediction for every object it finds, and a run may cover only some)."""
     sys.path.insert(0, str(evaluator))
@@ -34,9 +36,7 @@ def official_scores(evaluator: Path, gt_root: Path, pred_root: Path, objects: li
         for video, obj in objects:
             (Path(narrowed) / video).mkdir(exist_ok=True)
             (Path(narrowed) / video / obj).symlink_to((gt_root / video / obj).resolve())
-        *_, object_metrics = benchmark(
-            [narrowed], [str(pred_root)], strict=False, num_processes=1, verbose=False, skip_first_and_last=skip
-        )
+        *_, object_metrics = benchmark([narrowed], [str(pred_root)], strict=False, num_processes=1, verbose=False, skip_first_and_last=skip)
     scores = {}
     for video, (iou, boundary_f) in object_metrics[0].items():
         for obj in iou:

@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reference_evaluator import evaluate_folders  # noqa: E402
+
 from sav_benchmark.evaluate import Options, evaluate, find_videos, scoring_threads  # noqa: E402
 from sav_benchmark.masks import write_ids  # noqa: E402
 
@@ -64,7 +65,9 @@ def make_masks(root: Path, height: int, width: int, seed: int = 0) -> int:
                 centre += rng.normal(0, 0.01, 2) * (width, height)
                 gt = blob(height, width, tuple(centre), axes, rng)
                 drift = centre + rng.normal(0, 0.005, 2) * (width, height)
-                pred = np.zeros_like(gt) if i in lost else blob(height, width, tuple(drift), (axes[0] * rng.uniform(0.85, 1.1), axes[1]), rng)
+                pred = (
+                    np.zeros_like(gt) if i in lost else blob(height, width, tuple(drift), (axes[0] * rng.uniform(0.85, 1.1), axes[1]), rng)
+                )
                 name = f"sav_{video:06d}/{obj:03d}/{4 * i:05d}.png"
                 write_ids(root / "gt" / name, gt, PIL_COMPRESSION)
                 write_ids(root / "pred" / name, pred, PIL_COMPRESSION)
@@ -96,16 +99,33 @@ def time_official(root: Path, official: Path, python: str) -> tuple[float, str]:
     """The official evaluator with one process: its own "Time taken", and its results.csv."""
     out = subprocess.run(
         [python, "sav_evaluator.py", "--gt_root", str(root / "gt"), "--pred_root", str(root / "pred"), "--num_processes", "1"],
-        cwd=official, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        cwd=official,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     seconds = float(re.search(r"Time taken: ([0-9.]+)s", out.stdout).group(1))
     return seconds, (root / "pred" / "results.csv").read_text()
 
 
 def ours_results_csv(root: Path) -> str:
     """Our results.csv for the same folders, written by the command itself."""
-    subprocess.run([sys.executable, str(REPO / "jetson_benchmark.py"), "evaluate", "--gt_root", str(root / "gt"), "--pred_root", str(root / "pred"), "-n", "1", "-q"],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "jetson_benchmark.py"),
+            "evaluate",
+            "--gt_root",
+            str(root / "gt"),
+            "--pred_root",
+            str(root / "pred"),
+            "-n",
+            "1",
+            "-q",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return (root / "pred" / "results.csv").read_text()
 
 
@@ -117,7 +137,18 @@ def largest_difference(ours: dict, reference: dict) -> float:
 
 def evaluator_table(official: Path | None, python: str) -> None:
     print(f"Evaluator: seconds for all evaluated frames, one process (ours: median of {REPEATS} runs, with its default threads and with 1)")
-    header = ["masks", "frames", "evaluate", "1 thread", "reference", "official", "x ref", "x official", "max |dJ|,|dF| vs ref", "results.csv = official's"]
+    header = [
+        "masks",
+        "frames",
+        "evaluate",
+        "1 thread",
+        "reference",
+        "official",
+        "x ref",
+        "x official",
+        "max |dJ|,|dF| vs ref",
+        "results.csv = official's",
+    ]
     rows = []
     for label, (height, width) in SIZES.items():
         with tempfile.TemporaryDirectory() as tmp:
@@ -153,14 +184,36 @@ def overhead_table(models: str, imgsz: int, device: str) -> None:
         subprocess.run([sys.executable, "-m", "sav_benchmark.synthetic", "--out", str(split)], cwd=REPO, check=True, capture_output=True)
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, str(REPO / "jetson_benchmark.py"), "run", "--split_dir", str(split), "--models", models, "--weights", "random",
-             "--device", device, "--imgsz", str(imgsz), "--output", str(output), "--save_masks", str(Path(tmp) / "masks"), "--quiet"],
-            cwd=REPO, check=True, capture_output=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                str(REPO / "jetson_benchmark.py"),
+                "run",
+                "--split_dir",
+                str(split),
+                "--models",
+                models,
+                "--weights",
+                "random",
+                "--device",
+                device,
+                "--imgsz",
+                str(imgsz),
+                "--output",
+                str(output),
+                "--save_masks",
+                str(Path(tmp) / "masks"),
+                "--quiet",
+            ],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
         run_s = time.perf_counter() - start
         with open(output, newline="") as f:
             rows = list(csv.DictReader(f))
-    print(f"Run overhead on the demo split (--weights random --device {device} --imgsz {imgsz} --save_masks; the command took {run_s:.1f} s)")
+    print(
+        f"Run overhead on the demo split (--weights random --device {device} --imgsz {imgsz} --save_masks; the command took {run_s:.1f} s)"
+    )
     table = []
     for model in dict.fromkeys(r["model"] for r in rows):
         mine = [r for r in rows if r["model"] == model and r["wall_s"]]

@@ -36,10 +36,27 @@ def run_once(split: Path, work: Path, mode: str, args: argparse.Namespace) -> di
     """One CLI run in its own process; its row."""
     out = work / f"{mode}.csv"
     command = [
-        sys.executable, str(REPO / "jetson_benchmark.py"), "--split_dir", str(split), "--models", args.model, "--weights", "random",
-        "--device", args.device, "--imgsz", str(args.imgsz), "--limit_objects", "1", "--quiet", MODES[mode],
-        "--output", str(out), "--save_masks", str(work / f"{mode}_masks"),
-    ]  # fmt: skip
+        sys.executable,
+        str(REPO / "jetson_benchmark.py"),
+        "--split_dir",
+        str(split),
+        "--models",
+        args.model,
+        "--weights",
+        "random",
+        "--device",
+        args.device,
+        "--imgsz",
+        str(args.imgsz),
+        "--limit_objects",
+        "1",
+        "--quiet",
+        MODES[mode],
+        "--output",
+        str(out),
+        "--save_masks",
+        str(work / f"{mode}_masks"),
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     rows = list(csv.DictReader(out.open())) if out.exists() else []
     if result.returncode != 0 or len(rows) != 1 or rows[0]["status"] != "ok":
@@ -70,15 +87,34 @@ def measure(args: argparse.Namespace, root: Path) -> list[dict[str, object]]:
 
 def table(results: list[dict[str, object]]) -> str:
     shortest = {r["mode"]: float(r["row"]["peak_rss_mb"]) for r in results if r["frames"] == min(x["frames"] for x in results)}
-    header = ["frames", "mode", "peak RSS MB", "vs shortest", "peak device alloc MB", "peak device reserved MB", "FPS", "init s", "init + propagate s", "masks equal"]
+    header = [
+        "frames",
+        "mode",
+        "peak RSS MB",
+        "vs shortest",
+        "peak device alloc MB",
+        "peak device reserved MB",
+        "FPS",
+        "init s",
+        "init + propagate s",
+        "masks equal",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for r in results:
         row = r["row"]
         growth = 100.0 * (float(row["peak_rss_mb"]) / shortest[r["mode"]] - 1.0)
         cells = [
-            str(r["frames"]), r["mode"], cell(row["peak_rss_mb"]), f"{growth:+.1f}%", cell(row["peak_alloc_mb"]), cell(row["peak_reserved_mb"]),
-            cell(row["fps"], 2), cell(row["init_s"], 2), f"{float(row['init_s']) + float(row['propagate_s']):.1f}", "yes" if r["identical"] else "NO",
-        ]  # fmt: skip
+            str(r["frames"]),
+            r["mode"],
+            cell(row["peak_rss_mb"]),
+            f"{growth:+.1f}%",
+            cell(row["peak_alloc_mb"]),
+            cell(row["peak_reserved_mb"]),
+            cell(row["fps"], 2),
+            cell(row["init_s"], 2),
+            f"{float(row['init_s']) + float(row['propagate_s']):.1f}",
+            "yes" if r["identical"] else "NO",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -92,13 +128,17 @@ def verdict(results: list[dict[str, object]], device: str) -> str:
     growth = 100.0 * (last / first - 1.0)
     met = "met" if growth <= GOAL_PCT else "NOT met"
     identical = "all masks equal" if all(r["identical"] for r in results) else "MASKS DIFFER"
-    return (f"--stream {column} at {streamed[-1]['frames']} frames: {growth:+.1f}% against {streamed[0]['frames']} frames "
-            f"(goal at most +{GOAL_PCT:.0f}%: {met}); {identical}")  # fmt: skip
+    return (
+        f"--stream {column} at {streamed[-1]['frames']} frames: {growth:+.1f}% against {streamed[0]['frames']} frames "
+        f"(goal at most +{GOAL_PCT:.0f}%: {met}); {identical}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=lambda text: [int(n) for n in text.split(",")], default=[50, 200, 800], help="video lengths (default 50,200,800)")
+    parser.add_argument(
+        "--frames", type=lambda text: [int(n) for n in text.split(",")], default=[50, 200, 800], help="video lengths (default 50,200,800)"
+    )
     parser.add_argument("--imgsz", type=int, default=512, help="model input size (default 512)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--model", default="sam2.1_tiny_mask")

@@ -27,9 +27,23 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_once(workdir: Path, split: Path, args: argparse.Namespace, mode: list[str], tag: str) -> dict[tuple[str, str], float]:
     out = workdir / f"{tag}.csv"
     command = [
-        sys.executable, str(ROOT / "jetson_benchmark.py"), "--split_dir", str(split), "--models", args.model,
-        "--weights", "random", "--imgsz", str(args.imgsz), "--device", args.device, "--output", str(out), "--quiet", *mode,
-    ]  # fmt: skip
+        sys.executable,
+        str(ROOT / "jetson_benchmark.py"),
+        "--split_dir",
+        str(split),
+        "--models",
+        args.model,
+        "--weights",
+        "random",
+        "--imgsz",
+        str(args.imgsz),
+        "--device",
+        args.device,
+        "--output",
+        str(out),
+        "--quiet",
+        *mode,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if result.returncode != 0:
         sys.exit(f"telemetry_overhead.py: the run {tag} failed:\n{result.stderr}")
@@ -54,7 +68,10 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     from sav_benchmark.synthetic import make_split
 
-    modes = {"off": ["--telemetry", "off"], **{f"auto @{ms} ms": ["--telemetry", "auto", "--telemetry_interval_ms", str(ms)] for ms in args.interval_ms}}
+    modes = {
+        "off": ["--telemetry", "off"],
+        **{f"auto @{ms} ms": ["--telemetry", "auto", "--telemetry_interval_ms", str(ms)] for ms in args.interval_ms},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         split = workdir / "demo_split"

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Install (scripts/install.sh), then run the test suite. GPU tests are skipped where torch sees no CUDA device.
+# Install (scripts/install.sh), lint and format check (ruff), then the test suite. GPU tests are skipped where torch sees no CUDA device.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+# Lint and format first (pyproject.toml's [tool.ruff]): a failure there ends the run before the tests.
+"${PYTHON:-python3}" -m ruff check .
+"${PYTHON:-python3}" -m ruff format --check .
 "${PYTHON:-python3}" -m pytest -q -rs tests "$@"

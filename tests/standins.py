@@ -45,7 +45,8 @@ def write_fake_tegrastats(folder: Path, line: str, pid_file: Path) -> Path:
     its process id in `pid_file` (to check that it was ended). A shell script: it starts at once."""
     script = folder / "tegrastats"
     folder.mkdir(parents=True, exist_ok=True)
-    script.write_text(textwrap.dedent(f"""\
+    script.write_text(
+        textwrap.dedent(f"""\
         #!/bin/sh
         # A stand-in for NVIDIA's tegrastats, for tests: tegrastats --interval MS
         echo $$ >> {shlex.quote(str(pid_file))}
@@ -54,7 +55,8 @@ def write_fake_tegrastats(folder: Path, line: str, pid_file: Path) -> Path:
             sleep "$seconds"
             printf '%s\\n' {shlex.quote(line)}
         done
-        """))
+        """)
+    )
     script.chmod(0o755)
     return script
 
@@ -66,7 +68,8 @@ def write_nvml_standin(folder: Path, start_error: str | None = None, reasons: in
     250 W power draw, must be what the energy comes from); or one whose nvmlInit fails."""
     folder.mkdir(parents=True, exist_ok=True)
     failure = f"raise NVMLError({start_error!r})" if start_error else "pass"
-    (folder / "pynvml.py").write_text(textwrap.dedent(f"""\
+    (folder / "pynvml.py").write_text(
+        textwrap.dedent(f"""\
         # A stand-in for nvidia-ml-py's pynvml, for tests.
         import time
         from types import SimpleNamespace
@@ -115,5 +118,6 @@ def write_nvml_standin(folder: Path, start_error: str | None = None, reasons: in
             if not {energy_counter}:
                 raise NVMLError_NotSupported("Not Supported")
             return int(300 * 1000 * time.perf_counter())  # mJ: 300 W since the clock's zero
-        """))
+        """)
+    )
     return folder

@@ -26,7 +26,9 @@ def job_of(frames_dir: Path, prompt_mask: np.ndarray, prompt_frame: int = 0) -> 
     return Job(frames_dir, n_frames, prompt_frame, [[8, 8]], [0, 0, 16, 16], prompt_mask)
 
 
-def propagated_outputs(runner_class: type, spec, settings: RunSettings, job: Job, overrides: list[str] = ()) -> tuple[list, dict, list[int]]:
+def propagated_outputs(
+    runner_class: type, spec, settings: RunSettings, job: Job, overrides: list[str] = ()
+) -> tuple[list, dict, list[int]]:
     """(per propagated frame, its mask logits, object pointer, object score and memory features in
     one float tensor; the row's columns; the outputs the state kept for one object between frames)."""
     runner = runner_class(spec, settings)
@@ -44,7 +46,9 @@ def propagated_outputs(runner_class: type, spec, settings: RunSettings, job: Job
             outputs.append(torch.cat([value.float().flatten() for value in values]))
             yield frame, obj_ids, frame_logits
             # dict.__len__: a look at all of them would count as a read of what streaming dropped
-            kept.append(max(dict.__len__(per_object["non_cond_frame_outputs"]) for per_object in runner.state["output_dict_per_obj"].values()))
+            kept.append(
+                max(dict.__len__(per_object["non_cond_frame_outputs"]) for per_object in runner.state["output_dict_per_obj"].values())
+            )
 
     runner.predictor.propagate_in_video = recording
     try:

@@ -8,8 +8,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
+
 from sav_benchmark.masks import write_mask
 from sav_benchmark.synthetic import make_split
 
@@ -18,8 +18,13 @@ MODELS = "static_mask"
 
 
 def run(split, out, *extra):
-    return subprocess.run([*PROG, "--split_dir", str(split), "--models", MODELS, "--output", str(out), *extra],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT)  # fmt: skip
+    return subprocess.run(
+        [*PROG, "--split_dir", str(split), "--models", MODELS, "--output", str(out), *extra],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
 
 
 def rows_by_video(out):
@@ -48,24 +53,33 @@ def test_corrupt_jpeg_fails_that_videos_rows_only(split, tmp_path):
     frame = split / "JPEGImages_24fps/synth_001/00005.jpg"
     frame.write_bytes(os.urandom(2000))
     out = tmp_path / "o.csv"
-    assert_only_video_failed(run(split, out), out, "synth_001",
-                             f"frame {frame} is not a JPEG file; fix the video's frames or leave it out (--video_ids)")  # fmt: skip
+    assert_only_video_failed(
+        run(split, out), out, "synth_001", f"frame {frame} is not a JPEG file; fix the video's frames or leave it out (--video_ids)"
+    )
 
 
 def test_truncated_jpeg_fails_that_videos_rows_only(split, tmp_path):
     frame = split / "JPEGImages_24fps/synth_002/00012.jpg"
     frame.write_bytes(frame.read_bytes()[:500])
     out = tmp_path / "o.csv"
-    assert_only_video_failed(run(split, out), out, "synth_002",
-                             f"frame {frame} is truncated (no JPEG end marker); fix the video's frames or leave it out (--video_ids)")  # fmt: skip
+    assert_only_video_failed(
+        run(split, out),
+        out,
+        "synth_002",
+        f"frame {frame} is truncated (no JPEG end marker); fix the video's frames or leave it out (--video_ids)",
+    )
 
 
 def test_missing_frame_fails_that_videos_rows_only(split, tmp_path):
     (split / "JPEGImages_24fps/synth_000/00007.jpg").unlink()
     out = tmp_path / "o.csv"
-    assert_only_video_failed(run(split, out), out, "synth_000",
-                             f"frames in {split / 'JPEGImages_24fps/synth_000'} are not numbered 0..11 without gaps (missing e.g. [7]); "
-                             "fix the video's frames or leave it out (--video_ids)")  # fmt: skip
+    assert_only_video_failed(
+        run(split, out),
+        out,
+        "synth_000",
+        f"frames in {split / 'JPEGImages_24fps/synth_000'} are not numbered 0..11 without gaps (missing e.g. [7]); "
+        "fix the video's frames or leave it out (--video_ids)",
+    )
 
 
 def test_unreadable_frame_fails_that_videos_rows_only(split, tmp_path):
@@ -73,8 +87,12 @@ def test_unreadable_frame_fails_that_videos_rows_only(split, tmp_path):
     frame.unlink()
     frame.mkdir()  # a name that cannot be read as a file, whoever runs the test
     out = tmp_path / "o.csv"
-    assert_only_video_failed(run(split, out), out, "synth_001",
-                             f"frame {frame} cannot read it (Is a directory); fix the video's frames or leave it out (--video_ids)")  # fmt: skip
+    assert_only_video_failed(
+        run(split, out),
+        out,
+        "synth_001",
+        f"frame {frame} cannot read it (Is a directory); fix the video's frames or leave it out (--video_ids)",
+    )
 
 
 def test_non_binary_mask_before_the_prompt_is_refused_before_any_work(split, tmp_path):
@@ -84,7 +102,11 @@ def test_non_binary_mask_before_the_prompt_is_refused_before_any_work(split, tmp
     cv2.imwrite(str(mask), np.tile(np.arange(64, dtype=np.uint8), (48, 1)))
     result = run(split, tmp_path / "o.csv")
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == f"jetson_benchmark.py: error: video synth_001, object 000, frame 0: {mask} holds more than two values; an SA-V mask is one object per PNG (background and one foreground value)\n"
+    assert (
+        result.stderr
+        == f"jetson_benchmark.py: error: video synth_001, object 000, frame 0: {mask} holds more than two values; an SA-V mask is one "
+        "object per PNG (background and one foreground value)\n"
+    )
 
 
 def test_non_binary_mask_after_the_prompt_fails_that_row(split, tmp_path):
@@ -99,7 +121,11 @@ def test_non_binary_mask_after_the_prompt_fails_that_row(split, tmp_path):
     result = run(split, out)
     assert result.returncode == 1
     row = rows_by_video(out)["synth_001"][0]
-    assert (row["status"], row["error"]) == ("error", f"scoring failed: ValueError: {mask} holds more than two values; an SA-V mask is one object per PNG (background and one foreground value)")
+    assert (row["status"], row["error"]) == (
+        "error",
+        f"scoring failed: ValueError: {mask} holds more than two values; an SA-V mask is one object per PNG (background and one foreground "
+        "value)",
+    )
 
 
 def test_unreadable_mask_is_refused_before_any_work(split, tmp_path):
@@ -128,7 +154,11 @@ def test_single_frame_video_runs_and_has_no_score(tmp_path):
     assert result.returncode == 0, result.stderr
     row = rows_by_video(out)["synth_000"][0]
     assert (row["status"], row["error"], row["n_frames"], row["n_propagated"]) == (
-        "no_score", "no evaluated frame (fewer than 3 annotated frames)", "1", "1")  # fmt: skip
+        "no_score",
+        "no evaluated frame (fewer than 3 annotated frames)",
+        "1",
+        "1",
+    )
 
 
 def test_full_disk_stops_the_run_cleanly_and_resume_finishes_it(tmp_path):

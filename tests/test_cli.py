@@ -6,8 +6,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
+
 from sav_benchmark.masks import write_mask
 from sav_benchmark.synthetic import make_split
 
@@ -74,7 +74,9 @@ def test_empty_split(tmp_path):
 def test_unknown_model_gets_did_you_mean(split):
     result = cli("--split_dir", str(split), "--models", "static_mask,sam2.1_tiny_point")
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.startswith(PROG + "--models: unknown model sam2.1_tiny_point; did you mean sam2.1_tiny_points? known models: static_mask, sam2.1_tiny_points,")
+    assert result.stderr.startswith(
+        PROG + "--models: unknown model sam2.1_tiny_point; did you mean sam2.1_tiny_points? known models: static_mask, sam2.1_tiny_points,"
+    )
     assert result.stderr.count("\n") == 1
 
 
@@ -99,7 +101,18 @@ def test_mask_frame_size_mismatch_names_video_object_frame(tmp_path):
 
 def test_bad_imgsz_is_refused_before_any_work(split, tmp_path):
     assert_usage_error(
-        cli("--split_dir", str(split), "--models", "sam2.1_tiny_points", "--weights", "random", "--imgsz", "100", "--output", str(tmp_path / "o.csv")),
+        cli(
+            "--split_dir",
+            str(split),
+            "--models",
+            "sam2.1_tiny_points",
+            "--weights",
+            "random",
+            "--imgsz",
+            "100",
+            "--output",
+            str(tmp_path / "o.csv"),
+        ),
         "--imgsz 100: SAM 2 needs a multiple of 32 of at least 64 (e.g. 256, 512, 1024)",
     )
     assert not (tmp_path / "o.csv").exists()
@@ -107,12 +120,19 @@ def test_bad_imgsz_is_refused_before_any_work(split, tmp_path):
 
 def test_unknown_flag_and_bad_numbers_are_one_line():
     assert_usage_error(cli("--bogus"), "unrecognized arguments: --bogus (see jetson_benchmark.py run --help)")
-    assert_usage_error(cli("--limit_videos", "abc"), "argument --limit_videos: must be a positive integer, not abc (see jetson_benchmark.py run --help)")
-    assert_usage_error(cli("prepare", "--num_points", "0"), "argument --num_points: must be a positive integer, not 0 (see jetson_benchmark.py prepare --help)")
+    assert_usage_error(
+        cli("--limit_videos", "abc"), "argument --limit_videos: must be a positive integer, not abc (see jetson_benchmark.py run --help)"
+    )
+    assert_usage_error(
+        cli("prepare", "--num_points", "0"),
+        "argument --num_points: must be a positive integer, not 0 (see jetson_benchmark.py prepare --help)",
+    )
 
 
 def test_no_split_is_reported_before_anything_else():
-    assert_usage_error(cli(), "--split_dir is required: the folder of an SA-V split (make a demo split with: python -m sav_benchmark.synthetic --out DIR)")
+    assert_usage_error(
+        cli(), "--split_dir is required: the folder of an SA-V split (make a demo split with: python -m sav_benchmark.synthetic --out DIR)"
+    )
 
 
 @pytest.mark.parametrize("existing", ["o.csv", "o.csv.json", "o.csv.log", "o.csv.prepared.json"])
@@ -121,7 +141,8 @@ def test_no_file_of_an_earlier_run_is_overwritten(split, tmp_path, existing):
     earlier.write_text("earlier results\n")
     assert_usage_error(
         cli("--split_dir", str(split), "--models", "static_mask", "--output", str(out)),
-        f"--output {out}: {earlier} already exists; add --resume to continue that run, or choose a new --output so that no earlier result is mixed in",
+        f"--output {out}: {earlier} already exists; add --resume to continue that run, or choose a new --output so that no earlier result "
+        "is mixed in",
     )
     assert earlier.read_text() == "earlier results\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == [existing]

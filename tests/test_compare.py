@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
+
 from sav_benchmark.results import COLUMNS
 from sav_benchmark.stats import wilcoxon_p
 
@@ -23,10 +23,25 @@ def cli(*args):
 def row(video, obj, model, prompt, *, J="", F="", fps="", p50="", p90="", status="ok", **extra):
     jf = repr((float(J) + float(F)) / 2) if J != "" else ""
     return {
-        "video_id": video, "object_id": obj, "model": model, "prompt": prompt, "status": status,
-        "J": J, "F": F, "JF": jf, "fps": fps, "latency_ms_p50": p50, "latency_ms_p90": p90,
-        "build_s": "1.0", "init_s": "0.5", "device": "cuda", "dtype": "bfloat16", "imgsz": "1024", "weights": "checkpoint", **extra,
-    }  # fmt: skip
+        "video_id": video,
+        "object_id": obj,
+        "model": model,
+        "prompt": prompt,
+        "status": status,
+        "J": J,
+        "F": F,
+        "JF": jf,
+        "fps": fps,
+        "latency_ms_p50": p50,
+        "latency_ms_p90": p90,
+        "build_s": "1.0",
+        "init_s": "0.5",
+        "device": "cuda",
+        "dtype": "bfloat16",
+        "imgsz": "1024",
+        "weights": "checkpoint",
+        **extra,
+    }
 
 
 def write_run(path, rows, manifest=None):
@@ -55,7 +70,8 @@ def test_report_summarises_each_model_and_prompt(tmp_path):
     # p10 = 10 + 0.2*10 = 12, p90 = 20 + 0.8*10 = 28; p50s 90, 40, 30 -> 40; p90s 100, 60, 35 -> 60.
     assert result.stdout == (
         f"## {tmp_path / 'r.csv'}\n\n"
-        "| model | prompt | ok | failed | J&F | J | F | FPS median | FPS p10-p90 | latency p50 ms | latency p90 ms | build s | init s | peak MB | mJ/frame |\n"
+        "| model | prompt | ok | failed | J&F | J | F | FPS median | FPS p10-p90 | latency p50 ms | latency p90 ms | build s | init s | "
+        "peak MB | mJ/frame |\n"
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
         "| a | points | 3 | 1 | 75.0 | 70.0 | 80.0 | 20.00 | 12.00-28.00 | 40.0 | 60.0 | 1.00 | 0.50 | 700 | 200.0 |\n"
         "| b | mask | 1 | 0 | 50.0 | 50.0 | 50.0 | 4.00 | 4.00-4.00 | 250.0 | 260.0 | 1.00 | 0.50 | - | - |\n"
@@ -63,12 +79,16 @@ def test_report_summarises_each_model_and_prompt(tmp_path):
 
 
 def six_objects(model, prompt, fps_values, jf=60.0):
-    return [row("v", str(i), model, prompt, J=str(jf), F=str(jf), fps=repr(f), p50=repr(1000 / f), p90=repr(1000 / f)) for i, f in enumerate(fps_values)]
+    return [
+        row("v", str(i), model, prompt, J=str(jf), F=str(jf), fps=repr(f), p50=repr(1000 / f), p90=repr(1000 / f))
+        for i, f in enumerate(fps_values)
+    ]
 
 
 REFERENCE_FPS = [10.0, 12.0, 9.0, 11.0, 13.0, 8.0]
 HEADER = (
-    "| model | prompt | matched | only in reference | only here | FPS | latency p90 | peak memory | energy per frame | J&F difference (points) |\n"
+    "| model | prompt | matched | only in reference | only here | FPS | latency p90 | peak memory | energy per frame | J&F difference "
+    "(points) |\n"
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
 )
 
@@ -82,20 +102,26 @@ def test_one_model_twice_as_fast_and_the_others_unchanged(tmp_path):
     assert (result.returncode, result.stderr) == (0, "")
     each_file = cli("report", str(ref)).stdout + "\n" + cli("report", str(other)).stdout + "\n"  # then the pairs:
     assert result.stdout == (
-        each_file + f"## {other} vs {ref}\n\n" + HEADER
+        each_file
+        + f"## {other} vs {ref}\n\n"
+        + HEADER
         + "| sam2.1_tiny | points | 6 | 0 | 0 | 2.00x faster [2.00x, 2.00x] | 2.00x lower [2.00x, 2.00x] | - | - | +0.0 [+0.0, +0.0] |\n"
-        "| edgetam | points | 6 | 0 | 0 | no significant change (1.00x [1.00x, 1.00x]) | no significant change (1.00x [1.00x, 1.00x]) | - | - | +0.0 [+0.0, +0.0] |\n"
-    )  # fmt: skip
+        "| edgetam | points | 6 | 0 | 0 | no significant change (1.00x [1.00x, 1.00x]) | no significant change (1.00x [1.00x, 1.00x]) | - "
+        "| - | +0.0 [+0.0, +0.0] |\n"
+    )
 
 
-@pytest.mark.parametrize("ratios, expected", [
-    # every object faster by 1.46x to 1.54x: the signed-rank test's smallest p for 8 pairs, 2/256
-    ([1.5, 1.52, 1.48, 1.51, 1.49, 1.53, 1.47, 1.54], "1.50x faster"),
-    # faster on half the objects, slower by as much on the other half: W+ = 18 of 36, p = 1
-    ([1.1, 1 / 1.1, 1.2, 1 / 1.2, 1.05, 1 / 1.05, 1.15, 1 / 1.15], "no significant change (1.00x"),
-    # three objects, all twice as fast: with 3 pairs no result can reach p < 0.05
-    ([2.0, 2.1, 1.9], "too few objects to tell (2.00x"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "ratios, expected",
+    [
+        # every object faster by 1.46x to 1.54x: the signed-rank test's smallest p for 8 pairs, 2/256
+        ([1.5, 1.52, 1.48, 1.51, 1.49, 1.53, 1.47, 1.54], "1.50x faster"),
+        # faster on half the objects, slower by as much on the other half: W+ = 18 of 36, p = 1
+        ([1.1, 1 / 1.1, 1.2, 1 / 1.2, 1.05, 1 / 1.05, 1.15, 1 / 1.15], "no significant change (1.00x"),
+        # three objects, all twice as fast: with 3 pairs no result can reach p < 0.05
+        ([2.0, 2.1, 1.9], "too few objects to tell (2.00x"),
+    ],
+)
 def test_significance(tmp_path, ratios, expected):
     fps = REFERENCE_FPS + [7.0, 14.0]
     reference = six_objects("m", "points", fps[: len(ratios)])
@@ -120,23 +146,35 @@ def test_the_signed_rank_test_matches_counting_every_sign_assignment():
 
 def test_unmatched_jobs_are_counted_and_settings_that_differ_are_warned_about(tmp_path):
     reference = six_objects("m", "points", REFERENCE_FPS)
-    other = [dict(r, dtype="float16") for r in six_objects("m", "points", REFERENCE_FPS)[2:]] + [row("w", "9", "m", "points", J="1", F="1", fps="5", p50="1", p90="1", dtype="float16")]
+    other = [dict(r, dtype="float16") for r in six_objects("m", "points", REFERENCE_FPS)[2:]] + [
+        row("w", "9", "m", "points", J="1", F="1", fps="5", p50="1", p90="1", dtype="float16")
+    ]
     ref = write_run(tmp_path / "ref.csv", reference, {"environment": {"torch": "2.5.0"}})
     new = write_run(tmp_path / "new.csv", other, {"environment": {"torch": "2.6.0"}})
     result = cli("compare", str(ref), str(new))
     lines = result.stdout.splitlines()
-    lines = lines[lines.index(f"## {new} vs {ref}"):]
-    assert lines[2:4] == ["warning: dtype differs: bfloat16 in the reference, float16 here", "warning: torch differs: 2.5.0 in the reference, 2.6.0 here"]
-    assert lines[-1].startswith("| m | points | 4 | 2 | 1 | no significant change (1.00x")  # 4 matched, 2 only in the reference, 1 only here
+    lines = lines[lines.index(f"## {new} vs {ref}") :]
+    assert lines[2:4] == [
+        "warning: dtype differs: bfloat16 in the reference, float16 here",
+        "warning: torch differs: 2.5.0 in the reference, 2.6.0 here",
+    ]
+    assert lines[-1].startswith(
+        "| m | points | 4 | 2 | 1 | no significant change (1.00x"
+    )  # 4 matched, 2 only in the reference, 1 only here
 
 
 def test_bad_files_end_the_command_with_one_line(tmp_path):
     missing = cli("report", str(tmp_path / "nope.csv"))
-    assert (missing.returncode, missing.stdout, missing.stderr) == (2, "", f"jetson_benchmark.py: error: {tmp_path / 'nope.csv'}: cannot read it (No such file or directory)\n")
+    assert (missing.returncode, missing.stdout, missing.stderr) == (
+        2,
+        "",
+        f"jetson_benchmark.py: error: {tmp_path / 'nope.csv'}: cannot read it (No such file or directory)\n",
+    )
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
     wrong = cli("compare", str(tmp_path / "other.csv"), str(tmp_path / "other.csv"))
-    assert wrong.returncode == 2 and wrong.stderr.startswith(f"jetson_benchmark.py: error: {tmp_path / 'other.csv'}: not a result CSV of this benchmark (no column video_id, ")
-
+    assert wrong.returncode == 2 and wrong.stderr.startswith(
+        f"jetson_benchmark.py: error: {tmp_path / 'other.csv'}: not a result CSV of this benchmark (no column video_id, "
+    )
 
 
 def test_merge_joins_disjoint_shards_of_one_run(tmp_path):
@@ -149,18 +187,27 @@ def test_merge_joins_disjoint_shards_of_one_run(tmp_path):
     assert [(r["video_id"], r["object_id"], r["fps"]) for r in merged] == [("v", str(i), repr(f)) for i, f in enumerate(REFERENCE_FPS)]
     assert json.loads((tmp_path / "merged" / "all.csv.json").read_text())["merged_from"] == [str(first), str(second)]
     again = cli("compare", str(first), str(second), "--merge", str(out))
-    assert (again.returncode, again.stderr) == (2, f"jetson_benchmark.py: error: --merge {out} exists already; choose a new file, or add --force to overwrite it\n")
+    assert (again.returncode, again.stderr) == (
+        2,
+        f"jetson_benchmark.py: error: --merge {out} exists already; choose a new file, or add --force to overwrite it\n",
+    )
 
 
 def test_merge_refuses_overlapping_shards_and_other_settings(tmp_path):
     rows = six_objects("m", "points", REFERENCE_FPS)
     first, overlapping = write_run(tmp_path / "s1.csv", rows[:4]), write_run(tmp_path / "s2.csv", rows[3:])
     result = cli("compare", str(first), str(overlapping), "--merge", str(tmp_path / "o.csv"))
-    assert (result.returncode, result.stderr) == (2, f"jetson_benchmark.py: error: --merge: v/3 m is in both {first} and {overlapping}: shards must not overlap\n")
+    assert (result.returncode, result.stderr) == (
+        2,
+        f"jetson_benchmark.py: error: --merge: v/3 m is in both {first} and {overlapping}: shards must not overlap\n",
+    )
     other_size = write_run(tmp_path / "s3.csv", [dict(r, imgsz="512") for r in rows[4:]])
     result = cli("compare", str(first), str(other_size), "--merge", str(tmp_path / "o.csv"))
-    assert (result.returncode, result.stderr) == (2, f"jetson_benchmark.py: error: --merge: the files differ in imgsz (1024 in {first}; 512 in {other_size}): "
-                                                     "only shards of one run with the same settings can be merged\n")
+    assert (result.returncode, result.stderr) == (
+        2,
+        f"jetson_benchmark.py: error: --merge: the files differ in imgsz (1024 in {first}; 512 in {other_size}): "
+        "only shards of one run with the same settings can be merged\n",
+    )
     assert not (tmp_path / "o.csv").exists()
 
 
@@ -184,7 +231,9 @@ def test_plot_is_written_and_opens(tmp_path):
     pytest.importorskip("matplotlib", reason="the plot extra is part of the test install (scripts/install.sh)")
     from matplotlib.image import imread
 
-    reference = write_run(tmp_path / "ref.csv", six_objects("m", "points", REFERENCE_FPS) + six_objects("n", "mask", REFERENCE_FPS, jf=40.0))
+    reference = write_run(
+        tmp_path / "ref.csv", six_objects("m", "points", REFERENCE_FPS) + six_objects("n", "mask", REFERENCE_FPS, jf=40.0)
+    )
     faster = write_run(tmp_path / "fast.csv", six_objects("m", "points", [2 * f for f in REFERENCE_FPS]))
     result = cli("compare", str(reference), str(faster), "--plot", str(tmp_path / "p.png"))
     assert result.returncode == 0, result.stderr
@@ -198,7 +247,12 @@ def test_plot_without_matplotlib_is_refused_with_the_fix(tmp_path):
     (blocker / "__init__.py").write_text("raise ImportError('a stand-in for a missing matplotlib')\n")
     path = write_run(tmp_path / "r.csv", six_objects("m", "points", REFERENCE_FPS))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker.parent), str(ROOT)])}
-    result = subprocess.run([*PROG, "compare", str(path), str(path), "--plot", str(tmp_path / "p.png")], capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run(
+        [*PROG, "compare", str(path), str(path), "--plot", str(tmp_path / "p.png")], capture_output=True, text=True, env=env, timeout=120
+    )
     assert (result.returncode, result.stdout, result.stderr) == (
-        2, "", "jetson_benchmark.py: error: --plot needs matplotlib: pip install matplotlib (or the project's plot extra: pip install -e .[plot])\n"
+        2,
+        "",
+        "jetson_benchmark.py: error: --plot needs matplotlib: pip install matplotlib (or the project's plot extra: pip install -e "
+        ".[plot])\n",
     )

@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
+
 from sav_benchmark.synthetic import make_split
 
 PROG = "jetson_benchmark.py: error: "
@@ -30,27 +30,61 @@ def edgetam_like_checkout(folder):
     (folder / "sam2" / "__init__.py").write_text("")
     (folder / "sam2" / "configs" / "edgetam.yaml").write_text("")
     (folder / "sam2" / "build_sam.py").write_text(
-        "def build_sam2_video_predictor(config_file, ckpt_path=None, device='cuda', mode='eval', hydra_overrides_extra=[], apply_postprocessing=True, **kwargs):\n"
+        "def build_sam2_video_predictor(config_file, ckpt_path=None, device='cuda', mode='eval', hydra_overrides_extra=[], "
+        "apply_postprocessing=True, **kwargs):\n"
         "    return None  # never called: --compile is refused before any build\n"
     )
     return folder
 
 
-@pytest.mark.parametrize("model,message", [
-    ("static_mask", "--compile: static_mask has no predictor of the sam2 package to compile; drop --compile or that model"),
-    ("edgetam_points", "--compile: edgetam_points's predictor has no full-model compilation (its build_sam.py has no vos_optimized; sam2 1.1 or later has it); drop --compile or that model"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "model,message",
+    [
+        ("static_mask", "--compile: static_mask has no predictor of the sam2 package to compile; drop --compile or that model"),
+        (
+            "edgetam_points",
+            "--compile: edgetam_points's predictor has no full-model compilation (its build_sam.py has no vos_optimized; sam2 1.1 or later "
+            "has it); drop --compile or that model",
+        ),
+    ],
+)
 def test_compile_is_refused_for_predictors_without_it(split, tmp_path, model, message):
     checkout = edgetam_like_checkout(tmp_path / "EdgeTAM")
-    result = cli("--split_dir", split, "--models", f"sam2.1_tiny_points,{model}", "--weights", "random", "--edgetam_repo", checkout,
-                 "--compile", "--output", tmp_path / "o.csv")  # fmt: skip
+    result = cli(
+        "--split_dir",
+        split,
+        "--models",
+        f"sam2.1_tiny_points,{model}",
+        "--weights",
+        "random",
+        "--edgetam_repo",
+        checkout,
+        "--compile",
+        "--output",
+        tmp_path / "o.csv",
+    )
     assert (result.returncode, result.stdout, result.stderr) == (2, "", PROG + message + "\n")
     assert not (tmp_path / "o.csv").exists()
 
 
 def test_compile_needs_its_warm_up(split, tmp_path):
-    result = cli("--split_dir", split, "--models", "sam2.1_tiny_points", "--weights", "random", "--compile", "--warmup_frames", "0", "--output", tmp_path / "o.csv")
-    assert (result.returncode, result.stderr) == (2, PROG + "--compile compiles during the warm-up, before the timers start; drop --warmup_frames 0\n")
+    result = cli(
+        "--split_dir",
+        split,
+        "--models",
+        "sam2.1_tiny_points",
+        "--weights",
+        "random",
+        "--compile",
+        "--warmup_frames",
+        "0",
+        "--output",
+        tmp_path / "o.csv",
+    )
+    assert (result.returncode, result.stderr) == (
+        2,
+        PROG + "--compile compiles during the warm-up, before the timers start; drop --warmup_frames 0\n",
+    )
 
 
 def test_compile_builds_the_packages_compiling_predictor(tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""Device handling: the cleanup protocol (nothing of a job's predictor survives it, on success and failure), OOM classification, the bf16 check."""
+"""Device handling: the cleanup protocol (nothing of a job's predictor survives it, on success and
+failure), OOM classification, the bf16 check."""
 
 import csv
 import gc
@@ -6,9 +7,9 @@ import weakref
 
 import pytest
 
+from sav_benchmark.measure import is_out_of_memory
 from sav_benchmark.prepare import prepare_split
 from sav_benchmark.results import ResultWriter
-from sav_benchmark.measure import is_out_of_memory
 from sav_benchmark.run import Benchmark, RunOptions
 from sav_benchmark.runners import resolve_models
 from sav_benchmark.runners.base import RunSettings

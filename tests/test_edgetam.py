@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
+
 from sav_benchmark.errors import UsageError
 from sav_benchmark.executors import RoutingExecutor, make_executor
 from sav_benchmark.prepare import prepare_split
@@ -61,7 +61,10 @@ def test_models_with_a_checkout_runs_edgetam_in_its_own_worker(tmp_path):
     lines = models_lines(cli("models", "--weights", "random", "--edgetam_repo", str(checkout)))
     assert lines["edgetam_bbox"] == f"edgetam_bbox               ready       EdgeTAM checkout {checkout}, in a worker process of its own"
     lines = models_lines(cli("models", "--weights", "random", "--edgetam_repo", str(tmp_path)))
-    assert lines["edgetam_mask"].endswith(f"--edgetam_repo {tmp_path} is not an EdgeTAM checkout (it has no sam2/configs/edgetam.yaml); clone github.com/facebookresearch/EdgeTAM")
+    assert lines["edgetam_mask"].endswith(
+        f"--edgetam_repo {tmp_path} is not an EdgeTAM checkout (it has no sam2/configs/edgetam.yaml); clone "
+        "github.com/facebookresearch/EdgeTAM"
+    )
 
 
 def test_when_the_importable_sam2_is_the_fork(tmp_path):
@@ -76,16 +79,29 @@ def test_when_the_importable_sam2_is_the_fork(tmp_path):
 
 def test_missing_checkpoint_is_named(tmp_path):
     lines = models_lines(cli("models", "--checkpoint_dir", str(tmp_path), "--edgetam_repo", str(stand_in_fork(tmp_path / "E"))))
-    assert lines["edgetam_points"].endswith(f"checkpoint {tmp_path / 'edgetam.pt'} not found; fetch it with scripts/download_checkpoints.sh, "
-                                            "point --checkpoint_dir at its folder, or use --weights random for a speed-only run")  # fmt: skip
+    assert lines["edgetam_points"].endswith(
+        f"checkpoint {tmp_path / 'edgetam.pt'} not found; fetch it with scripts/download_checkpoints.sh, "
+        "point --checkpoint_dir at its folder, or use --weights random for a speed-only run"
+    )
 
 
 def test_a_run_with_edgetam_but_no_source_stops_before_any_work(tmp_path):
     make_split(tmp_path / "s", videos=1, frames=5, width=64, height=48, objects=1)
-    result = cli("--split_dir", str(tmp_path / "s"), "--models", "sam2.1_tiny_points,edgetam_points", "--weights", "random", "--output", str(tmp_path / "o.csv"))
+    result = cli(
+        "--split_dir",
+        str(tmp_path / "s"),
+        "--models",
+        "sam2.1_tiny_points,edgetam_points",
+        "--weights",
+        "random",
+        "--output",
+        str(tmp_path / "o.csv"),
+    )
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == ("jetson_benchmark.py: error: edgetam_points cannot run here: EdgeTAM is not importable here (the importable sam2 "
-                             "is Meta's package); give --edgetam_repo PATH, a checkout of github.com/facebookresearch/EdgeTAM\n")  # fmt: skip
+    assert result.stderr == (
+        "jetson_benchmark.py: error: edgetam_points cannot run here: EdgeTAM is not importable here (the importable sam2 "
+        "is Meta's package); give --edgetam_repo PATH, a checkout of github.com/facebookresearch/EdgeTAM\n"
+    )
     assert not (tmp_path / "o.csv").exists()
 
 
@@ -102,8 +118,20 @@ def test_edgetam_sizes():
 
 def test_imgsz_is_refused_per_family(tmp_path):
     make_split(tmp_path / "s", videos=1, frames=5, width=64, height=48, objects=1)
-    result = cli("--split_dir", str(tmp_path / "s"), "--models", "sam2.1_tiny_points,edgetam_points", "--weights", "random", "--imgsz", "384",
-                 "--edgetam_repo", str(stand_in_fork(tmp_path / "E")), "--output", str(tmp_path / "o.csv"))  # fmt: skip
+    result = cli(
+        "--split_dir",
+        str(tmp_path / "s"),
+        "--models",
+        "sam2.1_tiny_points,edgetam_points",
+        "--weights",
+        "random",
+        "--imgsz",
+        "384",
+        "--edgetam_repo",
+        str(stand_in_fork(tmp_path / "E")),
+        "--output",
+        str(tmp_path / "o.csv"),
+    )
     assert result.returncode == 2 and "EdgeTAM needs a multiple of 256" in result.stderr  # 384 suits SAM 2, not EdgeTAM
 
 
@@ -135,7 +163,9 @@ def test_a_model_with_an_import_path_runs_in_a_worker_even_without_isolation(tmp
 EDGETAM_REPO = os.environ.get("EDGETAM_REPO")
 
 
-@pytest.mark.skipif(not EDGETAM_REPO, reason="set EDGETAM_REPO to a checkout of github.com/facebookresearch/EdgeTAM to run it (with timm installed)")
+@pytest.mark.skipif(
+    not EDGETAM_REPO, reason="set EDGETAM_REPO to a checkout of github.com/facebookresearch/EdgeTAM to run it (with timm installed)"
+)
 def test_edgetam_and_sam2_in_one_run_with_no_network(tmp_path):
     make_split(tmp_path / "s", videos=2, frames=9, width=160, height=120, objects=1)
     checkpoints = tmp_path / "ckpt"
@@ -151,22 +181,77 @@ def test_edgetam_and_sam2_in_one_run_with_no_network(tmp_path):
     made = subprocess.run([sys.executable, "-c", build], capture_output=True, text=True, env=env, timeout=600)
     assert made.returncode == 0, made.stderr
     out = tmp_path / "o.csv"
-    result = cli("--split_dir", str(tmp_path / "s"), "--models", "edgetam_points,edgetam_bbox,sam2.1_tiny_points", "--imgsz", "512",
-                 "--device", "cpu", "--checkpoint_dir", str(checkpoints), "--weights", "checkpoint", "--edgetam_repo", EDGETAM_REPO,
-                 "--limit_objects", "1", "--output", str(out))  # fmt: skip
+    result = cli(
+        "--split_dir",
+        str(tmp_path / "s"),
+        "--models",
+        "edgetam_points,edgetam_bbox,sam2.1_tiny_points",
+        "--imgsz",
+        "512",
+        "--device",
+        "cpu",
+        "--checkpoint_dir",
+        str(checkpoints),
+        "--weights",
+        "checkpoint",
+        "--edgetam_repo",
+        EDGETAM_REPO,
+        "--limit_objects",
+        "1",
+        "--output",
+        str(out),
+    )
     assert result.returncode == 2 and "sam2.1_tiny_points cannot run here: checkpoint" in result.stderr  # only edgetam.pt was written
-    result = cli("--split_dir", str(tmp_path / "s"), "--models", "edgetam_points,edgetam_bbox", "--imgsz", "512", "--device", "cpu",
-                 "--checkpoint_dir", str(checkpoints), "--edgetam_repo", EDGETAM_REPO, "--limit_objects", "1", "--output", str(out))  # fmt: skip
+    result = cli(
+        "--split_dir",
+        str(tmp_path / "s"),
+        "--models",
+        "edgetam_points,edgetam_bbox",
+        "--imgsz",
+        "512",
+        "--device",
+        "cpu",
+        "--checkpoint_dir",
+        str(checkpoints),
+        "--edgetam_repo",
+        EDGETAM_REPO,
+        "--limit_objects",
+        "1",
+        "--output",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
-    result = cli("--split_dir", str(tmp_path / "s"), "--models", "edgetam_points,edgetam_bbox,sam2.1_tiny_points", "--imgsz", "512",
-                 "--device", "cpu", "--weights", "random", "--edgetam_repo", EDGETAM_REPO, "--limit_objects", "1", "--output", str(tmp_path / "r.csv"))  # fmt: skip
+    result = cli(
+        "--split_dir",
+        str(tmp_path / "s"),
+        "--models",
+        "edgetam_points,edgetam_bbox,sam2.1_tiny_points",
+        "--imgsz",
+        "512",
+        "--device",
+        "cpu",
+        "--weights",
+        "random",
+        "--edgetam_repo",
+        EDGETAM_REPO,
+        "--limit_objects",
+        "1",
+        "--output",
+        str(tmp_path / "r.csv"),
+    )
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((tmp_path / "r.csv").open())) + list(csv.DictReader(out.open()))
-    assert {(r["model"], r["status"], r["stream"]) for r in rows} == {("edgetam_points", "ok", "on"), ("edgetam_bbox", "ok", "on"), ("sam2.1_tiny_points", "ok", "on")}
+    assert {(r["model"], r["status"], r["stream"]) for r in rows} == {
+        ("edgetam_points", "ok", "on"),
+        ("edgetam_bbox", "ok", "on"),
+        ("sam2.1_tiny_points", "ok", "on"),
+    }
     assert "model instantiated" not in result.stdout  # EdgeTAM's own prints stay in its worker's log
 
 
-@pytest.mark.skipif(not EDGETAM_REPO, reason="set EDGETAM_REPO to a checkout of github.com/facebookresearch/EdgeTAM to run it (with timm installed)")
+@pytest.mark.skipif(
+    not EDGETAM_REPO, reason="set EDGETAM_REPO to a checkout of github.com/facebookresearch/EdgeTAM to run it (with timm installed)"
+)
 def test_edgetam_streams_with_the_masks_of_its_own_path(tmp_path):
     """EdgeTAM's older predictor (all objects' outputs kept together too) streams; on a video longer
     than its memory reaches back, the masks equal those of --no-stream bit for bit."""
@@ -174,15 +259,36 @@ def test_edgetam_streams_with_the_masks_of_its_own_path(tmp_path):
     masks = {}
     for mode, stream in (("--stream", "on"), ("--no-stream", "off")):
         out = tmp_path / f"{mode[2:]}.csv"
-        result = cli("--split_dir", str(tmp_path / "s"), "--models", "edgetam_mask", "--imgsz", "256", "--device", "cpu", "--weights", "random",
-                     "--edgetam_repo", EDGETAM_REPO, mode, "--output", str(out), "--save_masks", str(tmp_path / mode[2:]))  # fmt: skip
+        result = cli(
+            "--split_dir",
+            str(tmp_path / "s"),
+            "--models",
+            "edgetam_mask",
+            "--imgsz",
+            "256",
+            "--device",
+            "cpu",
+            "--weights",
+            "random",
+            "--edgetam_repo",
+            EDGETAM_REPO,
+            mode,
+            "--output",
+            str(out),
+            "--save_masks",
+            str(tmp_path / mode[2:]),
+        )
         assert result.returncode == 0, result.stderr
-        assert [(r["status"], r["stream"], r["warning"]) for r in csv.DictReader(out.open())] == [("ok", stream, "")] * 2  # two objects, one late
+        assert [(r["status"], r["stream"], r["warning"]) for r in csv.DictReader(out.open())] == [
+            ("ok", stream, "")
+        ] * 2  # two objects, one late
         masks[mode] = {p.relative_to(tmp_path / mode[2:]): p.read_bytes() for p in (tmp_path / mode[2:]).rglob("*.png")}
     assert len(masks["--stream"]) == 2 * 11 and masks["--stream"] == masks["--no-stream"]  # frames 0, 4, ..., 40
 
 
-@pytest.mark.skipif(not EDGETAM_REPO, reason="set EDGETAM_REPO to a checkout of github.com/facebookresearch/EdgeTAM to run it (with timm installed)")
+@pytest.mark.skipif(
+    not EDGETAM_REPO, reason="set EDGETAM_REPO to a checkout of github.com/facebookresearch/EdgeTAM to run it (with timm installed)"
+)
 def test_edgetam_streams_with_the_outputs_of_its_own_path(tmp_path):
     """Random EdgeTAM weights leave its masks empty after the prompt frame, so the files above match
     trivially: the raw outputs of every frame are compared too, in a process where the fork is `sam2`."""
@@ -190,8 +296,13 @@ def test_edgetam_streams_with_the_outputs_of_its_own_path(tmp_path):
     frames = tmp_path / "s" / "JPEGImages_24fps" / "synth_000"
     mask = tmp_path / "s" / "Annotations_6fps" / "synth_000" / "000" / "00000.png"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([EDGETAM_REPO, str(ROOT), str(ROOT / "tests")]), "HF_HUB_OFFLINE": "1"}
-    probe = subprocess.run([sys.executable, str(ROOT / "tests" / "streaming_probe.py"), "edgetam", str(frames), str(mask)],
-                           capture_output=True, text=True, env=env, timeout=900)  # fmt: skip
+    probe = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "streaming_probe.py"), "edgetam", str(frames), str(mask)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert probe.returncode == 0, probe.stderr
     result = json.loads(probe.stdout.splitlines()[-1])
     assert result["identical"] and result["frames"] == 33 and result["changing_frames"] == 32

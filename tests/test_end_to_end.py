@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
 from reference_metrics import object_jf
+
 from sav_benchmark.masks import read_mask
 from sav_benchmark.results import COLUMNS
 from sav_benchmark.synthetic import make_split
@@ -38,7 +38,9 @@ def write_checkpoint(folder, extra_key=False, seed=0):
     from sav_benchmark.runners.sizes import sam2_size_overrides
 
     torch.manual_seed(seed)
-    model = build_sam2_video_predictor("configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu", hydra_overrides_extra=sam2_size_overrides(int(IMGSZ)))
+    model = build_sam2_video_predictor(
+        "configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu", hydra_overrides_extra=sam2_size_overrides(int(IMGSZ))
+    )
     state = model.state_dict()
     if extra_key:
         state["not_a_weight"] = torch.zeros(1)
@@ -54,9 +56,21 @@ def run(tmp_path_factory):
     write_checkpoint(tmp / "ckpt")
     out = tmp / "out" / "run.csv"
     result = cli(
-        "--split_dir", str(split), "--models", ",".join(MODELS), "--checkpoint_dir", str(tmp / "ckpt"),
-        "--imgsz", IMGSZ, "--device", "cpu", "--output", str(out), "--save_masks", str(tmp / "masks"),
-    )  # fmt: skip
+        "--split_dir",
+        str(split),
+        "--models",
+        ",".join(MODELS),
+        "--checkpoint_dir",
+        str(tmp / "ckpt"),
+        "--imgsz",
+        IMGSZ,
+        "--device",
+        "cpu",
+        "--output",
+        str(out),
+        "--save_masks",
+        str(tmp / "masks"),
+    )
     rows = list(csv.DictReader(out.open())) if out.exists() else []
     return result, split, out, tmp / "masks", rows
 
@@ -151,7 +165,11 @@ def test_manifest_summary_and_prepared_files(run):
     assert manifest["rows"] == 20 and manifest["wall_s"] > 0
     checkpoint = out.parent.parent / "ckpt" / "sam2.1_hiera_tiny.pt"
     assert manifest["checkpoints"] == {
-        "sam2.1_hiera_tiny.pt": {"path": str(checkpoint), "bytes": checkpoint.stat().st_size, "sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest()}
+        "sam2.1_hiera_tiny.pt": {
+            "path": str(checkpoint),
+            "bytes": checkpoint.stat().st_size,
+            "sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
+        }
     }
     assert Path(f"{out}.prepared.json").exists()
     lines = result.stdout.splitlines()
@@ -182,13 +200,27 @@ def test_checkpoint_that_does_not_fit_fails_its_rows_not_the_run(tmp_path):
     make_split(split, videos=1, frames=9, width=64, height=48, objects=1)
     write_checkpoint(tmp_path / "ckpt", extra_key=True)
     out = tmp_path / "o.csv"
-    result = cli("--split_dir", str(split), "--models", "sam2.1_tiny_points,static_mask", "--checkpoint_dir", str(tmp_path / "ckpt"),
-                 "--imgsz", IMGSZ, "--device", "cpu", "--output", str(out))  # fmt: skip
+    result = cli(
+        "--split_dir",
+        str(split),
+        "--models",
+        "sam2.1_tiny_points,static_mask",
+        "--checkpoint_dir",
+        str(tmp_path / "ckpt"),
+        "--imgsz",
+        IMGSZ,
+        "--device",
+        "cpu",
+        "--output",
+        str(out),
+    )
     assert result.returncode == 1
     rows = {r["model"]: r for r in csv.DictReader(out.open())}
     assert rows["sam2.1_tiny_points"]["status"] == "error"
     checkpoint = tmp_path / "ckpt" / "sam2.1_hiera_tiny.pt"
-    assert rows["sam2.1_tiny_points"]["error"].startswith(f"ValueError: checkpoint {checkpoint} does not fit configs/sam2.1/sam2.1_hiera_t.yaml: ")
+    assert rows["sam2.1_tiny_points"]["error"].startswith(
+        f"ValueError: checkpoint {checkpoint} does not fit configs/sam2.1/sam2.1_hiera_t.yaml: "
+    )
     assert rows["sam2.1_tiny_points"]["error"].endswith('Unexpected key(s) in state_dict: "not_a_weight".')
     assert rows["sam2.1_tiny_points"]["JF"] == "" and rows["static_mask"]["status"] == "ok"
     assert "Traceback" not in result.stderr and "Traceback" in Path(f"{out}.log").read_text()
@@ -198,8 +230,24 @@ def test_random_weights_are_the_same_for_every_job_and_warned_about(tmp_path):
     split = tmp_path / "split"
     make_split(split, videos=1, frames=9, width=64, height=48, objects=1)
     shutil.copytree(split / "Annotations_6fps/synth_000/000", split / "Annotations_6fps/synth_000/002")  # a twin of 000
-    result = cli("--split_dir", str(split), "--models", "sam2.1_tiny_mask", "--weights", "random", "--imgsz", IMGSZ,
-                 "--device", "cpu", "--autocast_dtype", "float32", "--warmup_frames", "2", "--output", str(tmp_path / "o.csv"))  # fmt: skip
+    result = cli(
+        "--split_dir",
+        str(split),
+        "--models",
+        "sam2.1_tiny_mask",
+        "--weights",
+        "random",
+        "--imgsz",
+        IMGSZ,
+        "--device",
+        "cpu",
+        "--autocast_dtype",
+        "float32",
+        "--warmup_frames",
+        "2",
+        "--output",
+        str(tmp_path / "o.csv"),
+    )
     assert result.returncode == 0, result.stderr
     assert "warning: rows with --weights random measure speed only; their J&F is meaningless." in result.stdout
     rows = {r["object_id"]: r for r in csv.DictReader((tmp_path / "o.csv").open())}

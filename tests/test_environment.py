@@ -18,7 +18,10 @@ def jetson_stand_in(tmp_path, monkeypatch):
     model = tmp_path / "model"
     model.write_bytes(b"NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super\x00")
     release = tmp_path / "nv_tegra_release"
-    release.write_text("# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, DATE: Wed Jan  8 01:49:37 UTC 2025\n# KERNEL_VARIANT: oot\n")
+    release.write_text(
+        "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, DATE: Wed Jan  8 01:49:37 UTC 2025\n# "
+        "KERNEL_VARIANT: oot\n"
+    )
     tools = tmp_path / "bin"
     tools.mkdir()
     for name, body in (("nvpmodel", 'echo "NV Power Mode: MAXN_SUPER"; echo 2'), ("jetson_clocks", "echo 'needs root' >&2; exit 1")):

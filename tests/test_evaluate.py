@@ -8,19 +8,23 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
 from reference_metrics import jf, object_jf
+
 from sav_benchmark.masks import write_ids, write_mask
 
 PROG = "jetson_benchmark.py: error: "
 SKIPPING = "We are *SKIPPING* the evaluation of the first and the last frame (standard for semi-supervised video object segmentation).\n"
-NOT_SKIPPING = "We are *NOT SKIPPING* the evaluation of the first and the last frame (*NOT STANDARD* for semi-supervised video object segmentation).\n"
+NOT_SKIPPING = (
+    "We are *NOT SKIPPING* the evaluation of the first and the last frame (*NOT STANDARD* for semi-supervised video object segmentation).\n"
+)
 H, W = 24, 32
 
 
 def evaluate(*args):
-    return subprocess.run([sys.executable, str(ROOT / "jetson_benchmark.py"), "evaluate", *map(str, args)], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "jetson_benchmark.py"), "evaluate", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
 
 
 def rect(rows, cols):
@@ -37,10 +41,12 @@ def sav_objects():
     moving = [rect((2 + i, 12 + i), (3, 15)) for i in range(6)]
     return {
         ("sav_000001", "000"): (moving, [rect((2 + i, 12 + i), (4, 15 + i % 2)) for i in range(6)]),
-        ("sav_000001", "001"): ([EMPTY, EMPTY, rect((5, 9), (20, 30)), rect((5, 9), (20, 30)), rect((6, 9), (20, 31)), EMPTY],
-                                [EMPTY, rect((0, 3), (0, 3)), EMPTY, rect((5, 10), (21, 30)), rect((6, 9), (20, 31)), EMPTY]),
+        ("sav_000001", "001"): (
+            [EMPTY, EMPTY, rect((5, 9), (20, 30)), rect((5, 9), (20, 30)), rect((6, 9), (20, 31)), EMPTY],
+            [EMPTY, rect((0, 3), (0, 3)), EMPTY, rect((5, 10), (21, 30)), rect((6, 9), (20, 31)), EMPTY],
+        ),
         ("sav_000002", "000"): ([rect((10, 20), (10, 20))] * 6, [rect((0, 24), (0, 32))] * 6),
-    }  # fmt: skip
+    }
 
 
 def write_sav(root, objects, writer=write_mask):
@@ -56,8 +62,8 @@ def expected_table(rows):
     width = max([len(video) for video, *_ in rows] + [len("Global score")])
     gj = sum(r[2] for r in rows) / len(rows)
     gf = sum(r[3] for r in rows) / len(rows)
-    text = f'{"sequence":<{width}},{"obj":>3}, {"J&F":>4}, {"J":>4}, {"F":>4}\n'
-    text += f'{"Global score":<{width}},{"":>3}, {(gj + gf) / 2:.1f}, {gj:.1f}, {gf:.1f}\n'
+    text = f"{'sequence':<{width}},{'obj':>3}, {'J&F':>4}, {'J':>4}, {'F':>4}\n"
+    text += f"{'Global score':<{width}},{'':>3}, {(gj + gf) / 2:.1f}, {gj:.1f}, {gf:.1f}\n"
     for video, obj, j, f in rows:
         text += f"{video:<{width}},{obj:03}, {(j + f) / 2:>4.1f}, {j:>4.1f}, {f:>4.1f}\n"
     return text, ((gj + gf) / 2, gj, gf)
@@ -65,10 +71,12 @@ def expected_table(rows):
 
 def expected_stdout(gt, videos, table, scores, pred, preamble=SKIPPING):
     return (
-        preamble + f"In dataset {gt}, we are evaluating on {len(videos)} videos: {videos}\n" + table.replace(",", " ")
+        preamble
+        + f"In dataset {gt}, we are evaluating on {len(videos)} videos: {videos}\n"
+        + table.replace(",", " ")
         + f"\nSummary:\nGlobal score: J&F: {scores[0]:.1f} J: {scores[1]:.1f} F: {scores[2]:.1f}\nTIME\n"
         + f"Saving the results to {pred}/results.csv\n"
-    )  # fmt: skip
+    )
 
 
 def without_time(stdout):
@@ -150,7 +158,11 @@ def test_object_without_score_is_left_out_with_a_warning(tmp_path):
     gt, pred = write_sav(tmp_path, objects)
     result = evaluate("--gt_root", gt, "--pred_root", pred)
     assert result.returncode == 0
-    assert result.stderr == "warning: sav_000002/001: no score (ground truth empty on every evaluated frame); left out of the table and the global score (the official evaluator stops here)\n"
+    assert (
+        result.stderr
+        == "warning: sav_000002/001: no score (ground truth empty on every evaluated frame); left out of the table and the global score "
+        "(the official evaluator stops here)\n"
+    )
     table, _ = expected_table(sav_reference(sav_objects()))
     assert (pred / "results.csv").read_text() == table
 
@@ -159,7 +171,11 @@ def test_strict_wants_the_same_videos_and_non_strict_takes_those_in_both(tmp_pat
     gt, pred = write_sav(tmp_path, sav_objects())
     os.rename(pred / "sav_000002", tmp_path / "elsewhere")
     result = evaluate("--gt_root", gt, "--pred_root", pred, "--strict")
-    assert (result.returncode, result.stdout, result.stderr) == (2, "", PROG + f"--strict: 1 videos of the ground truth are not in {pred}: sav_000002\n")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        2,
+        "",
+        PROG + f"--strict: 1 videos of the ground truth are not in {pred}: sav_000002\n",
+    )
     result = evaluate("--gt_root", gt, "--pred_root", pred)
     assert "we are evaluating on 1 videos: ['sav_000001']" in result.stdout
 
@@ -170,13 +186,21 @@ def test_bad_input_is_one_line_naming_the_file(tmp_path, problem):
     frame = pred / "sav_000001" / "001" / "00008.png"
     if problem == "missing":
         frame.unlink()
-        message = f"{frame} not found (1 of the 4 evaluated frames are missing); predict every annotated frame (--save_masks writes them all)"
+        message = (
+            f"{frame} not found (1 of the 4 evaluated frames are missing); predict every annotated frame (--save_masks writes them all)"
+        )
     elif problem == "size":
         write_mask(frame, np.zeros((H, W + 1), bool))
-        message = f"{frame} is {W + 1}x{H} but its ground truth {gt / 'sav_000001' / '001' / '00008.png'} is {W}x{H}; predict at the ground truth's resolution"
+        message = (
+            f"{frame} is {W + 1}x{H} but its ground truth {gt / 'sav_000001' / '001' / '00008.png'} is {W}x{H}; predict at the ground "
+            "truth's resolution"
+        )
     elif problem == "values":
         write_ids(frame, np.arange(H * W).reshape(H, W) % 3)
-        message = f"{frame} holds more than two values; an SA-V mask is one object per PNG (background and one foreground value); fix or remove that file"
+        message = (
+            f"{frame} holds more than two values; an SA-V mask is one object per PNG (background and one foreground value); fix or remove "
+            "that file"
+        )
     elif problem == "damaged":
         frame.write_bytes(b"not a png")
         message = f"{frame} is not a PNG file; fix or remove that file"
@@ -185,7 +209,11 @@ def test_bad_input_is_one_line_naming_the_file(tmp_path, problem):
         message = f"--gt_root {gt} is not a folder; give the folder that holds one folder per video"
     result = evaluate("--gt_root", gt, "--pred_root", pred)
     found_while_scoring = SKIPPING + f"In dataset {gt}, we are evaluating on 2 videos: ['sav_000001', 'sav_000002']\n"
-    assert (result.returncode, result.stdout, result.stderr) == (2, "" if problem in ("missing", "no_gt_root") else found_while_scoring, PROG + message + "\n")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        2,
+        "" if problem in ("missing", "no_gt_root") else found_while_scoring,
+        PROG + message + "\n",
+    )
 
 
 @pytest.mark.parametrize("stray", ["object_folder", "video_folder", "no_common_video"])
@@ -198,7 +226,9 @@ def test_stray_files_and_empty_selections_are_refused_not_guessed(tmp_path, stra
         message = f"{path} is not a PNG; the official evaluator counts every file of the folder as a frame: move it away"
     elif stray == "video_folder":
         path = gt / "sav_000002" / "notes.txt"
-        message = f"{path} is a file beside object folders; an SA-V video folder holds one folder per object, a DAVIS one only PNGs: move it away"
+        message = (
+            f"{path} is a file beside object folders; an SA-V video folder holds one folder per object, a DAVIS one only PNGs: move it away"
+        )
     else:
         path, pred = tmp_path / "unused", tmp_path / "empty"
         pred.mkdir()
@@ -210,13 +240,18 @@ def test_stray_files_and_empty_selections_are_refused_not_guessed(tmp_path, stra
 
 def test_missing_flags_are_a_usage_error():
     result = evaluate("--gt_root", "x")
-    assert (result.returncode, result.stderr) == (2, PROG + "the following arguments are required: --pred_root (see jetson_benchmark.py evaluate --help)\n")
+    assert (result.returncode, result.stderr) == (
+        2,
+        PROG + "the following arguments are required: --pred_root (see jetson_benchmark.py evaluate --help)\n",
+    )
 
 
 OFFICIAL = os.environ.get("SAV_EVALUATOR")  # the official sav_dataset/ folder, to compare against
 
 
-@pytest.mark.skipif(not OFFICIAL, reason="set SAV_EVALUATOR to sam2's sav_dataset/ folder (and SAV_EVALUATOR_PYTHON) to compare with the official evaluator")
+@pytest.mark.skipif(
+    not OFFICIAL, reason="set SAV_EVALUATOR to sam2's sav_dataset/ folder (and SAV_EVALUATOR_PYTHON) to compare with the official evaluator"
+)
 @pytest.mark.parametrize("layout", ["sav", "davis"])
 def test_same_output_as_the_official_evaluator(tmp_path, layout):
     if layout == "sav":
@@ -225,7 +260,13 @@ def test_same_output_as_the_official_evaluator(tmp_path, layout):
         test_davis_layout_lists_ids_in_the_official_order_and_counts_from_first_sighting(tmp_path)
         gt, pred = tmp_path / "gt", tmp_path / "pred"
     python = os.environ.get("SAV_EVALUATOR_PYTHON", sys.executable)
-    official = subprocess.run([python, "sav_evaluator.py", "--gt_root", str(gt), "--pred_root", str(pred), "-n", "1"], cwd=OFFICIAL, capture_output=True, text=True, check=True)
+    official = subprocess.run(
+        [python, "sav_evaluator.py", "--gt_root", str(gt), "--pred_root", str(pred), "-n", "1"],
+        cwd=OFFICIAL,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     official_csv = (pred / "results.csv").read_text()
     ours = evaluate("--gt_root", gt, "--pred_root", pred, "-n", "1")
     assert without_time(ours.stdout) == without_time(official.stdout)

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
+
 from sav_benchmark.synthetic import make_split
 
 torch = pytest.importorskip("torch")
@@ -25,10 +25,24 @@ def gpu_run(tmp_path_factory):
     make_split(tmp / "split", videos=2, frames=25, width=320, height=240)
     out = tmp / "o.csv"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "jetson_benchmark.py"), "--split_dir", str(tmp / "split"),
-         "--models", "sam2.1_tiny_points,sam2.1_tiny_mask", "--weights", "random", "--imgsz", "512", "--output", str(out)],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "jetson_benchmark.py"),
+            "--split_dir",
+            str(tmp / "split"),
+            "--models",
+            "sam2.1_tiny_points,sam2.1_tiny_mask",
+            "--weights",
+            "random",
+            "--imgsz",
+            "512",
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     return result, list(csv.DictReader(out.open())), json.loads(Path(f"{out}.json").read_text())
 
 
@@ -44,7 +58,9 @@ def test_cuda_run_defaults_bf16_and_warm_up(gpu_run):
 def test_memory_counters_are_filled_and_do_not_leak(gpu_run):
     rows = gpu_run[1]
     for r in rows:
-        before, peak, reserved, after = (float(r[c]) for c in ("mem_alloc_before_mb", "peak_alloc_mb", "peak_reserved_mb", "mem_alloc_after_cleanup_mb"))
+        before, peak, reserved, after = (
+            float(r[c]) for c in ("mem_alloc_before_mb", "peak_alloc_mb", "peak_reserved_mb", "mem_alloc_after_cleanup_mb")
+        )
         assert peak > before and reserved >= peak
         assert after <= before + 1.0  # the cleanup gives back what the job took
         assert float(r["mem_reserved_after_cleanup_mb"]) < reserved  # empty_cache returned the cache
@@ -89,10 +105,25 @@ def test_compiled_run_compiles_in_the_warm_up_only(tmp_path):
     make_split(tmp_path / "split", videos=1, frames=25, width=320, height=240)
     out = tmp_path / "o.csv"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "jetson_benchmark.py"), "--split_dir", str(tmp_path / "split"),
-         "--models", "sam2.1_tiny_points", "--weights", "random", "--imgsz", "512", "--compile", "--output", str(out)],
-        capture_output=True, text=True, timeout=1800,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "jetson_benchmark.py"),
+            "--split_dir",
+            str(tmp_path / "split"),
+            "--models",
+            "sam2.1_tiny_points",
+            "--weights",
+            "random",
+            "--imgsz",
+            "512",
+            "--compile",
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(out.open()))
     assert all(r["status"] == "ok" and r["compiled_graphs"] == "0" for r in rows)
@@ -100,20 +131,23 @@ def test_compiled_run_compiles_in_the_warm_up_only(tmp_path):
     assert json.loads(Path(f"{out}.json").read_text())["config"]["compile"] is True
 
 
-
 def test_streaming_on_cuda_is_as_identical_as_two_plain_runs(tmp_path):
     """bf16 autocast on CUDA: the streamed outputs differ from a plain run's no more than a second
     plain run's do (0 where the kernels are deterministic)."""
     from dataclasses import replace
 
+    from streaming_probe import job_of, propagated_outputs
+
     from sav_benchmark.masks import read_mask
     from sav_benchmark.runners import MODELS
     from sav_benchmark.runners.base import RunSettings
     from sav_benchmark.runners.sam2_family import Sam2Runner
-    from streaming_probe import job_of, propagated_outputs
 
     make_split(tmp_path / "s", videos=1, frames=40, width=320, height=240, objects=1)
-    job = job_of(tmp_path / "s" / "JPEGImages_24fps" / "synth_000", read_mask(tmp_path / "s" / "Annotations_6fps" / "synth_000" / "000" / "00000.png"))
+    job = job_of(
+        tmp_path / "s" / "JPEGImages_24fps" / "synth_000",
+        read_mask(tmp_path / "s" / "Annotations_6fps" / "synth_000" / "000" / "00000.png"),
+    )
     spec, settings = MODELS["sam2.1_tiny_mask"], RunSettings("cuda", "bfloat16", 512, "random", tmp_path)
     first, second, streamed = (
         propagated_outputs(Sam2Runner, spec, replace(settings, stream=stream), job)[0] for stream in (False, False, True)

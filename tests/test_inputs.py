@@ -16,11 +16,11 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from conftest import ROOT
 from PIL import Image
 from pycocotools import mask as rle_codec
-
-from conftest import ROOT
 from reference_metrics import object_jf
+
 from sav_benchmark.masks import read_mask
 from sav_benchmark.metrics import ObjectScorer
 from sav_benchmark.synthetic import make_split
@@ -34,7 +34,12 @@ def cli(*args, env=None):
 
 def with_fake_runners(**variables):
     """The environment for the test runners in tests/plugins, which fail as `variables` say."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "plugins"), str(ROOT)]), "SAV_BENCHMARK_PLUGINS": "fake_runners", **variables}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "plugins"), str(ROOT)]),
+        "SAV_BENCHMARK_PLUGINS": "fake_runners",
+        **variables,
+    }
 
 
 def rows_of(path):
@@ -56,12 +61,21 @@ def write_masklets(path, masks, n_frames, kind="manual"):
     height, width = masks[0][0].shape
     encoded = [[_rle(m) for m in frame] for frame in masks]
     first = [next((i for i, frame in enumerate(masks) if frame[j].any()), 0) for j in range(len(masks[0]))]
-    path.write_text(json.dumps({
-        "video_id": path.name.split("_")[0] + "_" + path.name.split("_")[1], "video_frame_count": float(n_frames),
-        "video_height": float(height), "video_width": float(width), "masklet": encoded,
-        "masklet_id": list(range(len(masks[0]))), "masklet_first_appeared_frame": [float(f) for f in first],
-        "masklet_type": [kind] * len(masks[0]), "masklet_num": len(masks[0]),
-    }))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "video_id": path.name.split("_")[0] + "_" + path.name.split("_")[1],
+                "video_frame_count": float(n_frames),
+                "video_height": float(height),
+                "video_width": float(width),
+                "masklet": encoded,
+                "masklet_id": list(range(len(masks[0]))),
+                "masklet_first_appeared_frame": [float(f) for f in first],
+                "masklet_type": [kind] * len(masks[0]),
+                "masklet_num": len(masks[0]),
+            }
+        )
+    )
 
 
 def _rle(mask):
@@ -85,7 +99,9 @@ def small_video(root, video_id, n_frames=9, n_masklets=2, kinds=("manual",)):
     """An mp4 of n_frames (annotated at 0, 4, 8) with its json(s)."""
     write_mp4(root / f"{video_id}.mp4", n_frames, 24, 32)
     for kind in kinds:
-        write_masklets(root / f"{video_id}_{kind}.json", small_masks((n_frames - 1) // 4 + 1, n_masklets, shift=kind == "auto"), n_frames, kind)
+        write_masklets(
+            root / f"{video_id}_{kind}.json", small_masks((n_frames - 1) // 4 + 1, n_masklets, shift=kind == "auto"), n_frames, kind
+        )
 
 
 # SA-V training layout, with the real json
@@ -99,8 +115,19 @@ def training(tmp_path_factory, fixtures_dir):
     shutil.copy(fixtures_dir / "sav_000001_manual.json", root)
     write_mp4(root / "sav_000001.mp4", 483, 848, 480)  # portrait: 480 wide, 848 high, as the json says
     out = tmp / "out" / "run.csv"
-    result = cli("--split_dir", str(root), "--cache_dir", str(tmp / "cache"), "--models", "static_mask",
-                 "--output", str(out), "--save_masks", str(tmp / "masks"), "--quiet")  # fmt: skip
+    result = cli(
+        "--split_dir",
+        str(root),
+        "--cache_dir",
+        str(tmp / "cache"),
+        "--models",
+        "static_mask",
+        "--output",
+        str(out),
+        "--save_masks",
+        str(tmp / "masks"),
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr
     return tmp, root, rows_of(out), result
 
@@ -110,7 +137,9 @@ def test_training_video_gives_five_rows_and_prompts_masklet_3_on_video_frame_452
     assert [(r["video_id"], r["object_id"], r["status"]) for r in rows] == [("sav_000001", f"{j:03d}", "ok") for j in range(5)]
     assert [r["prompt_frame"] for r in rows] == ["0", "0", "0", "452", "0"]
     assert json.loads(rows[3]["prompt_detail"]) == {"mask": "Annotations_6fps/sav_000001/003/00452.png", "object_id": "003"}
-    assert f"prepare: decoding {root / 'sav_000001.mp4'} into {(tmp / 'cache' / 'JPEGImages_24fps' / 'sav_000001').resolve()}" in result.stderr
+    assert (
+        f"prepare: decoding {root / 'sav_000001.mp4'} into {(tmp / 'cache' / 'JPEGImages_24fps' / 'sav_000001').resolve()}" in result.stderr
+    )
     assert len(list((tmp / "cache" / "JPEGImages_24fps" / "sav_000001").glob("*.jpg"))) == 483
 
 
@@ -179,7 +208,9 @@ def test_broken_training_videos_fail_their_own_rows_and_the_rest_run(tmp_path):
     empty.update(masklet=[[], [], []], masklet_id=[], masklet_num=0)
     (root / "sav_000008_manual.json").write_text(json.dumps(empty))
     out = tmp_path / "run.csv"
-    result = cli("--split_dir", str(root), "--cache_dir", str(tmp_path / "cache"), "--models", "static_mask", "--output", str(out), "--quiet")
+    result = cli(
+        "--split_dir", str(root), "--cache_dir", str(tmp_path / "cache"), "--models", "static_mask", "--output", str(out), "--quiet"
+    )
     assert result.returncode == 1
     rows = {(r["video_id"], r["object_id"]): (r["status"], r["error"]) for r in rows_of(out)}
     assert rows[("sav_000001", "000")] == rows[("sav_000001", "001")] == ("ok", "")
@@ -187,7 +218,8 @@ def test_broken_training_videos_fail_their_own_rows_and_the_rest_run(tmp_path):
     assert rows[("sav_000002", "000")][1].startswith(f"cannot open {root / 'sav_000002.mp4'} as a video (truncated or not an mp4?)")
     assert rows[("sav_000003", "001")] == (
         "error",
-        f"{root / 'sav_000003_manual.json'} says the video has 13 frames, but its mp4 decodes to 9 (a truncated download?); fetch both files again",
+        f"{root / 'sav_000003_manual.json'} says the video has 13 frames, but its mp4 decodes to 9 (a truncated download?); fetch both "
+        "files again",
     )
     assert rows[("sav_000004", "000")] == (
         "error",
@@ -212,7 +244,19 @@ def test_masklets_both_adds_the_auto_masklets_as_objects_of_their_own(tmp_path):
     small_video(root, "sav_000001", kinds=("manual", "auto"))
     small_video(root, "sav_000002")  # no auto json: with both, its manual masklets alone
     out = tmp_path / "run.csv"
-    result = cli("--split_dir", str(root), "--cache_dir", str(tmp_path / "cache"), "--masklets", "both", "--models", "static_mask", "--output", str(out), "--quiet")
+    result = cli(
+        "--split_dir",
+        str(root),
+        "--cache_dir",
+        str(tmp_path / "cache"),
+        "--masklets",
+        "both",
+        "--models",
+        "static_mask",
+        "--output",
+        str(out),
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr
     keys = [(r["video_id"], r["object_id"]) for r in rows_of(out)]
     assert keys == [("sav_000001", o) for o in ("000", "001", "auto_000", "auto_001")] + [("sav_000002", "000"), ("sav_000002", "001")]
@@ -266,17 +310,27 @@ def davis(tmp_path_factory):
 
 def test_davis_split_runs_one_row_per_palette_id_scored_on_its_label_maps(davis, tmp_path):
     out = tmp_path / "run.csv"
-    result = cli("--split_dir", str(davis), "--models", "static_mask", "--output", str(out), "--save_masks", str(tmp_path / "masks"), "--quiet")
+    result = cli(
+        "--split_dir", str(davis), "--models", "static_mask", "--output", str(out), "--save_masks", str(tmp_path / "masks"), "--quiet"
+    )
     assert result.returncode == 0, result.stderr
     rows = rows_of(out)
-    assert [(r["video_id"], r["object_id"], r["prompt_frame"]) for r in rows] == [("cows", "1", "0"), ("cows", "2", "0"), ("cows", "3", "5")]
+    assert [(r["video_id"], r["object_id"], r["prompt_frame"]) for r in rows] == [
+        ("cows", "1", "0"),
+        ("cows", "2", "0"),
+        ("cows", "3", "5"),
+    ]
     assert ((davis_objects(0) == 1) & (davis_objects(5) == 3)).any()  # 3 loses pixels to 1 in the label maps
     for row, counted in zip(rows, (8, 8, 4)):  # frames 1..8; object 3 counts from frame 5, where it appears
         k = int(row["object_id"])
         truths = [davis_objects(f) == k for f in range(DAVIS_FRAMES)]
         predicted = [static_label_map(f) == k for f in range(DAVIS_FRAMES)]
         j, f = object_jf(predicted[1:-1], truths[1:-1])
-        assert (float(row["J"]), float(row["F"]), int(row["n_eval_frames"])) == (pytest.approx(j, abs=1e-9), pytest.approx(f, abs=1e-9), counted)
+        assert (float(row["J"]), float(row["F"]), int(row["n_eval_frames"])) == (
+            pytest.approx(j, abs=1e-9),
+            pytest.approx(f, abs=1e-9),
+            counted,
+        )
 
 
 def test_davis_masks_are_saved_as_palette_frames_where_the_lower_id_wins(davis, tmp_path):
@@ -346,7 +400,9 @@ def test_shards_cover_every_job_exactly_once_and_merge_into_the_whole_run(tmp_pa
     parts = []
     for k in (1, 2):
         part = tmp_path / f"part{k}.csv"
-        assert cli("--split_dir", str(split), "--models", "static_mask", "--shard", f"{k}/2", "--output", str(part), "--quiet").returncode == 0
+        assert (
+            cli("--split_dir", str(split), "--models", "static_mask", "--shard", f"{k}/2", "--output", str(part), "--quiet").returncode == 0
+        )
         parts.append([(r["video_id"], r["object_id"]) for r in rows_of(part)])
     assert {v for v, _ in parts[0]} == {"synth_000", "synth_002", "synth_004"}
     assert sorted(parts[0] + parts[1]) == sorted((r["video_id"], r["object_id"]) for r in rows_of(whole))
@@ -360,16 +416,37 @@ def test_merging_only_some_shards_warns_which_are_missing(tmp_path):
     split = tmp_path / "split"
     make_split(split, videos=3, frames=5, width=48, height=32)
     for k in (1, 3):
-        assert cli("--split_dir", str(split), "--models", "static_mask", "--shard", f"{k}/3", "--output", str(tmp_path / f"{k}.csv"), "--quiet").returncode == 0
+        assert (
+            cli(
+                "--split_dir", str(split), "--models", "static_mask", "--shard", f"{k}/3", "--output", str(tmp_path / f"{k}.csv"), "--quiet"
+            ).returncode
+            == 0
+        )
     result = cli("compare", str(tmp_path / "1.csv"), str(tmp_path / "3.csv"), "--merge", str(tmp_path / "merged.csv"))
-    assert (result.returncode, result.stderr) == (0, "jetson_benchmark.py: warning: shard 2/3 is not among the files: the merged run is incomplete\n")
+    assert (result.returncode, result.stderr) == (
+        0,
+        "jetson_benchmark.py: warning: shard 2/3 is not among the files: the merged run is incomplete\n",
+    )
 
 
-@pytest.mark.parametrize("shard, message", [
-    ("3/2", "argument --shard: must be K/N with 1 <= K <= N (1/2 and 2/2 split a run in two), not 3/2 (see jetson_benchmark.py run --help)"),
-    ("0/2", "argument --shard: must be K/N with 1 <= K <= N (1/2 and 2/2 split a run in two), not 0/2 (see jetson_benchmark.py run --help)"),
-    ("half", "argument --shard: must be K/N with 1 <= K <= N (1/2 and 2/2 split a run in two), not half (see jetson_benchmark.py run --help)"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "shard, message",
+    [
+        (
+            "3/2",
+            "argument --shard: must be K/N with 1 <= K <= N (1/2 and 2/2 split a run in two), not 3/2 (see jetson_benchmark.py run --help)",
+        ),
+        (
+            "0/2",
+            "argument --shard: must be K/N with 1 <= K <= N (1/2 and 2/2 split a run in two), not 0/2 (see jetson_benchmark.py run --help)",
+        ),
+        (
+            "half",
+            "argument --shard: must be K/N with 1 <= K <= N (1/2 and 2/2 split a run in two), "
+            "not half (see jetson_benchmark.py run --help)",
+        ),
+    ],
+)
 def test_bad_shard_is_one_line(tmp_path, shard, message):
     result = cli("--split_dir", str(tmp_path), "--shard", shard)
     assert (result.returncode, result.stdout, result.stderr) == (2, "", PROG + message + "\n")
@@ -379,5 +456,6 @@ def test_a_shard_with_no_video_is_refused(tmp_path):
     make_split(tmp_path, videos=2, frames=5, width=48, height=32)
     result = cli("--split_dir", str(tmp_path), "--models", "static_mask", "--shard", "3/3")
     assert (result.returncode, result.stderr) == (
-        2, PROG + "--shard 3/3: this part has no video (the selection has fewer than 3); use at most as many parts as videos\n"
-    )  # fmt: skip
+        2,
+        PROG + "--shard 3/3: this part has no video (the selection has fewer than 3); use at most as many parts as videos\n",
+    )

@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from sav_benchmark.synthetic import make_split
 from conftest import ROOT
 from test_overnight import PROG, env, keys, run, start, wait_for_rows
+
+from sav_benchmark.synthetic import make_split
 
 
 @pytest.fixture(scope="module")
@@ -29,19 +29,32 @@ def rows(path):
 
 def test_a_segfault_costs_one_crash_row_and_the_worker_is_replaced(split, tmp_path):
     out = tmp_path / "o.csv"
-    result = run("--split_dir", str(split), "--models", "static_mask,fake_crash", "--isolation", "process", "--output", str(out),
-                 FAKE_FAIL_VIDEOS="synth_001")  # fmt: skip
+    result = run(
+        "--split_dir",
+        str(split),
+        "--models",
+        "static_mask,fake_crash",
+        "--isolation",
+        "process",
+        "--output",
+        str(out),
+        FAKE_FAIL_VIDEOS="synth_001",
+    )
     assert result.returncode == 1
     # the worker's own output (its stack dump) stays out of the terminal: only the failure summary
+    retry = [*PROG, "--split_dir", str(split), "--models", "static_mask,fake_crash", "--isolation", "process", "--output", str(out)]
     assert result.stderr == (
         "jetson_benchmark.py: 1 job failed (1 crash):\n"
         "  synth_001/000 fake_crash: crash: worker died (killed by SIGSEGV); its output says: Fatal Python error: Segmentation fault\n"
         f"Details of each failure are in {out}.log. Once the cause is fixed, run them again with:\n"
-        f"  {shlex.join([*PROG, '--split_dir', str(split), '--models', 'static_mask,fake_crash', '--isolation', 'process', '--output', str(out), '--resume', '--retry_failed'])}\n"
+        f"  {shlex.join([*retry, '--resume', '--retry_failed'])}\n"
     )
     by_key = {(r["video_id"], r["model"]): r for r in rows(out) if r["object_id"] == "000"}
     crash = by_key[("synth_001", "fake_crash")]
-    assert (crash["status"], crash["error"]) == ("crash", "worker died (killed by SIGSEGV); its output says: Fatal Python error: Segmentation fault")
+    assert (crash["status"], crash["error"]) == (
+        "crash",
+        "worker died (killed by SIGSEGV); its output says: Fatal Python error: Segmentation fault",
+    )
     assert by_key[("synth_002", "fake_crash")]["status"] == "ok"  # a new worker took over
     assert len(rows(out)) == 8
     manifest = json.loads(Path(f"{out}.json").read_text())
@@ -53,8 +66,22 @@ def test_a_segfault_costs_one_crash_row_and_the_worker_is_replaced(split, tmp_pa
 
 def test_sam2_in_a_worker_gives_the_same_scores_as_in_process(split, tmp_path):
     pytest.importorskip("sam2.build_sam")
-    common = ["--split_dir", str(split), "--models", "sam2.1_tiny_points", "--weights", "random", "--imgsz", "64",
-              "--device", "cpu", "--autocast_dtype", "float32", "--limit_videos", "2"]  # fmt: skip
+    common = [
+        "--split_dir",
+        str(split),
+        "--models",
+        "sam2.1_tiny_points",
+        "--weights",
+        "random",
+        "--imgsz",
+        "64",
+        "--device",
+        "cpu",
+        "--autocast_dtype",
+        "float32",
+        "--limit_videos",
+        "2",
+    ]
     outputs = {}
     for isolation in ("process", "none"):
         outputs[isolation] = tmp_path / f"{isolation}.csv"
@@ -75,8 +102,12 @@ def test_sigterm_with_workers_then_resume(split, tmp_path):
     assert "interrupted by SIGTERM; the current job was cleaned up and left no row. Resume with:" in stderr
     result = run(*args, "--resume")
     assert result.returncode == 0, result.stderr
-    assert sorted(keys(out)) == sorted((v, o, m) for v, objs in (("synth_000", ("000", "001")), ("synth_001", ("000",)), ("synth_002", ("000",)))
-                                       for o in objs for m in ("static_mask", "fake_slow"))  # fmt: skip
+    assert sorted(keys(out)) == sorted(
+        (v, o, m)
+        for v, objs in (("synth_000", ("000", "001")), ("synth_001", ("000",)), ("synth_002", ("000",)))
+        for o in objs
+        for m in ("static_mask", "fake_slow")
+    )
 
 
 def children(pid):
@@ -93,7 +124,9 @@ def children(pid):
 
 def test_workers_exit_when_the_driver_is_killed(split, tmp_path):
     out = tmp_path / "o.csv"
-    process = start("--split_dir", str(split), "--models", "fake_slow", "--isolation", "process", "--output", str(out), FAKE_FRAME_DELAY_S="1")
+    process = start(
+        "--split_dir", str(split), "--models", "fake_slow", "--isolation", "process", "--output", str(out), FAKE_FRAME_DELAY_S="1"
+    )
     time.sleep(3)  # the worker is in the middle of its first job (13 frames of 1 s)
     workers = [pid for pid in children(process.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
     assert workers, "no worker process found"
@@ -108,8 +141,9 @@ def test_workers_exit_when_the_driver_is_killed(split, tmp_path):
 def test_a_failed_job_gets_its_worker_replaced(split, tmp_path):
     """An error can leave a CUDA context unusable in a process that lives on: the next job starts afresh."""
     out = tmp_path / "o.csv"
-    result = run("--split_dir", str(split), "--models", "fake_fail", "--isolation", "process", "--output", str(out),
-                 FAKE_FAIL_VIDEOS="synth_001")  # fmt: skip
+    result = run(
+        "--split_dir", str(split), "--models", "fake_fail", "--isolation", "process", "--output", str(out), FAKE_FAIL_VIDEOS="synth_001"
+    )
     assert result.returncode == 1
     assert [r["status"] for r in rows(out)] == ["ok", "no_score", "error", "ok"]
     assert len(json.loads(Path(f"{out}.json").read_text())["worker_startup_s"]["fake_fail"]) == 2
@@ -117,8 +151,15 @@ def test_a_failed_job_gets_its_worker_replaced(split, tmp_path):
 
 def test_ctrl_c_while_a_worker_starts_prints_no_traceback(split, tmp_path):
     out = tmp_path / "o.csv"
-    process = subprocess.Popen([*PROG, "--split_dir", str(split), "--models", "fake_slow", "--isolation", "process", "--output", str(out)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), cwd=ROOT, start_new_session=True)  # fmt: skip
+    process = subprocess.Popen(
+        [*PROG, "--split_dir", str(split), "--models", "fake_slow", "--isolation", "process", "--output", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+        cwd=ROOT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while not children(process.pid):  # the worker is being spawned: Ctrl-C now reaches it too
         assert time.monotonic() < deadline and process.poll() is None

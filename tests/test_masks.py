@@ -50,7 +50,17 @@ def encode_with_filters(values, filters):
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(out))) + chunk(b"IEND", b"")
 
 
-@pytest.mark.parametrize("filters", [[0] * 12, [1] * 12, [2] * 12, [0, 2, 2, 1, 2, 0, 2, 2, 2, 1, 1, 2], [2, 1, 0, 2, 2, 2, 2, 1, 2, 0, 0, 2], [3, 4, 0, 1, 2, 4, 3, 2, 1, 0, 4, 3]])
+@pytest.mark.parametrize(
+    "filters",
+    [
+        [0] * 12,
+        [1] * 12,
+        [2] * 12,
+        [0, 2, 2, 1, 2, 0, 2, 2, 2, 1, 1, 2],
+        [2, 1, 0, 2, 2, 2, 2, 1, 2, 0, 0, 2],
+        [3, 4, 0, 1, 2, 4, 3, 2, 1, 0, 4, 3],
+    ],
+)
 def test_rows_filtered_any_way_read_as_pil_reads_them(tmp_path, filters):
     rng = np.random.default_rng(len(filters) + sum(filters))
     values = rng.integers(0, 256, (12, 17), dtype=np.uint8)  # wrap-around in every filter
@@ -111,7 +121,10 @@ def test_ids_are_palette_indices_even_where_two_share_a_colour(tmp_path):
     assert (pil_values(tmp_path / "w.png") == ids).all()
 
 
-@pytest.mark.parametrize("values,expected", [([0, 0], True), ([0, 1], True), ([0, 255], True), ([3, 7], True), ([0, 1, 2], False), ([0, 128, 255], False), ([5, 5], True)])
+@pytest.mark.parametrize(
+    "values,expected",
+    [([0, 0], True), ([0, 1], True), ([0, 255], True), ([3, 7], True), ([0, 1, 2], False), ([0, 128, 255], False), ([5, 5], True)],
+)
 def test_at_most_two_values_counts_as_np_unique(values, expected):
     array = np.array(values * 5, np.uint8).reshape(-1, len(values))
     assert at_most_two_values(array) is expected

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
-
 from reference_metrics import boundary, dilate_by_shifts, jf, object_jf
+
 from sav_benchmark.metrics import (
     ObjectScorer,
     boundary_map,
@@ -30,12 +30,7 @@ def square(h, w, rows, cols):
 
 def test_boundary_of_a_2x2_square_is_the_ring_offset_toward_the_origin():
     mask = square(5, 5, (1, 2), (1, 2))
-    expected = np.array(
-        [[1, 1, 1, 0, 0],
-         [1, 0, 1, 0, 0],
-         [1, 1, 1, 0, 0],
-         [0, 0, 0, 0, 0],
-         [0, 0, 0, 0, 0]], bool)  # fmt: skip
+    expected = np.array([[1, 1, 1, 0, 0], [1, 0, 1, 0, 0], [1, 1, 1, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]], bool)
     assert (boundary_map(mask) == expected).all()
 
 

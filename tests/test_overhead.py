@@ -43,7 +43,9 @@ def test_scoring_overlaps_the_next_job_and_wall_times_add_up(tmp_path):
     assert sum(r["wall_s"] for r in rows) > elapsed - SLOW_SCORING_S / 2, "time waiting for the finisher went missing"
     assert finishing_threads == {"finisher", "MainThread"}
     for r in rows:
-        assert r["overhead_s"] == pytest.approx(r["wall_s"] - r["build_s"] - r["init_s"] - r["prompt_ms"] / 1000 - r["propagate_s"], abs=1e-12)
+        assert r["overhead_s"] == pytest.approx(
+            r["wall_s"] - r["build_s"] - r["init_s"] - r["prompt_ms"] / 1000 - r["propagate_s"], abs=1e-12
+        )
 
 
 def test_a_failure_found_while_the_next_job_ran_still_ends_the_run_at_its_row(tmp_path):
@@ -53,7 +55,12 @@ def test_a_failure_found_while_the_next_job_ran_still_ends_the_run_at_its_row(tm
     make_split(tmp_path / "split", videos=2, frames=9, width=64, height=48, objects=2)
     split = prepare_split(tmp_path / "split")
     (tmp_path / "not_a_folder").write_text("")
-    options = RunOptions(RunSettings("cpu", "float32", None, "random", tmp_path), run_id="t", save_masks=tmp_path / "not_a_folder", max_consecutive_failures=2)
+    options = RunOptions(
+        RunSettings("cpu", "float32", None, "random", tmp_path),
+        run_id="t",
+        save_masks=tmp_path / "not_a_folder",
+        max_consecutive_failures=2,
+    )
     writer = ResultWriter(tmp_path / "o.csv")
     report = Benchmark(split, resolve_models("static_mask"), options, writer).run()
     writer.close()

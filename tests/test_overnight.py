@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
+
 from sav_benchmark.synthetic import make_split
 
 PROG = [sys.executable, str(ROOT / "jetson_benchmark.py")]
@@ -96,7 +96,9 @@ def test_a_partial_last_line_is_dropped_with_a_warning(split, reference_keys, tm
     assert sorted(keys(out)) == sorted(reference_keys)
 
 
-@pytest.mark.parametrize("signum,code,name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT"), (signal.SIGHUP, 129, "SIGHUP")])
+@pytest.mark.parametrize(
+    "signum,code,name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT"), (signal.SIGHUP, 129, "SIGHUP")]
+)
 def test_signal_ends_between_rows_and_prints_the_resume_command(split, reference_keys, tmp_path, signum, code, name):
     out = tmp_path / "o.csv"
     process = start("--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out), FAKE_FRAME_DELAY_S="0.03")
@@ -132,17 +134,31 @@ def test_failures_are_rows_and_the_run_goes_on(split, tmp_path):
 
 def test_fail_fast_stops_at_the_first_failure(split, tmp_path):
     out = tmp_path / "o.csv"
-    result = run("--split_dir", str(split), "--models", "static_mask,fake_fail", "--output", str(out), "--fail_fast", FAKE_FAIL_VIDEOS="synth_001")
+    result = run(
+        "--split_dir", str(split), "--models", "static_mask,fake_fail", "--output", str(out), "--fail_fast", FAKE_FAIL_VIDEOS="synth_001"
+    )
     assert result.returncode == 1
     assert keys(out)[-1] == ("synth_001", "000", "fake_fail") and len(keys(out)) == 8
-    assert "stopped at the first failed job (--fail_fast); the last, synth_001/000 fake_fail, said: ValueError: fake failure on video synth_001" in result.stderr
+    assert (
+        "stopped at the first failed job (--fail_fast); the last, synth_001/000 fake_fail, said: ValueError: fake failure on video "
+        "synth_001" in result.stderr
+    )
     assert result.stderr.rstrip().endswith(f"--output {out} --fail_fast --resume --retry_failed")
 
 
 def test_max_consecutive_failures_ends_the_run_with_exit_3(split, tmp_path):
     out = tmp_path / "o.csv"
-    result = run("--split_dir", str(split), "--models", "fake_fail", "--output", str(out), "--max_consecutive_failures", "2",
-                 FAKE_FAIL_VIDEOS="synth_000,synth_001,synth_002")  # fmt: skip
+    result = run(
+        "--split_dir",
+        str(split),
+        "--models",
+        "fake_fail",
+        "--output",
+        str(out),
+        "--max_consecutive_failures",
+        "2",
+        FAKE_FAIL_VIDEOS="synth_000,synth_001,synth_002",
+    )
     assert result.returncode == 3
     assert len(keys(out)) == 2
     assert "stopped after 2 failed jobs in a row (--max_consecutive_failures)" in result.stderr
@@ -170,7 +186,9 @@ def test_resume_refuses_other_settings_unless_forced(split, tmp_path):
         "jetson_benchmark.py: error: --resume: settings differ from the earlier run's (num_points 1 -> 3); its rows would "
         "not be comparable. Use the same settings, a new --output, or --force\n"
     )
-    forced = run("--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out), "--resume", "--num_points", "3", "--force")
+    forced = run(
+        "--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out), "--resume", "--num_points", "3", "--force"
+    )
     assert forced.returncode == 0, forced.stderr
     assert len(keys(out)) == 14  # a different model list is fine
 
@@ -179,29 +197,74 @@ def test_real_sam2_run_killed_and_resumed(tmp_path):
     pytest.importorskip("sam2.build_sam")
     make_split(tmp_path / "s", videos=2, frames=9, width=64, height=48, objects=1)
     out = tmp_path / "o.csv"
-    args = ["--split_dir", str(tmp_path / "s"), "--models", "sam2.1_tiny_points,static_mask", "--weights", "random",
-            "--imgsz", "64", "--device", "cpu", "--output", str(out)]  # fmt: skip
+    args = [
+        "--split_dir",
+        str(tmp_path / "s"),
+        "--models",
+        "sam2.1_tiny_points,static_mask",
+        "--weights",
+        "random",
+        "--imgsz",
+        "64",
+        "--device",
+        "cpu",
+        "--output",
+        str(out),
+    ]
     process = start(*args)
     wait_for_rows(out, 1, process, timeout=300)
     process.kill()
     process.wait()
     result = run(*args, "--resume")
     assert result.returncode == 0, result.stderr
-    expected = [(v, o, m) for v, objs in (("synth_000", ("000", "001")), ("synth_001", ("000",))) for o in objs for m in ("sam2.1_tiny_points", "static_mask")]
+    expected = [
+        (v, o, m)
+        for v, objs in (("synth_000", ("000", "001")), ("synth_001", ("000",)))
+        for o in objs
+        for m in ("sam2.1_tiny_points", "static_mask")
+    ]
     assert sorted(keys(out)) == sorted(expected)
 
 
 @pytest.mark.parametrize("isolation", ["none", "process"])
 def test_oom_retry_at_a_lower_imgsz_is_recorded_in_the_row(split, tmp_path, isolation):
     out = tmp_path / "o.csv"
-    result = run("--split_dir", str(split), "--models", "fake_oom", "--limit_videos", "1", "--output", str(out),
-                 "--isolation", isolation, "--oom_retry_imgsz", "256", FAKE_OOM_ABOVE_IMGSZ="512")  # fmt: skip
+    result = run(
+        "--split_dir",
+        str(split),
+        "--models",
+        "fake_oom",
+        "--limit_videos",
+        "1",
+        "--output",
+        str(out),
+        "--isolation",
+        isolation,
+        "--oom_retry_imgsz",
+        "256",
+        FAKE_OOM_ABOVE_IMGSZ="512",
+    )
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(out.open()))
     # objects 000 and 001 ran out of memory at 1024 and were retried; the late 002 propagates one frame only
-    assert [(r["status"], r["imgsz"], r["oom_retry_from_imgsz"]) for r in rows] == [("ok", "256", "1024"), ("ok", "256", "1024"), ("no_score", "", "")]
-    still = run("--split_dir", str(split), "--models", "fake_oom", "--limit_videos", "1", "--output", str(tmp_path / "again.csv"),
-                "--oom_retry_imgsz", "256", FAKE_OOM_ABOVE_IMGSZ="128")  # fmt: skip
+    assert [(r["status"], r["imgsz"], r["oom_retry_from_imgsz"]) for r in rows] == [
+        ("ok", "256", "1024"),
+        ("ok", "256", "1024"),
+        ("no_score", "", ""),
+    ]
+    still = run(
+        "--split_dir",
+        str(split),
+        "--models",
+        "fake_oom",
+        "--limit_videos",
+        "1",
+        "--output",
+        str(tmp_path / "again.csv"),
+        "--oom_retry_imgsz",
+        "256",
+        FAKE_OOM_ABOVE_IMGSZ="128",
+    )
     assert still.returncode == 1
     row = next(csv.DictReader((tmp_path / "again.csv").open()))
     assert (row["status"], row["imgsz"], row["error"]) == ("oom", "256", "RuntimeError: CUDA out of memory at imgsz 256 (a test stand-in)")
@@ -234,13 +297,32 @@ def run_on_a_terminal(*args, **extra):
 
 @pytest.mark.parametrize("isolation", ["none", "process"])
 def test_progress_bars_show_jobs_and_frames_on_a_terminal(split, tmp_path, isolation):
-    code, drawn = run_on_a_terminal("--split_dir", str(split), "--models", "fake_slow", "--isolation", isolation,
-                                    "--output", str(tmp_path / "o.csv"), FAKE_FRAME_DELAY_S="0.06")  # fmt: skip
+    code, drawn = run_on_a_terminal(
+        "--split_dir",
+        str(split),
+        "--models",
+        "fake_slow",
+        "--isolation",
+        isolation,
+        "--output",
+        str(tmp_path / "o.csv"),
+        FAKE_FRAME_DELAY_S="0.06",
+    )
     assert code == 0
     assert "7/7 [" in drawn and "job" in drawn  # the run's bar, to the end
     assert "frame" in drawn and "/13 [" in drawn  # the current job's frames
-    code, drawn = run_on_a_terminal("--split_dir", str(split), "--models", "fake_slow", "--isolation", isolation, "--quiet",
-                                    "--output", str(tmp_path / "q.csv"), FAKE_FRAME_DELAY_S="0.06")  # fmt: skip
+    code, drawn = run_on_a_terminal(
+        "--split_dir",
+        str(split),
+        "--models",
+        "fake_slow",
+        "--isolation",
+        isolation,
+        "--quiet",
+        "--output",
+        str(tmp_path / "q.csv"),
+        FAKE_FRAME_DELAY_S="0.06",
+    )
     assert code == 0 and "job" not in drawn and "frame" not in drawn
 
 
@@ -250,7 +332,9 @@ def test_a_bad_video_is_not_a_systematic_failure(split, tmp_path):
     frame = bad / "JPEGImages_24fps/synth_000/00005.jpg"
     frame.write_bytes(frame.read_bytes()[:100])
     out = tmp_path / "o.csv"
-    result = run("--split_dir", str(bad), "--models", "static_mask,fake_slow,fake_oom", "--output", str(out), "--max_consecutive_failures", "3")
+    result = run(
+        "--split_dir", str(bad), "--models", "static_mask,fake_slow,fake_oom", "--output", str(out), "--max_consecutive_failures", "3"
+    )
     assert result.returncode == 1, result.stderr  # not 3: the 9 failed rows of synth_000 are the input's fault
     assert len(keys(out)) == 21
 
@@ -261,14 +345,21 @@ def test_two_runs_cannot_write_one_csv(split, reference_keys, tmp_path):
     first = start(*args, FAKE_FRAME_DELAY_S="0.03")
     wait_for_rows(out, 1, first)
     second = run(*args, "--resume")
-    assert (second.returncode, second.stderr) == (2, f"jetson_benchmark.py: error: --output {out}: another run is writing it (it holds {out}.lock); wait for it to end, or choose another --output\n")
+    assert (second.returncode, second.stderr) == (
+        2,
+        f"jetson_benchmark.py: error: --output {out}: another run is writing it (it holds {out}.lock); wait for it to end, or choose "
+        "another --output\n",
+    )
     assert first.wait(timeout=120) == 0
     assert sorted(keys(out)) == sorted(reference_keys)
 
 
 def test_resume_needs_output_and_refuses_damaged_csvs(split, tmp_path):
     result = run("--split_dir", str(split), "--models", "static_mask", "--resume")
-    assert (result.returncode, result.stderr) == (2, "jetson_benchmark.py: error: --resume needs --output: the CSV of the run to continue\n")
+    assert (result.returncode, result.stderr) == (
+        2,
+        "jetson_benchmark.py: error: --resume needs --output: the CSV of the run to continue\n",
+    )
     out = tmp_path / "o.csv"
     args = ["--split_dir", str(split), "--models", "static_mask", "--output", str(out)]
     assert run(*args, "--limit_videos", "1").returncode == 0
@@ -276,13 +367,17 @@ def test_resume_needs_output_and_refuses_damaged_csvs(split, tmp_path):
         f.write("abc\n")
     result = run(*args, "--resume")
     assert (result.returncode, result.stderr) == (
-        2, f"jetson_benchmark.py: error: --resume: line 5 of {out} is not a row of this benchmark (it has 1 cells, not 55); delete or mend that line, then resume\n"
-    )  # fmt: skip
+        2,
+        f"jetson_benchmark.py: error: --resume: line 5 of {out} is not a row of this benchmark (it has 1 cells, not 55); delete or mend "
+        "that line, then resume\n",
+    )
     out.write_bytes(out.read_bytes().replace(b"abc\n", b"\xff\xfe\n"))
     result = run(*args, "--resume")
     assert (result.returncode, result.stderr) == (
-        2, f"jetson_benchmark.py: error: --resume: {out} is not a result CSV of this benchmark (it is not UTF-8 text); give the CSV of the run to continue\n"
-    )  # fmt: skip
+        2,
+        f"jetson_benchmark.py: error: --resume: {out} is not a result CSV of this benchmark (it is not UTF-8 text); give the CSV of the "
+        "run to continue\n",
+    )
 
 
 def test_retry_failed_changes_nothing_when_the_run_is_refused(split, tmp_path):
@@ -299,8 +394,21 @@ def test_retry_failed_changes_nothing_when_the_run_is_refused(split, tmp_path):
 
 def test_a_hung_job_times_out_and_the_run_goes_on(split, tmp_path):
     out = tmp_path / "o.csv"
-    result = run("--split_dir", str(split), "--models", "fake_slow", "--isolation", "process", "--job_timeout_s", "1", "--limit_videos", "1",
-                 "--output", str(out), FAKE_FRAME_DELAY_S="0.3")  # fmt: skip
+    result = run(
+        "--split_dir",
+        str(split),
+        "--models",
+        "fake_slow",
+        "--isolation",
+        "process",
+        "--job_timeout_s",
+        "1",
+        "--limit_videos",
+        "1",
+        "--output",
+        str(out),
+        FAKE_FRAME_DELAY_S="0.3",
+    )
     assert result.returncode == 1
     rows = list(csv.DictReader(out.open()))
     assert [r["status"] for r in rows] == ["timeout", "timeout", "no_score"]  # the late object propagates one frame only
@@ -309,8 +417,19 @@ def test_a_hung_job_times_out_and_the_run_goes_on(split, tmp_path):
 
 def test_every_new_worker_is_warmed_up_before_it_is_timed(split, tmp_path):
     out = tmp_path / "o.csv"
-    result = run("--split_dir", str(split), "--models", "fake_fail", "--isolation", "process", "--warmup_frames", "2", "--output", str(out),
-                 FAKE_FAIL_VIDEOS="synth_001")  # fmt: skip
+    result = run(
+        "--split_dir",
+        str(split),
+        "--models",
+        "fake_fail",
+        "--isolation",
+        "process",
+        "--warmup_frames",
+        "2",
+        "--output",
+        str(out),
+        FAKE_FAIL_VIDEOS="synth_001",
+    )
     assert result.returncode == 1
     manifest = json.loads(open(f"{out}.json").read())
     # synth_001's two objects fail: two replacements, so three starts, each warmed up
@@ -328,13 +447,28 @@ def test_warm_up_with_an_unreadable_prompt_is_reported_not_raised(split, tmp_pat
     result = run("--prepared", str(prepared), "--models", "fake_slow", "--warmup_frames", "2", "--output", str(out))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     first = next(csv.DictReader(out.open()))
-    assert (first["status"], first["error"]) == ("error", f"reading the prompt failed: ValueError: cannot read {work / 'Annotations_6fps/synth_000/000/00000.png'} (No such file or directory)")
+    assert (first["status"], first["error"]) == (
+        "error",
+        f"reading the prompt failed: ValueError: cannot read {work / 'Annotations_6fps/synth_000/000/00000.png'} (No such file or "
+        "directory)",
+    )
     assert json.loads(open(f"{out}.json").read())["warmup_s"].startswith("no warm-up: ValueError: cannot read")
 
 
 def test_a_job_that_kills_an_unisolated_run_twice_is_not_run_a_third_time(split, tmp_path):
     out = tmp_path / "o.csv"
-    args = ["--split_dir", str(split), "--models", "static_mask,fake_crash", "--isolation", "none", "--limit_objects", "1", "--output", str(out)]
+    args = [
+        "--split_dir",
+        str(split),
+        "--models",
+        "static_mask,fake_crash",
+        "--isolation",
+        "none",
+        "--limit_objects",
+        "1",
+        "--output",
+        str(out),
+    ]
     first = run(*args, FAKE_FAIL_VIDEOS="synth_001")
     assert first.returncode == -11  # the segfault takes the whole run down: nothing isolates it
     assert run(*args, "--resume", FAKE_FAIL_VIDEOS="synth_001").returncode == -11  # once more: it may have been a kill -9
@@ -344,6 +478,8 @@ def test_a_job_that_kills_an_unisolated_run_twice_is_not_run_a_third_time(split,
     assert len(rows) == 6
     crashed = rows[("synth_001", "fake_crash")]
     assert (crashed["status"], crashed["error"]) == (
-        "crash", "the run died twice during this job, so it was not run again (with --isolation process a crash costs only its row)")
+        "crash",
+        "the run died twice during this job, so it was not run again (with --isolation process a crash costs only its row)",
+    )
     assert rows[("synth_002", "fake_crash")]["status"] == "ok"
     assert not Path(f"{out}.current").exists()

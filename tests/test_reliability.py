@@ -59,7 +59,11 @@ def test_a_refused_resume_leaves_a_csv_without_its_last_newline_as_it_was(done, 
     out.write_bytes(out.read_bytes().rstrip(b"\r\n"))  # the last row is whole, only its newline is missing
     before = files(tmp_path)
     result = run(*args, "--resume", "--num_points", "2")
-    refused(result, "--resume: settings differ from the earlier run's (num_points 1 -> 2); its rows would not be comparable. Use the same settings, a new --output, or --force")
+    refused(
+        result,
+        "--resume: settings differ from the earlier run's (num_points 1 -> 2); its rows would not be comparable. Use the same settings, a "
+        "new --output, or --force",
+    )
     assert files(tmp_path) == before
     resumed = run(*args, "--resume")  # the last row parses as a full row: it is kept, not "partial"
     assert (resumed.returncode, resumed.stderr) == (0, "")
@@ -70,7 +74,11 @@ def test_a_file_that_is_not_a_result_csv_is_refused_untouched(split, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("hello\nworld")
     result = run("--split_dir", str(split), "--models", "static_mask", "--output", str(notes), "--resume")
-    refused(result, f"--resume: {notes} is not a result CSV of this benchmark version (its first line is not this version's header); give the CSV of the run to continue, or a new --output")
+    refused(
+        result,
+        f"--resume: {notes} is not a result CSV of this benchmark version (its first line is not this version's header); give the CSV of "
+        "the run to continue, or a new --output",
+    )
     assert files(tmp_path) == {"notes.txt": b"hello\nworld"}  # no lock, log or manifest left behind
 
 
@@ -103,7 +111,18 @@ def wait_for_job_in_progress(current, model, process, timeout=60):
 
 def test_two_ctrl_c_in_one_job_make_no_crash_row(split, tmp_path):
     out = tmp_path / "o.csv"
-    args = ["--split_dir", str(split), "--models", "static_mask,fake_slow", "--isolation", "none", "--output", str(out), "--limit_objects", "1"]
+    args = [
+        "--split_dir",
+        str(split),
+        "--models",
+        "static_mask,fake_slow",
+        "--isolation",
+        "none",
+        "--output",
+        str(out),
+        "--limit_objects",
+        "1",
+    ]
     for attempt in range(2):
         process = start(*args, *(["--resume"] if attempt else []), FAKE_FRAME_DELAY_S="0.5")  # the job takes 4.5 s
         wait_for_job_in_progress(Path(f"{out}.current"), "fake_slow", process)
@@ -119,7 +138,18 @@ def test_a_job_that_ends_the_process_otherwise_still_counts_as_a_death(split, tm
     """Only a handled signal or a full disk clear the job in progress: a library's SystemExit
     (like a segfault) ends the run in the job, and the second time the job gets a crash row."""
     out = tmp_path / "o.csv"
-    args = ["--split_dir", str(split), "--models", "static_mask,fake_fail", "--isolation", "none", "--output", str(out), "--limit_objects", "1"]
+    args = [
+        "--split_dir",
+        str(split),
+        "--models",
+        "static_mask,fake_fail",
+        "--isolation",
+        "none",
+        "--output",
+        str(out),
+        "--limit_objects",
+        "1",
+    ]
     for attempt in range(2):
         result = run(*args, *(["--resume"] if attempt else []), FAKE_EXIT_VIDEOS="synth_000")
         assert (result.returncode, result.stderr) == (1, "a library gave up on video synth_000 (a test stand-in)\n")
@@ -128,15 +158,31 @@ def test_a_job_that_ends_the_process_otherwise_still_counts_as_a_death(split, tm
     rows = [(r["model"], r["status"], r["error"]) for r in csv.DictReader(out.open())]
     assert rows == [
         ("static_mask", "ok", ""),
-        ("fake_fail", "crash", "the run died twice during this job, so it was not run again (with --isolation process a crash costs only its row)"),
+        (
+            "fake_fail",
+            "crash",
+            "the run died twice during this job, so it was not run again (with --isolation process a crash costs only its row)",
+        ),
     ]
 
 
 def test_a_ctrl_c_that_an_extension_reports_as_its_own_error_still_ends_the_run(split, tmp_path):
     """Not a failed job: the row is left out and the run ends as interrupted."""
     out = tmp_path / "o.csv"
-    process = start("--split_dir", str(split), "--models", "static_mask,fake_slow", "--isolation", "none", "--output", str(out), "--limit_objects", "1",
-                    FAKE_FRAME_DELAY_S="0.5", FAKE_SWALLOW="1")  # fmt: skip
+    process = start(
+        "--split_dir",
+        str(split),
+        "--models",
+        "static_mask,fake_slow",
+        "--isolation",
+        "none",
+        "--output",
+        str(out),
+        "--limit_objects",
+        "1",
+        FAKE_FRAME_DELAY_S="0.5",
+        FAKE_SWALLOW="1",
+    )
     wait_for_job_in_progress(Path(f"{out}.current"), "fake_slow", process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
@@ -193,7 +239,9 @@ def test_what_a_worker_prints_while_it_starts_goes_to_its_file(tmp_path):
     bootstrap in the worker prints a traceback (EOFError) before the worker takes its output in hand."""
     script = tmp_path / "driver.py"
     script.write_text(STARTING_WORKER)
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120
+    )
     assert (result.returncode, result.stdout, result.stderr) == (0, "printed by the worker while it starts\n", "")
 
 
@@ -205,9 +253,13 @@ def test_an_ignored_signal_stays_ignored(split, tmp_path, signum):
     out = tmp_path / "o.csv"
     process = subprocess.Popen(
         [*PROG, "--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env(FAKE_FRAME_DELAY_S="0.05"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env(FAKE_FRAME_DELAY_S="0.05"),
         preexec_fn=lambda: signal.signal(signum, signal.SIG_IGN),
-    )  # fmt: skip
+    )
     wait_for_job_in_progress(Path(f"{out}.current"), "fake_slow", process)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
@@ -232,7 +284,10 @@ def test_a_duplicated_row_is_refused_by_resume_and_report_and_retry_failed_repai
         f"--resume: synth_000/002 static_mask has 2 rows in {out}, on lines 4, 5; a job has one row. "
         "Delete all but one of them, or add --retry_failed to drop them and run the job again",
     )
-    duplicate = f"{out}: synth_000/002 static_mask has two rows, on lines 4 and 5; a job has one row: delete one of them (or resume the run with --retry_failed, which runs such jobs again)"
+    duplicate = (
+        f"{out}: synth_000/002 static_mask has two rows, on lines 4 and 5; a job has one row: delete one of them (or resume the run with "
+        "--retry_failed, which runs such jobs again)"
+    )
     refused(run("report", str(out)), duplicate)
     refused(run("compare", str(out), str(out)), duplicate)
     assert files(tmp_path) == before
@@ -249,15 +304,33 @@ def test_compare_outputs_never_overwrite_an_input_or_an_existing_file(done, tmp_
     other = tmp_path / "other.csv"
     shutil.copy(out, other)
     before = files(tmp_path)
-    refused(run("compare", str(out), str(other), "--csv", str(out)), f"--csv {out} is {out}, an input of this comparison; write the result to another file")
-    refused(run("compare", str(out), str(other), "--csv", str(other), "--force"), f"--csv {other} is {other}, an input of this comparison; write the result to another file")
-    refused(run("compare", str(out), str(other), "--plot", f"{out}.json"), f"--plot {out}.json is {out}.json, an input of this comparison; write the result to another file")
-    refused(run("compare", str(out), str(other), "--merge", str(other)), f"--merge {other} is {other}, an input of this comparison; write the result to another file")
+    refused(
+        run("compare", str(out), str(other), "--csv", str(out)),
+        f"--csv {out} is {out}, an input of this comparison; write the result to another file",
+    )
+    refused(
+        run("compare", str(out), str(other), "--csv", str(other), "--force"),
+        f"--csv {other} is {other}, an input of this comparison; write the result to another file",
+    )
+    refused(
+        run("compare", str(out), str(other), "--plot", f"{out}.json"),
+        f"--plot {out}.json is {out}.json, an input of this comparison; write the result to another file",
+    )
+    refused(
+        run("compare", str(out), str(other), "--merge", str(other)),
+        f"--merge {other} is {other}, an input of this comparison; write the result to another file",
+    )
     existing = tmp_path / "findings.csv"
     existing.write_text("mine\n")
     before["findings.csv"] = b"mine\n"
-    refused(run("compare", str(out), str(other), "--csv", str(existing)), f"--csv {existing} exists already; choose a new file, or add --force to overwrite it")
-    refused(run("compare", str(out), str(other), "--csv", str(existing), "--plot", str(existing)), f"--plot and --csv both name {existing}; give each its own file")
+    refused(
+        run("compare", str(out), str(other), "--csv", str(existing)),
+        f"--csv {existing} exists already; choose a new file, or add --force to overwrite it",
+    )
+    refused(
+        run("compare", str(out), str(other), "--csv", str(existing), "--plot", str(existing)),
+        f"--plot and --csv both name {existing}; give each its own file",
+    )
     assert files(tmp_path) == before
     forced = run("compare", str(out), str(other), "--csv", str(existing), "--force")
     assert forced.returncode == 0, forced.stderr
@@ -294,10 +367,13 @@ def test_two_masks_naming_one_frame_are_refused_naming_both(split, tmp_path):
     assert not (tmp_path / "o.csv").exists()
 
 
-@pytest.mark.parametrize("name,problem", [
-    ("².jpg", "frame {frames}/².jpg is not named by a frame number in ASCII digits (00000.jpg, 00001.jpg, ...)"),
-    ("4.jpg", "frame {frames}/00004.jpg and {frames}/4.jpg both name frame 4; keep one of them"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name,problem",
+    [
+        ("².jpg", "frame {frames}/².jpg is not named by a frame number in ASCII digits (00000.jpg, 00001.jpg, ...)"),
+        ("4.jpg", "frame {frames}/00004.jpg and {frames}/4.jpg both name frame 4; keep one of them"),
+    ],
+)
 def test_frames_not_numbered_one_to_one_fail_that_videos_rows(split, tmp_path, name, problem):
     copy = tmp_path / "s"
     shutil.copytree(split, copy)
@@ -336,7 +412,10 @@ def test_a_huge_frame_number_is_one_reason_not_a_memory_error(split, tmp_path):
     shutil.copy(frames / "00008.jpg", frames / "00009.Jpg")  # not a frame for the sam2 loader: not one here either
     out = tmp_path / "o.csv"
     result = run("--split_dir", str(copy), "--models", "static_mask", "--output", str(out))
-    reason = f"frames in {frames} are not numbered 0..9 without gaps (missing e.g. [9, 10, 11]); fix the video's frames or leave it out (--video_ids)"
+    reason = (
+        f"frames in {frames} are not numbered 0..9 without gaps (missing e.g. [9, 10, 11]); fix the video's frames or leave it out "
+        "(--video_ids)"
+    )
     assert result.returncode == 1 and {r["error"] for r in csv.DictReader(out.open())} == {reason}
 
 
@@ -351,21 +430,27 @@ def test_a_frame_of_another_size_fails_its_videos_rows_before_any_model_runs(spl
     out = tmp_path / "o.csv"
     result = run("--split_dir", str(copy), "--models", "static_mask", "--output", str(out))
     assert result.returncode == 1
-    reason = f"frame {last} is 32x24 but frame 00000.jpg is 64x48; every frame of a video must have one size; fix the video's frames or leave it out (--video_ids)"
+    reason = (
+        f"frame {last} is 32x24 but frame 00000.jpg is 64x48; every frame of a video must have one size; fix the video's frames or leave "
+        "it out (--video_ids)"
+    )
     assert {(r["status"], r["error"], r["n_propagated"]) for r in csv.DictReader(out.open())} == {("error", reason, "")}
 
 
 # 8. report and compare: one line for a bad cell or a plot format
 
 
-@pytest.mark.parametrize("column,cell,problem", [
-    ("fps", "abc", "'abc' is not a number"),
-    ("fps", "inf", "'inf' is not a finite number"),
-    ("fps", "1_000", "'1_000' is not a number"),
-    ("fps", "-1", "-1 is below zero"),
-    ("J", "-500", "-500 is not a percentage (0 to 100)"),
-    ("JF", "1e308", "1e308 is not a percentage (0 to 100)"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "column,cell,problem",
+    [
+        ("fps", "abc", "'abc' is not a number"),
+        ("fps", "inf", "'inf' is not a finite number"),
+        ("fps", "1_000", "'1_000' is not a number"),
+        ("fps", "-1", "-1 is below zero"),
+        ("J", "-500", "-500 is not a percentage (0 to 100)"),
+        ("JF", "1e308", "1e308 is not a percentage (0 to 100)"),
+    ],
+)
 def test_a_bad_cell_is_one_line_naming_file_line_and_column(done, column, cell, problem):
     out, _ = done
     rows = list(csv.DictReader(out.open(newline="")))
@@ -393,11 +478,18 @@ def test_a_csv_a_spreadsheet_saved_is_still_read(done, tmp_path):
 
 def test_force_never_writes_over_a_device(done, tmp_path):
     out, _ = done
-    refused(run("compare", str(out), str(out), "--csv", "/dev/null", "--force"), "--csv /dev/null is not a regular file; give the path of a file to write")
-    refused(run("prepare", "--split_dir", str(out.parent), "--output", "/dev/null", "--force"), "--output /dev/null is not a regular file; give the path of a file to write")
+    refused(
+        run("compare", str(out), str(out), "--csv", "/dev/null", "--force"),
+        "--csv /dev/null is not a regular file; give the path of a file to write",
+    )
+    refused(
+        run("prepare", "--split_dir", str(out.parent), "--output", "/dev/null", "--force"),
+        "--output /dev/null is not a regular file; give the path of a file to write",
+    )
     refused(
         run("compare", str(out), str(out), "--csv", str(tmp_path / "no" / "x.csv")),
-        f"--csv {tmp_path / 'no' / 'x.csv'}: cannot write it (No such file or directory: {tmp_path / 'no' / 'x.csv'}); choose a writable path",
+        f"--csv {tmp_path / 'no' / 'x.csv'}: cannot write it (No such file or directory: {tmp_path / 'no' / 'x.csv'}); choose a writable "
+        "path",
     )
 
 
@@ -405,7 +497,9 @@ def test_a_plot_format_matplotlib_lacks_is_refused_before_any_work(done, tmp_pat
     out, _ = done
     before = files(tmp_path)
     result = run("compare", str(out), str(out), "--plot", str(tmp_path / "plot.csv"), "--csv", str(tmp_path / "f.csv"))
-    assert result.returncode == 2 and result.stderr.startswith(f"{ERROR}--plot {tmp_path / 'plot.csv'}: matplotlib cannot write .csv files; give a name ending in one of ")
+    assert result.returncode == 2 and result.stderr.startswith(
+        f"{ERROR}--plot {tmp_path / 'plot.csv'}: matplotlib cannot write .csv files; give a name ending in one of "
+    )
     assert ".png" in result.stderr and "\n" not in result.stderr[:-1]
     assert files(tmp_path) == before
 
@@ -429,7 +523,9 @@ def test_a_run_with_failed_rows_says_why_it_exits_1(split, tmp_path):
 def test_the_resume_command_is_printed_as_the_tool_was_invoked(split, tmp_path):
     out = tmp_path / "o.csv"
     args = ["--split_dir", str(split), "--models", "fake_fail", "--output", str(out)]
-    module = subprocess.run([sys.executable, "-m", "sav_benchmark", *args], capture_output=True, text=True, cwd=ROOT, env=env(FAKE_FAIL_VIDEOS="synth_000"))
+    module = subprocess.run(
+        [sys.executable, "-m", "sav_benchmark", *args], capture_output=True, text=True, cwd=ROOT, env=env(FAKE_FAIL_VIDEOS="synth_000")
+    )
     assert module.stderr.endswith(f"\n  {shlex.join([sys.executable, '-m', 'sav_benchmark', *args, '--resume', '--retry_failed'])}\n")
     script = Path(sysconfig.get_path("scripts")) / "jetson-benchmark"
     if not script.exists():
@@ -445,24 +541,46 @@ def test_output_and_split_paths_that_cannot_be_what_they_must_be(split, tmp_path
     folder.mkdir()
     run_args = ["--split_dir", str(split), "--models", "static_mask"]
     refused(run(*run_args, "--output", str(folder)), f"--output {folder} is a folder; give the CSV's file name, e.g. {folder / 'run.csv'}")
-    refused(run(*run_args, "--output", f"{tmp_path}/newdir/"), f"--output {tmp_path}/newdir/ names a folder; give the CSV's file name, e.g. {tmp_path}/newdir/run.csv")
-    refused(run(*run_args, "--output", "/dev/null"), "--output /dev/null is not a regular file; the rows must go to a file that can be read back (for --resume): give a file path")
+    refused(
+        run(*run_args, "--output", f"{tmp_path}/newdir/"),
+        f"--output {tmp_path}/newdir/ names a folder; give the CSV's file name, e.g. {tmp_path}/newdir/run.csv",
+    )
+    refused(
+        run(*run_args, "--output", "/dev/null"),
+        "--output /dev/null is not a regular file; the rows must go to a file that can be read back (for --resume): give a file path",
+    )
     a_file = tmp_path / "file"
     a_file.write_text("")
     refused(
         run("--split_dir", str(a_file), "--models", "static_mask"),
-        f"--split_dir {a_file} is a file, not a folder; give the folder of an SA-V split (make a demo split with: python -m sav_benchmark.synthetic --out DIR)",
+        f"--split_dir {a_file} is a file, not a folder; give the folder of an SA-V split (make a demo split with: python -m "
+        "sav_benchmark.synthetic --out DIR)",
     )
-    refused(run(*run_args, "--video_ids", ",,,"), "--video_ids ',,,' names no video; give comma-separated video ids, or leave the flag out to run every video")
+    refused(
+        run(*run_args, "--video_ids", ",,,"),
+        "--video_ids ',,,' names no video; give comma-separated video ids, or leave the flag out to run every video",
+    )
     assert files(tmp_path) == {"file": b""} and not (tmp_path / "newdir").exists()
 
 
-@pytest.mark.parametrize("flag,value,message", [
-    ("--imgsz", "100000", "argument --imgsz: must be at most 2048 (the largest input size this benchmark runs; the models are trained at 1024), not 100000"),
-    ("--num_points", "10000", "argument --num_points: must be at most 64 (each click is placed by one more distance transform of the prompt mask), not 10000"),
-    ("--job_timeout_s", "-5", "argument --job_timeout_s: must be a number of seconds, 0 or more, not -5"),
-    ("--job_timeout_s", "nan", "argument --job_timeout_s: must be a number of seconds, 0 or more, not nan"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "flag,value,message",
+    [
+        (
+            "--imgsz",
+            "100000",
+            "argument --imgsz: must be at most 2048 (the largest input size this benchmark runs; the models are trained at 1024), not "
+            "100000",
+        ),
+        (
+            "--num_points",
+            "10000",
+            "argument --num_points: must be at most 64 (each click is placed by one more distance transform of the prompt mask), not 10000",
+        ),
+        ("--job_timeout_s", "-5", "argument --job_timeout_s: must be a number of seconds, 0 or more, not -5"),
+        ("--job_timeout_s", "nan", "argument --job_timeout_s: must be a number of seconds, 0 or more, not nan"),
+    ],
+)
 def test_numbers_out_of_range_are_refused(split, flag, value, message):
     refused(run("--split_dir", str(split), "--models", "static_mask", flag, value), f"{message} (see jetson_benchmark.py run --help)")
 
@@ -473,7 +591,20 @@ def test_fewer_clicks_than_asked_are_said_in_the_row(tmp_path):
     tiny[10, 10:13] = True  # 3 pixels: 3 clicks at most
     write_mask(tmp_path / "s/Annotations_6fps/synth_000/000/00000.png", tiny)
     out = tmp_path / "o.csv"
-    result = run("--split_dir", str(tmp_path / "s"), "--models", "sam2.1_tiny_points", "--weights", "random", "--imgsz", "128", "--num_points", "5", "--output", str(out))
+    result = run(
+        "--split_dir",
+        str(tmp_path / "s"),
+        "--models",
+        "sam2.1_tiny_points",
+        "--weights",
+        "random",
+        "--imgsz",
+        "128",
+        "--num_points",
+        "5",
+        "--output",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     row = next(csv.DictReader(out.open()))
     assert row["warning"] == "3 of the 5 clicks of --num_points: the prompt mask has only 3 pixels"
@@ -505,11 +636,17 @@ def test_evaluate_refuses_predictions_in_the_ground_truth(tmp_path):
     make_split(tmp_path / "s", videos=1, frames=9, width=64, height=48)
     truth = tmp_path / "s/Annotations_6fps"
     before = files(tmp_path)
-    refused(run("evaluate", "--gt_root", str(truth), "--pred_root", str(truth)),
-            f"--pred_root {truth} is the ground truth ({truth}): results.csv would be written among the ground truth; give the folder of the predicted masks")  # fmt: skip
+    refused(
+        run("evaluate", "--gt_root", str(truth), "--pred_root", str(truth)),
+        f"--pred_root {truth} is the ground truth ({truth}): results.csv would be written among the ground truth; give the folder of the "
+        "predicted masks",
+    )
     inside = truth / "synth_000"
-    refused(run("evaluate", "--gt_root", str(truth), "--pred_root", str(inside)),
-            f"--pred_root {inside} is inside the ground truth ({truth}): results.csv would be written among the ground truth; give the folder of the predicted masks")  # fmt: skip
+    refused(
+        run("evaluate", "--gt_root", str(truth), "--pred_root", str(inside)),
+        f"--pred_root {inside} is inside the ground truth ({truth}): results.csv would be written among the ground truth; give the folder "
+        "of the predicted masks",
+    )
     assert files(tmp_path) == before
 
 
@@ -517,9 +654,15 @@ def test_ctrl_c_during_evaluate_is_one_line_from_the_parent_alone(tmp_path):
     make_split(tmp_path / "s", videos=4, frames=200, width=640, height=480)
     truth, predictions = tmp_path / "s/Annotations_6fps", tmp_path / "pred"
     shutil.copytree(truth, predictions)
-    process = subprocess.Popen([*PROG, "evaluate", "--gt_root", str(truth), "--pred_root", str(predictions), "-n", "2"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                               start_new_session=True)  # fmt: skip
+    process = subprocess.Popen(
+        [*PROG, "evaluate", "--gt_root", str(truth), "--pred_root", str(predictions), "-n", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
+    )
     while "we are evaluating on" not in process.stdout.readline():  # the worker processes start now
         assert process.poll() is None
     time.sleep(0.05)
@@ -558,7 +701,10 @@ def test_a_refusal_comes_before_training_videos_are_decoded(tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("mine")
     before["notes.txt"] = b"mine"
-    refused(run("prepare", *args[:2], "--cache_dir", str(cache), "--output", str(notes)), f"--output {notes} exists already; choose a new file, or add --force to overwrite it")
+    refused(
+        run("prepare", *args[:2], "--cache_dir", str(cache), "--output", str(notes)),
+        f"--output {notes} exists already; choose a new file, or add --force to overwrite it",
+    )
     assert files(tmp_path) == before and not cache.exists()
 
 

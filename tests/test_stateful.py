@@ -32,10 +32,17 @@ from sav_benchmark.synthetic import make_split
 
 PROFILES = {
     # no shrinking in CI: a failure is reported as found, within the time CI has
-    "ci": settings(max_examples=10, stateful_step_count=8, deadline=None, derandomize=True, database=None,
-                   phases=[Phase.explicit, Phase.reuse, Phase.generate], suppress_health_check=list(HealthCheck)),
+    "ci": settings(
+        max_examples=10,
+        stateful_step_count=8,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    ),
     "long": settings(max_examples=150, stateful_step_count=15, deadline=None, database=None, suppress_health_check=list(HealthCheck)),
-}  # fmt: skip
+}
 PROFILE = os.environ.get("SAV_BENCHMARK_STATEFUL", "ci")
 MODELS = "static_mask,fake_slow"  # the baseline, and a test-only runner that sleeps on every frame
 FRAME_DELAY = {"FAKE_FRAME_DELAY_S": "0.02"}
@@ -170,8 +177,14 @@ class Runs(RuleBasedStateMachine):
         while the finisher writes a row, while a worker starts."""
         before = snapshot(self.folder)
         signum = KILLS[signal_name]
-        process = subprocess.Popen(self.world.command(*self._args(isolation, retry_failed)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True, env=env(**FRAME_DELAY), cwd=ROOT)  # fmt: skip
+        process = subprocess.Popen(
+            self.world.command(*self._args(isolation, retry_failed)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env(**FRAME_DELAY),
+            cwd=ROOT,
+        )
         deadline = time.monotonic() + 60
         while process.poll() is None and len(data_lines(self.out)) < rows_before and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
+from streaming_probe import compare_modes, job_of
+
 from sav_benchmark.masks import PackedMasks, read_mask
 from sav_benchmark.runners import MODELS
 from sav_benchmark.runners.base import RunSettings
 from sav_benchmark.synthetic import make_split
-from streaming_probe import compare_modes, job_of
 
 pytest.importorskip("sam2.build_sam", reason="the sam2 package is part of the test install (scripts/install.sh)")
 import torch  # noqa: E402
@@ -299,15 +299,37 @@ def test_stream_and_no_stream_runs_write_the_same_mask_files(tmp_path):
     for flag, stream in (("--stream", "on"), ("--no-stream", "off")):
         out = tmp_path / f"{stream}.csv"
         result = subprocess.run(
-            [sys.executable, str(ROOT / "jetson_benchmark.py"), "--split_dir", str(tmp_path / "s"), "--models", "sam2.1_tiny_points",
-             "--weights", "random", "--device", "cpu", "--imgsz", "128", "--autocast_dtype", "float32", flag,
-             "--output", str(out), "--save_masks", str(tmp_path / stream)],
-            capture_output=True, text=True, timeout=900,
-        )  # fmt: skip
+            [
+                sys.executable,
+                str(ROOT / "jetson_benchmark.py"),
+                "--split_dir",
+                str(tmp_path / "s"),
+                "--models",
+                "sam2.1_tiny_points",
+                "--weights",
+                "random",
+                "--device",
+                "cpu",
+                "--imgsz",
+                "128",
+                "--autocast_dtype",
+                "float32",
+                flag,
+                "--output",
+                str(out),
+                "--save_masks",
+                str(tmp_path / stream),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert result.returncode == 0, result.stderr
-        assert [(r["object_id"], r["status"], r["stream"], r["warning"]) for r in csv.DictReader(out.open())] == [("000", "ok", stream, ""), ("001", "ok", stream, "")]
+        assert [(r["object_id"], r["status"], r["stream"], r["warning"]) for r in csv.DictReader(out.open())] == [
+            ("000", "ok", stream, ""),
+            ("001", "ok", stream, ""),
+        ]
         saved[stream] = {p.relative_to(tmp_path / stream): p.read_bytes() for p in (tmp_path / stream).rglob("*.png")}
     assert len(saved["on"]) == 2 * 9 and saved["on"] == saved["off"]  # two objects, frames 0, 4, ..., 32
     masks = [read_mask(tmp_path / "on" / name) for name in saved["on"]]
     assert 1 < len({mask.tobytes() for mask in masks})  # not every mask alike
-

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT
+from standins import AGX_ORIN_RAILS, ORIN_NANO_RAILS, make_sysfs_tree, write_fake_tegrastats, write_nvml_standin
+from test_overnight import run
 
 from sav_benchmark.errors import UsageError
 from sav_benchmark.measure import execute_job
@@ -20,15 +23,20 @@ from sav_benchmark.progress import FrameCounter
 from sav_benchmark.runners import MODELS, load_runner_class
 from sav_benchmark.runners.base import Job, RunSettings
 from sav_benchmark.telemetry import (
-    Reading, Sampler, TelemetryConfig, TelemetryUnavailable, choose_telemetry, integral, module_power_w,
-    open_source, parse_tegrastats, telemetry_columns,
-)  # fmt: skip
+    Reading,
+    Sampler,
+    TelemetryConfig,
+    TelemetryUnavailable,
+    choose_telemetry,
+    integral,
+    module_power_w,
+    open_source,
+    parse_tegrastats,
+    telemetry_columns,
+)
 from sav_benchmark.telemetry.nvml import NvmlSource
 from sav_benchmark.telemetry.sysfs import SysfsSource
 from sav_benchmark.telemetry.tegrastats import TegrastatsSource
-from conftest import ROOT
-from test_overnight import run
-from standins import AGX_ORIN_RAILS, ORIN_NANO_RAILS, make_sysfs_tree, write_fake_tegrastats, write_nvml_standin
 
 
 def fixture_lines(fixtures_dir):
@@ -98,8 +106,13 @@ def test_unknown_fields_and_busy_gpu():
     parsed = parse_tegrastats(line)
     assert (parsed["gpu_load_pct"], parsed["gpu_freq_mhz"], parsed["rails_mw"], parsed["temps_c"]) == (87, 918, {"VDD_IN": 9876}, {})
     assert parse_tegrastats("not a tegrastats line") == {
-        "ram_used_mb": None, "ram_total_mb": None, "gpu_load_pct": None, "gpu_freq_mhz": None, "rails_mw": {}, "temps_c": {},
-    }  # fmt: skip
+        "ram_used_mb": None,
+        "ram_total_mb": None,
+        "gpu_load_pct": None,
+        "gpu_freq_mhz": None,
+        "rails_mw": {},
+        "temps_c": {},
+    }
 
 
 def test_module_power_uses_the_input_rail_or_the_sum(fixtures_dir):
@@ -142,7 +155,11 @@ def test_a_window_between_two_readings_interpolates_them():
 
 def test_an_energy_counter_is_read_at_the_loop_ends_and_preferred_to_the_power_draw():
     # Counter 1000 mJ at 0 s, 1500 at 1 s, 3500 at 2 s: at 0.5 s 1250, at 1.5 s 2500, so 1.25 J.
-    readings = [Reading(0.0, power_w=99.0, energy_mj=1000.0), Reading(1.0, power_w=99.0, energy_mj=1500.0), Reading(2.0, power_w=99.0, energy_mj=3500.0)]
+    readings = [
+        Reading(0.0, power_w=99.0, energy_mj=1000.0),
+        Reading(1.0, power_w=99.0, energy_mj=1500.0),
+        Reading(2.0, power_w=99.0, energy_mj=3500.0),
+    ]
     columns = telemetry_columns("nvml", readings, (0.5, 1.5), n_frames=5, peak_rss_mb=None)
     assert (columns["energy_j"], columns["avg_power_w"], columns["energy_mj_per_frame"]) == pytest.approx((1.25, 1.25, 250.0))
 
@@ -169,13 +186,20 @@ def test_without_a_power_reading_the_power_cells_are_empty_never_zero():
 def test_a_job_that_failed_before_its_last_frame_keeps_only_its_peaks():
     readings = [Reading(0.0, power_w=5.0, device_mem_mb=700.0, temp_c=50.0)]
     assert telemetry_columns("sysfs", readings, None, 0, peak_rss_mb=321.0) == {
-        "telemetry_source": "sysfs", "peak_device_mem_mb": 700.0, "peak_rss_mb": 321.0, "peak_sys_mem_mb": None,
-    }  # fmt: skip
+        "telemetry_source": "sysfs",
+        "peak_device_mem_mb": 700.0,
+        "peak_rss_mb": 321.0,
+        "peak_sys_mem_mb": None,
+    }
 
 
 def test_temperature_and_throttling_count_only_during_the_loop():
-    readings = [Reading(0.0, temp_c=90.0, throttled=True), Reading(1.0, temp_c=50.0, throttled=False),
-                Reading(2.0, temp_c=55.0, throttled=False), Reading(3.0, temp_c=99.0, throttled=True)]  # fmt: skip
+    readings = [
+        Reading(0.0, temp_c=90.0, throttled=True),
+        Reading(1.0, temp_c=50.0, throttled=False),
+        Reading(2.0, temp_c=55.0, throttled=False),
+        Reading(3.0, temp_c=99.0, throttled=True),
+    ]
     columns = telemetry_columns("nvml", readings, (1.0, 2.0), n_frames=1, peak_rss_mb=None)
     assert (columns["temp_max_c"], columns["throttled"]) == (55.0, False)
 
@@ -421,8 +445,20 @@ POWER_CELLS = ("avg_power_w", "energy_j", "energy_mj_per_frame")
 
 def test_a_cpu_run_records_the_process_and_leaves_power_and_device_memory_empty(split, tmp_path):
     out = tmp_path / "o.csv"
-    result = run("--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out), "--telemetry_interval_ms", "10",
-                 "--quiet", FAKE_FRAME_DELAY_S="0.03", PATH=str(tmp_path), SAV_BENCHMARK_SYSFS_ROOT=str(tmp_path))  # fmt: skip
+    result = run(
+        "--split_dir",
+        str(split),
+        "--models",
+        "static_mask,fake_slow",
+        "--output",
+        str(out),
+        "--telemetry_interval_ms",
+        "10",
+        "--quiet",
+        FAKE_FRAME_DELAY_S="0.03",
+        PATH=str(tmp_path),
+        SAV_BENCHMARK_SYSFS_ROOT=str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     for row in cli_rows(out):
         assert row["telemetry_source"] == "procfs"
@@ -437,8 +473,18 @@ def test_a_cpu_run_records_the_process_and_leaves_power_and_device_memory_empty(
 def test_a_jetson_run_on_a_sysfs_stand_in_fills_power_energy_and_thermals(split, tmp_path):
     sysfs = make_sysfs_tree(tmp_path / "jetson", [ORIN_NANO_RAILS])
     out = tmp_path / "o.csv"
-    result = run("--split_dir", str(split), "--models", "fake_slow", "--output", str(out), "--telemetry_interval_ms", "10",
-                 FAKE_FRAME_DELAY_S="0.03", SAV_BENCHMARK_SYSFS_ROOT=str(sysfs))  # fmt: skip
+    result = run(
+        "--split_dir",
+        str(split),
+        "--models",
+        "fake_slow",
+        "--output",
+        str(out),
+        "--telemetry_interval_ms",
+        "10",
+        FAKE_FRAME_DELAY_S="0.03",
+        SAV_BENCHMARK_SYSFS_ROOT=str(sysfs),
+    )
     assert result.returncode == 0, result.stderr
     for row in cli_rows(out):
         watts = 5000 * 911 / 1e6  # the stand-in's VDD_IN never changes, so the average is exact
@@ -458,9 +504,22 @@ def test_tegrastats_in_a_worker_process(split, tmp_path, nano_line):
     pid_file = tmp_path / "tegrastats.pids"
     write_fake_tegrastats(tmp_path / "bin", nano_line, pid_file)
     out = tmp_path / "o.csv"
-    result = run("--split_dir", str(split), "--models", "fake_slow", "--output", str(out), "--telemetry", "tegrastats",
-                 "--telemetry_interval_ms", "50", "--isolation", "process", FAKE_FRAME_DELAY_S="0.1",
-                 PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")  # fmt: skip
+    result = run(
+        "--split_dir",
+        str(split),
+        "--models",
+        "fake_slow",
+        "--output",
+        str(out),
+        "--telemetry",
+        "tegrastats",
+        "--telemetry_interval_ms",
+        "50",
+        "--isolation",
+        "process",
+        FAKE_FRAME_DELAY_S="0.1",
+        PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    )
     assert result.returncode == 0, result.stderr
     for row in cli_rows(out):
         assert (row["telemetry_source"], row["peak_device_mem_mb"]) == ("tegrastats", "2147")
@@ -470,20 +529,45 @@ def test_tegrastats_in_a_worker_process(split, tmp_path, nano_line):
     assert_all_ended(pid_file)
 
 
-@pytest.mark.parametrize("flags, extra_env, message", [
-    (["--telemetry", "sysfs"], {}, "--telemetry sysfs: no INA3221 power monitor under /sys/class/hwmon; a Jetson's INA3221 power monitors "
-                                   "appear there (set SAV_BENCHMARK_SYSFS_ROOT where sysfs is mounted elsewhere); else use --telemetry auto"),
-    (["--telemetry", "tegrastats"], {"PATH": "/nonexistent"}, "--telemetry tegrastats: no tegrastats executable on PATH; "
-                                                              "it comes with JetPack (/usr/bin/tegrastats); elsewhere use --telemetry auto"),
-    (["--telemetry", "nvml"], "no nvml", "--telemetry nvml: NVML did not start (Driver Not Loaded); "
-                                         "pip install nvidia-ml-py and check the NVIDIA driver, or use --telemetry auto"),
-    (["--telemetry", "power"], {}, "argument --telemetry: invalid choice: 'power' (choose from 'auto', 'off', 'sysfs', 'tegrastats', 'nvml', 'procfs') "
-                                   "(see jetson_benchmark.py run --help)"),
-    (["--telemetry_interval_ms", "5"], {}, "argument --telemetry_interval_ms: must be at least 10, not 5 (see jetson_benchmark.py run --help)"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "flags, extra_env, message",
+    [
+        (
+            ["--telemetry", "sysfs"],
+            {},
+            "--telemetry sysfs: no INA3221 power monitor under /sys/class/hwmon; a Jetson's INA3221 power monitors "
+            "appear there (set SAV_BENCHMARK_SYSFS_ROOT where sysfs is mounted elsewhere); else use --telemetry auto",
+        ),
+        (
+            ["--telemetry", "tegrastats"],
+            {"PATH": "/nonexistent"},
+            "--telemetry tegrastats: no tegrastats executable on PATH; "
+            "it comes with JetPack (/usr/bin/tegrastats); elsewhere use --telemetry auto",
+        ),
+        (
+            ["--telemetry", "nvml"],
+            "no nvml",
+            "--telemetry nvml: NVML did not start (Driver Not Loaded); "
+            "pip install nvidia-ml-py and check the NVIDIA driver, or use --telemetry auto",
+        ),
+        (
+            ["--telemetry", "power"],
+            {},
+            "argument --telemetry: invalid choice: 'power' (choose from 'auto', 'off', 'sysfs', 'tegrastats', 'nvml', 'procfs') "
+            "(see jetson_benchmark.py run --help)",
+        ),
+        (
+            ["--telemetry_interval_ms", "5"],
+            {},
+            "argument --telemetry_interval_ms: must be at least 10, not 5 (see jetson_benchmark.py run --help)",
+        ),
+    ],
+)
 def test_a_source_that_cannot_run_here_stops_the_run_before_any_work(split, tmp_path, flags, extra_env, message):
     if extra_env == "no nvml":
-        plugins = os.pathsep.join([str(write_nvml_standin(tmp_path / "nvml", start_error="Driver Not Loaded")), str(ROOT / "tests" / "plugins"), str(ROOT)])
+        plugins = os.pathsep.join(
+            [str(write_nvml_standin(tmp_path / "nvml", start_error="Driver Not Loaded")), str(ROOT / "tests" / "plugins"), str(ROOT)]
+        )
         extra_env = {"PYTHONPATH": plugins}
     out = tmp_path / "o.csv"
     result = run("--split_dir", str(split), "--models", "static_mask", "--output", str(out), *flags, **extra_env)

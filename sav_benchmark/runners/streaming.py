@@ -258,7 +258,10 @@ class WatchedOutputs(dict):
 
     def _look_at_all(self) -> None:
         if not self.misread and self.dropped:
-            self.misread = f"the memory of frames {min(self.dropped)}-{max(self.dropped)}, and the model went through every frame's at frame {self._tracking}"
+            self.misread = (
+                f"the memory of frames {min(self.dropped)}-{max(self.dropped)}, and the model went through every frame's at frame "
+                f"{self._tracking}"
+            )
 
     def get(self, frame: Any, default: Any = None) -> Any:
         self._lookup(frame)

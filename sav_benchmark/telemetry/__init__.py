@@ -24,10 +24,20 @@ from .sysfs import SysfsSource
 from .tegrastats import TegrastatsSource, module_power_w, parse_tegrastats
 
 __all__ = [
-    "TELEMETRY_COLUMNS", "Reading", "Sampler", "Source", "TelemetryConfig", "TelemetryUnavailable",
-    "choose_telemetry", "integral", "module_power_w", "open_source", "parse_tegrastats",
-    "telemetry_columns", "time_average",
-]  # fmt: skip
+    "TELEMETRY_COLUMNS",
+    "Reading",
+    "Sampler",
+    "Source",
+    "TelemetryConfig",
+    "TelemetryUnavailable",
+    "choose_telemetry",
+    "integral",
+    "module_power_w",
+    "open_source",
+    "parse_tegrastats",
+    "telemetry_columns",
+    "time_average",
+]
 
 AUTO = "auto"
 SOURCES = ("sysfs", "tegrastats", "nvml", "procfs")
@@ -36,7 +46,8 @@ DEFAULT_INTERVAL_MS = 100
 # Where sysfs is mounted: "/" on the device itself; a container may see the host's elsewhere.
 SYSFS_ROOT_ENV = "SAV_BENCHMARK_SYSFS_ROOT"
 HINTS = {
-    "sysfs": f"a Jetson's INA3221 power monitors appear there (set {SYSFS_ROOT_ENV} where sysfs is mounted elsewhere); else use --telemetry auto",
+    "sysfs": f"a Jetson's INA3221 power monitors appear there (set {SYSFS_ROOT_ENV} where sysfs is mounted elsewhere); else use "
+    "--telemetry auto",
     "tegrastats": "it comes with JetPack (/usr/bin/tegrastats); elsewhere use --telemetry auto",
     "nvml": f"{INSTALL_HINT} and check the NVIDIA driver, or use --telemetry auto",
     "procfs": "it needs Linux's /proc; use --telemetry off",
@@ -77,7 +88,9 @@ def _auto_order(device: str, on_jetson: bool) -> list[str]:
     return ["sysfs", "tegrastats", *(["nvml"] if device == "cuda" and not on_jetson else []), "procfs"]
 
 
-def choose_telemetry(requested: str, interval_ms: int, device: str, gpu_uuid: str | None, on_jetson: bool) -> tuple[TelemetryConfig, dict[str, Any]]:
+def choose_telemetry(
+    requested: str, interval_ms: int, device: str, gpu_uuid: str | None, on_jetson: bool
+) -> tuple[TelemetryConfig, dict[str, Any]]:
     """The source for --telemetry, and its description for the manifest. An explicit source that
     cannot run here is a UsageError; `auto` takes the first that can and says why others could not."""
     if requested == OFF:

@@ -75,14 +75,18 @@ class NvmlSource(PolledSource):
             "gpu": self.gpu_name,
             "gpu_uuid": self.gpu_uuid,
             "power": "the GPU board's (the rest of the machine is not included): "
-                     + ("energy from its energy counter (nvmlDeviceGetTotalEnergyConsumption) at the loop's ends, power = energy / time"
-                        if self.has_energy_counter else "its power draw (nvmlDeviceGetPowerUsage) integrated over the loop"),
+            + (
+                "energy from its energy counter (nvmlDeviceGetTotalEnergyConsumption) at the loop's ends, power = energy / time"
+                if self.has_energy_counter
+                else "its power draw (nvmlDeviceGetPowerUsage) integrated over the loop"
+            ),
             "device_memory": "memory used on the whole GPU, by every process (nvmlDeviceGetMemoryInfo)",
             "throttled": "any clock event reason for power or heat: SW power cap, HW slowdown, SW/HW thermal slowdown, HW power brake",
         }
 
 
 def _clock_event_reasons(nvml: Any, handle: Any) -> int:
-    """Newer nvidia-ml-py releases call them clock event reasons (the throttle name is deprecated); older ones have only the throttle name."""
+    """Newer nvidia-ml-py releases call them clock event reasons (the throttle name is deprecated);
+    older ones have only the throttle name."""
     query = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or nvml.nvmlDeviceGetCurrentClocksThrottleReasons
     return int(query(handle))

@@ -35,10 +35,19 @@ class Reading:
 
 
 TELEMETRY_COLUMNS = [
-    "telemetry_source", "avg_power_w", "energy_j", "energy_mj_per_frame", "peak_device_mem_mb",
-    "peak_rss_mb", "peak_sys_mem_mb", "cpu_util_mean_pct", "gpu_util_mean_pct", "gpu_clock_mhz_mean",
-    "temp_max_c", "throttled",
-]  # fmt: skip
+    "telemetry_source",
+    "avg_power_w",
+    "energy_j",
+    "energy_mj_per_frame",
+    "peak_device_mem_mb",
+    "peak_rss_mb",
+    "peak_sys_mem_mb",
+    "cpu_util_mean_pct",
+    "gpu_util_mean_pct",
+    "gpu_clock_mhz_mean",
+    "temp_max_c",
+    "throttled",
+]
 
 
 def integral(times: list[float], values: list[float], window: Window) -> float:
@@ -108,7 +117,9 @@ def _throttled(readings: list[Reading]) -> bool | None:
     return any(states) if states else None
 
 
-def telemetry_columns(source: str, readings: list[Reading], window: Window | None, n_frames: int, peak_rss_mb: float | None, max_gap_s: float = math.inf) -> dict[str, Any]:
+def telemetry_columns(
+    source: str, readings: list[Reading], window: Window | None, n_frames: int, peak_rss_mb: float | None, max_gap_s: float = math.inf
+) -> dict[str, Any]:
     """A job's telemetry cells. Peaks cover the whole job (build to the last frame); power, energy,
     utilisation, clocks, temperature and throttling cover the propagate loop (`window`), which is
     None when the job failed before finishing it. A figure whose readings leave more than

@@ -58,6 +58,7 @@ class ProcfsOnly(PolledSource):
         return {
             "source": self.name,
             "power": "no power source here: avg_power_w, energy_j and energy_mj_per_frame stay empty",
-            "device_memory": "no device memory counter here: peak_device_mem_mb stays empty; peak_rss_mb is the process's, peak_sys_mem_mb the system's",
+            "device_memory": "no device memory counter here: peak_device_mem_mb stays empty; peak_rss_mb is the process's, peak_sys_mem_mb "
+            "the system's",
             "throttled": "not known here: left empty",
         }

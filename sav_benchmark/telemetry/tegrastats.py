@@ -76,9 +76,11 @@ class TegrastatsSource:
     def stream(self, interval_s: float, stop: threading.Event, emit: Emit) -> None:
         process = subprocess.Popen(
             [self.executable, "--interval", str(max(1, round(interval_s * 1000)))],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C for the run must not end it while the job finishes
-        )  # fmt: skip
+        )
         rails: set[str] | None = None  # those of the first line: a line that lacks one has no power
         try:
             for line in _lines(process, stop, interval_s):
@@ -95,8 +97,13 @@ class TegrastatsSource:
         stop = threading.Event()
         timer = threading.Timer(self.PROBE_TIMEOUT_S, stop.set)
         timer.start()
-        process = subprocess.Popen([self.executable, "--interval", "100"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        process = subprocess.Popen(
+            [self.executable, "--interval", "100"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             return next(_lines(process, stop, 0.1), "")
         finally:
@@ -109,7 +116,9 @@ class TegrastatsSource:
         return {
             "source": self.name,
             "executable": self.executable,
-            "power": power_note(summed) if line else f"tegrastats printed no line within {self.PROBE_TIMEOUT_S:.0f} s: its rails are not known here",
+            "power": power_note(summed)
+            if line
+            else f"tegrastats printed no line within {self.PROBE_TIMEOUT_S:.0f} s: its rails are not known here",
             "rails_summed": summed,
             "device_memory": "tegrastats RAM used: a Jetson's memory is unified",
             "gpu": "GR3D_FREQ load and frequency",
