@@ -11,13 +11,18 @@ import sys
 from pathlib import Path
 
 from . import PROG, __version__
+from .availability import availability
+from .compare import compare_text, load_run, merge_runs, missing_shards, report_text, write_findings
 from .errors import UsageError, os_reason
-from .prepare import MASKLET_CHOICES, is_prepared_manifest, parse_shard
-from .prompts import MAX_POINTS
+from .evaluate import run_evaluate
+from .plot import check_plot_path, write_plot
+from .results import manifest_path
 from .runners import MODELS, load_plugins
 from .runners.sizes import MAX_IMGSZ
 from .session import run_command, select_split
 from .signals import Interrupted
+from .split import MASKLET_CHOICES, is_prepared_manifest, parse_shard
+from .split.prompts import MAX_POINTS
 from .telemetry import CHOICES as TELEMETRY_CHOICES
 from .telemetry import DEFAULT_INTERVAL_MS
 
@@ -266,8 +271,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "compare":
             return _cmd_compare(args)
         if args.command == "evaluate":
-            from .evaluate import run_evaluate
-
             return run_evaluate(
                 args.gt_root, args.pred_root, args.num_processes, args.strict, not args.do_not_skip_first_and_last_frame, args.quiet
             )
@@ -284,7 +287,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .availability import availability
 
     load_plugins()
     repo = Path(args.edgetam_repo) if args.edgetam_repo else None
@@ -332,7 +334,6 @@ def _same_file(a: Path, b: Path) -> bool:
 def _check_compare_outputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
     """The files compare writes, refused before any work: an existing one (unless --force), an
     input or its manifest (even with --force), one named twice, a plot format matplotlib lacks."""
-    from .results import manifest_path
 
     inputs = [Path(p) for p in (args.reference, *args.others)]
     inputs += [manifest_path(p) for p in inputs]
@@ -349,27 +350,17 @@ def _check_compare_outputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
     for flag, path in outputs:
         _refuse_to_overwrite(flag, path, args.force)
     if args.plot:
-        from .plot import check_plot_path
-
         check_plot_path(Path(args.plot))
     return outputs
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .compare import load_run, report_text
 
     print(report_text(load_run(Path(args.csv))))
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import (
-        compare_text,
-        load_run,
-        merge_runs,
-        missing_shards,
-        write_findings,
-    )
 
     _check_compare_outputs(args)
     reference = load_run(Path(args.reference))
@@ -384,8 +375,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.csv:  # first: a path that cannot be written is refused before anything is printed
         write_findings(Path(args.csv), reference, others, args.min_speed)
     if args.plot:
-        from .plot import write_plot
-
         write_plot(Path(args.plot), [reference, *others])
     print(compare_text(reference, others, args.min_speed))
     return 0

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UsageError, os_reason
+from .files import write_atomically
 from .metrics import global_scores
 from .results import (
     COLUMNS,
@@ -28,7 +29,6 @@ from .results import (
     STATUS_SKIPPED,
     manifest_path,
     row_problem,
-    write_atomically,
     write_manifest,
 )
 from .stats import bootstrap_mean_interval, wilcoxon_p

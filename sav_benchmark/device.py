@@ -8,7 +8,7 @@ import platform
 import torch
 
 from .errors import UsageError
-from .runners.base import MemoryReading
+from .memory import MemoryReading
 
 MIB = 1024 * 1024
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": None}

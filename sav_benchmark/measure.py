@@ -18,9 +18,10 @@ from typing import Any, Callable
 import numpy as np
 
 from .masks import PackedMasks
+from .memory import MemoryReading
 from .results import STATUS_ERROR, STATUS_OOM
 from .runners import ModelSpec
-from .runners.base import Job, MemoryCounters, MemoryReading, Runner, RunSettings
+from .runners.base import Job, MemoryCounters, Runner, RunSettings
 from .signals import interruption_behind, signals_raised
 from .telemetry import Sampler, open_source
 from .telemetry.readings import Window

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .files import write_atomically
 from .telemetry.readings import TELEMETRY_COLUMNS
 
 COLUMNS = [
@@ -202,18 +203,3 @@ def run_files(output: Path) -> list[Path]:
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     """Write atomically, so that a crash leaves the previous version rather than half a file."""
     write_atomically(path, json.dumps(manifest, indent=2, default=str))
-
-
-def write_atomically(path: Path, content: str | bytes) -> None:
-    """Write a file so that a crash leaves the old version or the new one, never half of either."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(content.encode("utf-8") if isinstance(content, str) else content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:  # named by the file the user asked for, not the temporary one
-        raise OSError(exc.errno, exc.strerror, str(path)) from exc
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import UsageError, os_reason
-from .results import COLUMNS, NOT_FAILED, lock_path, manifest_path, row_problem, write_atomically
+from .files import write_atomically
+from .results import COLUMNS, NOT_FAILED, lock_path, manifest_path, row_problem
 from .runners.sizes import DEFAULT_IMGSZ
 
 # Settings that change the numbers: rows made with other values cannot share a CSV. The first

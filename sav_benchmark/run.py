@@ -20,12 +20,11 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
-from .davis import Composite
 from .executors import Executor, InProcessExecutor
+from .files import write_atomically
 from .masks import PackedMasks, write_mask
 from .measure import JobOutcome, one_line
 from .metrics import ObjectScorer, evaluated_frames
-from .prepare import LAYOUT_DAVIS, PreparedObject, PreparedSplit, PreparedVideo
 from .progress import Progress
 from .results import (
     NOT_FAILED,
@@ -36,12 +35,13 @@ from .results import (
     STATUS_OOM,
     STATUS_SKIPPED,
     ResultWriter,
-    write_atomically,
 )
 from .runners import ModelSpec
 from .runners.base import Job, RunSettings
 from .runners.sizes import DEFAULT_IMGSZ
+from .scoring import Composite
 from .signals import Interrupted, SignalGuard, interruption_behind, signals_raised
+from .split import LAYOUT_DAVIS, PreparedObject, PreparedSplit, PreparedVideo
 
 log = logging.getLogger("sav_benchmark")
 

@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from . import PROG
+from .availability import availability, compilation_problem
+from .environment import check_allocator_config, describe, file_digest, is_jetson
 from .errors import UsageError, os_reason
-from .prepare import DEMO_HINT, LAYOUT_DAVIS, PreparedSplit, prepare_split
+from .executors import make_executor
+from .files import write_atomically
 from .results import (
     NOT_FAILED,
     ResultWriter,
@@ -29,7 +32,6 @@ from .results import (
     manifest_path,
     prepared_path,
     run_files,
-    write_atomically,
     write_manifest,
 )
 from .resume import (
@@ -42,10 +44,14 @@ from .resume import (
     row_key,
     sessions,
 )
+from .run import STOPPED_FAILURES, Benchmark, ResultsNotWritable, RunOptions, RunReport, warmup_job
 from .runners import ModelSpec, resolve_models
-from .runners.sizes import DEFAULT_IMGSZ
+from .runners.base import RANDOM_WEIGHTS_SEED, RunSettings
+from .runners.sizes import DEFAULT_IMGSZ, check_size
 from .signals import Interrupted, SignalGuard, interruption_behind, signals_raised
+from .split import DEMO_HINT, LAYOUT_DAVIS, PreparedSplit, prepare_split
 from .summary import summary_text
+from .telemetry import choose_telemetry
 
 SELECTION_FLAGS = ("split_dir", "video_ids", "limit_videos", "limit_objects", "shard", "masklets", "cache_dir")
 EXIT_FAILED, EXIT_TOO_MANY_FAILURES = 1, 3
@@ -87,7 +93,6 @@ def _prepared_split(args: argparse.Namespace) -> PreparedSplit | None:
 def _check_models_runnable(specs: list[ModelSpec], args: argparse.Namespace) -> dict[str, str]:
     """Everything a model needs, checked before any work; returns the import paths of models that
     run from a checkout in a worker of their own."""
-    from .availability import availability
 
     repo = Path(args.edgetam_repo) if args.edgetam_repo else None
     import_paths = {}
@@ -103,8 +108,6 @@ def _check_models_runnable(specs: list[ModelSpec], args: argparse.Namespace) -> 
 def _warmup_frames(args: argparse.Namespace, device: str, specs: list[ModelSpec]) -> int:
     """8 on CUDA, 0 on the CPU; with --compile at least 8, since the warm-up is what compiles."""
     if args.compile:
-        from .availability import compilation_problem
-
         repo = Path(args.edgetam_repo) if args.edgetam_repo else None
         for spec in specs:
             problem = compilation_problem(spec, repo)
@@ -236,7 +239,6 @@ def _take_over(output: Path, args: argparse.Namespace, config: dict[str, Any], c
 
 
 def _checkpoint_digests(specs: list[ModelSpec], args: argparse.Namespace) -> dict[str, Any]:
-    from .environment import file_digest
 
     if args.weights != "checkpoint":
         return {}
@@ -296,8 +298,6 @@ def _settings(args: argparse.Namespace, specs: list[ModelSpec]) -> tuple[str, st
     if not any(spec.uses_torch for spec in specs):
         return "cpu", args.autocast_dtype
     from .device import check_dtype, resolve_device
-    from .environment import check_allocator_config
-    from .runners.sizes import check_size
 
     check_allocator_config(dict(os.environ))
     for spec in specs:
@@ -314,9 +314,6 @@ def _settings(args: argparse.Namespace, specs: list[ModelSpec]) -> tuple[str, st
 
 def _telemetry(args: argparse.Namespace, device: str) -> tuple[Any, dict[str, Any]]:
     """The telemetry source (a TelemetryConfig) and its description for the manifest."""
-    from .environment import is_jetson
-    from .telemetry import choose_telemetry
-
     uuid = None
     if device == "cuda":
         from .device import gpu_uuid
@@ -354,8 +351,6 @@ class RunSession:
 
     def open(self) -> None:
         """Everything that can refuse the run happens here, before any job and before any file changes."""
-        from .run import RunOptions
-        from .runners.base import RANDOM_WEIGHTS_SEED, RunSettings
 
         args = self.args
         if not args.prepared and not args.split_dir:
@@ -421,7 +416,6 @@ class RunSession:
         uses_torch: bool,
         run_id: str,
     ) -> None:
-        from .environment import describe
 
         session = {
             "command": [*invoked_as(), *self.argv],
@@ -494,8 +488,6 @@ class RunSession:
 
     def execute(self) -> None:
         """Run the jobs. Signals end it between rows; during shut-down they are only recorded."""
-        from .executors import make_executor
-        from .run import Benchmark, ResultsNotWritable, RunReport, warmup_job
 
         self.interrupted: Interrupted | None = None
         self.unwritable: ResultsNotWritable | None = None
@@ -536,7 +528,6 @@ class RunSession:
                 self.interrupted = self.interrupted or guard.pending
 
     def conclude(self) -> int:
-        from .run import STOPPED_FAILURES
 
         rows = self.earlier_rows + self.report.rows
         print(summary_text(rows))

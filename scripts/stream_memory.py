@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from sav_benchmark.synthetic import make_split  # noqa: E402
+from sav_benchmark.split.synthetic import make_split  # noqa: E402
 
 MODES = {"stream": "--stream", "no-stream": "--no-stream"}
 GOAL_PCT = 10.0

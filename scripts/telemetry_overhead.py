@@ -66,7 +66,7 @@ def main() -> int:
     if args.repeats < 2:
         parser.error("--repeats must be at least 2: the noise is two runs of the same mode compared")
     sys.path.insert(0, str(ROOT))
-    from sav_benchmark.synthetic import make_split
+    from sav_benchmark.split.synthetic import make_split
 
     modes = {
         "off": ["--telemetry", "off"],

@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT
 
 from sav_benchmark.masks import write_mask
-from sav_benchmark.synthetic import make_split
+from sav_benchmark.split.synthetic import make_split
 
 PROG = [sys.executable, str(ROOT / "jetson_benchmark.py")]
 MODELS = "static_mask"

@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT
 
 from sav_benchmark.masks import write_mask
-from sav_benchmark.synthetic import make_split
+from sav_benchmark.split.synthetic import make_split
 
 PROG = "jetson_benchmark.py: error: "
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 from conftest import ROOT
 
-from sav_benchmark.synthetic import make_split
+from sav_benchmark.split.synthetic import make_split
 
 PROG = "jetson_benchmark.py: error: "
 

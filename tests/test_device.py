@@ -8,12 +8,12 @@ import weakref
 import pytest
 
 from sav_benchmark.measure import is_out_of_memory
-from sav_benchmark.prepare import prepare_split
 from sav_benchmark.results import ResultWriter
 from sav_benchmark.run import Benchmark, RunOptions
 from sav_benchmark.runners import resolve_models
 from sav_benchmark.runners.base import RunSettings
-from sav_benchmark.synthetic import make_split
+from sav_benchmark.split import prepare_split
+from sav_benchmark.split.synthetic import make_split
 
 pytest.importorskip("sam2.build_sam", reason="the sam2 package is part of the test install (scripts/install.sh)")
 

@@ -17,12 +17,12 @@ from conftest import ROOT
 
 from sav_benchmark.errors import UsageError
 from sav_benchmark.executors import RoutingExecutor, make_executor
-from sav_benchmark.prepare import prepare_split
 from sav_benchmark.run import make_job
 from sav_benchmark.runners import ModelSpec, register
 from sav_benchmark.runners.base import RunSettings
 from sav_benchmark.runners.sizes import edgetam_size_overrides
-from sav_benchmark.synthetic import make_split
+from sav_benchmark.split import prepare_split
+from sav_benchmark.split.synthetic import make_split
 
 PROG = [sys.executable, str(ROOT / "jetson_benchmark.py")]
 

@@ -16,7 +16,7 @@ from reference_metrics import object_jf
 
 from sav_benchmark.masks import read_mask
 from sav_benchmark.results import COLUMNS
-from sav_benchmark.synthetic import make_split
+from sav_benchmark.split.synthetic import make_split
 
 pytest.importorskip("sam2.build_sam", reason="the sam2 package is part of the test install (scripts/install.sh)")
 pytestmark = pytest.mark.slow

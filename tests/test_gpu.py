@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from sav_benchmark.synthetic import make_split
+from sav_benchmark.split.synthetic import make_split
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("sam2.build_sam")

@@ -23,7 +23,7 @@ from reference_metrics import object_jf
 
 from sav_benchmark.masks import read_mask
 from sav_benchmark.metrics import ObjectScorer
-from sav_benchmark.synthetic import make_split
+from sav_benchmark.split.synthetic import make_split
 
 PROG = "jetson_benchmark.py: error: "
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT
 from test_overnight import PROG, env, keys, run, start, wait_for_rows
 
-from sav_benchmark.synthetic import make_split
+from sav_benchmark.split.synthetic import make_split
 
 
 @pytest.fixture(scope="module")

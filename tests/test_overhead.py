@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from sav_benchmark.prepare import prepare_split
 from sav_benchmark.results import ResultWriter
 from sav_benchmark.run import Benchmark, RunOptions
 from sav_benchmark.runners import resolve_models
 from sav_benchmark.runners.base import RunSettings
-from sav_benchmark.synthetic import make_split
+from sav_benchmark.split import prepare_split
+from sav_benchmark.split.synthetic import make_split
 
 SLOW_SCORING_S = 0.3
 

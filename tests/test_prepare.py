@@ -5,8 +5,8 @@ import pytest
 
 from sav_benchmark.errors import UsageError
 from sav_benchmark.masks import read_mask, write_mask
-from sav_benchmark.prepare import PreparedSplit, prepare_split
-from sav_benchmark.synthetic import make_split
+from sav_benchmark.split import PreparedSplit, prepare_split
+from sav_benchmark.split.synthetic import make_split
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sav_benchmark.prompts import click_points, tight_box
+from sav_benchmark.split.prompts import click_points, tight_box
 
 
 def test_click_is_at_the_distance_transform_maximum():

@@ -21,7 +21,7 @@ from test_stateful import before_the_program
 
 from sav_benchmark.masks import write_mask
 from sav_benchmark.results import COLUMNS
-from sav_benchmark.synthetic import make_split
+from sav_benchmark.split.synthetic import make_split
 
 ERROR = "jetson_benchmark.py: error: "
 

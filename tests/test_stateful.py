@@ -28,7 +28,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from test_overnight import PROG, env
 
 from sav_benchmark.results import COLUMNS, run_files
-from sav_benchmark.synthetic import make_split
+from sav_benchmark.split.synthetic import make_split
 
 PROFILES = {
     # no shrinking in CI: a failure is reported as found, within the time CI has

@@ -16,7 +16,7 @@ from streaming_probe import compare_modes, job_of
 from sav_benchmark.masks import PackedMasks, read_mask
 from sav_benchmark.runners import MODELS
 from sav_benchmark.runners.base import RunSettings
-from sav_benchmark.synthetic import make_split
+from sav_benchmark.split.synthetic import make_split
 
 pytest.importorskip("sam2.build_sam", reason="the sam2 package is part of the test install (scripts/install.sh)")
 import torch  # noqa: E402

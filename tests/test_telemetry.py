@@ -373,7 +373,7 @@ def test_off_opens_nothing():
 
 def failing_job(tmp_path):
     """A job of the fake_fail test runner (tests/plugins) that fails on its third frame."""
-    from sav_benchmark.synthetic import make_split
+    from sav_benchmark.split.synthetic import make_split
 
     make_split(tmp_path / "split", videos=1, frames=9, width=32, height=24, objects=1)
     frames = tmp_path / "split" / "JPEGImages_24fps" / "synth_000"
@@ -425,7 +425,7 @@ def test_a_source_that_fails_while_sampling_costs_the_cells_not_the_job(caplog):
 
 @pytest.fixture(scope="module")
 def split(tmp_path_factory):
-    from sav_benchmark.synthetic import make_split
+    from sav_benchmark.split.synthetic import make_split
 
     root = tmp_path_factory.mktemp("split")
     make_split(root, videos=1, frames=9, width=64, height=48, objects=2)

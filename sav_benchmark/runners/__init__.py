@@ -12,8 +12,10 @@ import importlib
 import os
 from dataclasses import dataclass
 
+from .. import PROG
 from ..errors import UsageError
-from ..prompts import PROMPT_KINDS
+
+PROMPT_KINDS = ("points", "bbox", "mask")  # a model name is <model>_<prompt kind>
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def resolve_models(names: str) -> list[ModelSpec]:
     load_plugins()
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     if not wanted:
-        raise UsageError("--models is empty; name at least one model (list them with: jetson_benchmark.py models)")
+        raise UsageError(f"--models is empty; name at least one model (list them with: {PROG} models)")
     specs = []
     for name in wanted:
         if name not in MODELS:

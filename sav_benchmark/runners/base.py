@@ -12,24 +12,11 @@ from typing import Iterator, Protocol
 
 import numpy as np
 
+from ..memory import MemoryReading
 from ..telemetry import TelemetryConfig
 
 # --weights random draws the same weights for every job and run, so that such runs repeat.
 RANDOM_WEIGHTS_SEED = 0
-# The files of a frame folder that the sam2 package's loader takes as frames, exactly (not ".Jpg").
-FRAME_SUFFIXES = (".jpg", ".jpeg", ".JPG", ".JPEG")
-
-
-@dataclass
-class MemoryReading:
-    """Device memory in MiB; None where the device has no such counter (CPU)."""
-
-    alloc_before_mb: float | None = None
-    reserved_before_mb: float | None = None
-    peak_alloc_mb: float | None = None
-    peak_reserved_mb: float | None = None
-    alloc_after_cleanup_mb: float | None = None
-    reserved_after_cleanup_mb: float | None = None
 
 
 class NoMemoryCounters:

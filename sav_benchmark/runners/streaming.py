@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .base import FRAME_SUFFIXES
+from ..split.model import FRAME_SUFFIXES
 
 LOADER = "load_video_frames"  # what init_state calls to decode a folder of frames
 DECODER = "_load_img_as_tensor"  # the loader's per-frame decoder: (path, image_size) -> (CHW float64, height, width)

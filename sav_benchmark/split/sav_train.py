@@ -26,22 +26,12 @@ from typing import Any, Callable, Iterator
 import cv2
 from pycocotools import mask as rle_codec
 
-from .errors import UsageError, os_reason
-from .masks import write_mask
-from .prepare import (
-    ANNOTATIONS_DIR,
-    FRAMES_DIR,
-    PreparedObject,
-    PreparedSplit,
-    PreparedVideo,
-    Selection,
-    VideoProblem,
-    listing,
-    prepare_sav_video,
-    select_videos,
-    shard_text,
-)
-from .results import write_atomically
+from ..errors import UsageError, os_reason
+from ..files import write_atomically
+from ..masks import write_mask
+from .checks import VideoProblem, listing, select_videos
+from .model import ANNOTATIONS_DIR, FRAMES_DIR, PreparedObject, PreparedSplit, PreparedVideo, Selection, shard_text
+from .sav import prepare_sav_video
 
 ANNOTATION_STEP = 4  # 24 fps video, masklets at 6 fps
 MASKLET_KINDS = {"manual": ("manual",), "auto": ("auto",), "both": ("manual", "auto")}

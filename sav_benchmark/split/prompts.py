@@ -5,7 +5,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-PROMPT_KINDS = ("points", "bbox", "mask")
 # --num_points at most: each click costs prepare one distance transform of the mask per object.
 MAX_POINTS = 64
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError
-from .masks import read_ids, write_ids
-from .prepare import (
+from ..errors import UsageError
+from ..masks import read_ids
+from .checks import check_frames, find_prompt, index_annotations, list_videos, select_videos
+from .model import (
     DAVIS_ANNOTATIONS_DIR,
     DAVIS_FRAMES_DIR,
     LAYOUT_DAVIS,
@@ -22,12 +23,7 @@ from .prepare import (
     PreparedSplit,
     PreparedVideo,
     Selection,
-    check_frames,
     check_layout,
-    find_prompt,
-    index_annotations,
-    list_videos,
-    select_videos,
     shard_text,
 )
 
@@ -72,22 +68,3 @@ def _first_appearances(folder: Path, video_id: str, frames: list[int], names: li
             if int(object_id) not in first_seen:
                 first_seen[int(object_id)] = (frame, ids == object_id)
     return first_seen
-
-
-class Composite:
-    """One model's masks of one video as DAVIS stores them, one id per pixel. Where objects
-    overlap the lowest id wins, as sam2's vos_inference decides for DAVIS output; that rule
-    makes the result the same whatever order the objects are added in."""
-
-    def __init__(self) -> None:
-        self.frames: dict[int, np.ndarray] = {}
-
-    def add(self, object_id: int, masks: dict[int, np.ndarray]) -> None:
-        for frame, mask in masks.items():
-            ids = self.frames.setdefault(frame, np.zeros(mask.shape, np.uint8))
-            ids[np.asarray(mask, bool) & ((ids == 0) | (ids > object_id))] = object_id
-
-    def save(self, folder: Path, names: dict[int, str]) -> None:
-        """<folder>/<frame>.png for every frame, as palette PNGs."""
-        for frame, ids in self.frames.items():
-            write_ids(folder / names[frame], ids)

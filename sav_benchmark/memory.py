@@ -1,0 +1,18 @@
+"""A job's device memory readings: a leaf module, without torch, that the device code (which fills
+them) and the runner protocol (which passes them on) both use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class MemoryReading:
+    """Device memory in MiB; None where the device has no such counter (CPU)."""
+
+    alloc_before_mb: float | None = None
+    reserved_before_mb: float | None = None
+    peak_alloc_mb: float | None = None
+    peak_reserved_mb: float | None = None
+    alloc_after_cleanup_mb: float | None = None
+    reserved_after_cleanup_mb: float | None = None

@@ -1,0 +1,155 @@
+"""The prepared split: what phase 1 hands to the run (videos, objects, prompts, problems), the
+layouts it reads, and its file format (the prepared manifest, JSON).
+
+Every layout (SA-V val/test, SA-V train through its cache, DAVIS 2017) ends up as a PreparedSplit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import PROG
+from ..errors import UsageError
+from ..files import write_atomically
+from ..masks import read_ids, read_mask
+
+FRAMES_DIR = "JPEGImages_24fps"
+ANNOTATIONS_DIR = "Annotations_6fps"
+LIST_FILES = ("sav_val.txt", "sav_test.txt")
+DAVIS_FRAMES_DIR = "JPEGImages/480p"
+DAVIS_ANNOTATIONS_DIR = "Annotations/480p"
+LAYOUT_SAV, LAYOUT_DAVIS, LAYOUT_SAV_TRAIN = "sav", "davis", "sav-train"
+FOLDERS = {LAYOUT_SAV: (FRAMES_DIR, ANNOTATIONS_DIR), LAYOUT_DAVIS: (DAVIS_FRAMES_DIR, DAVIS_ANNOTATIONS_DIR)}
+MASKLET_CHOICES = ("manual", "auto", "both")  # SA-V train: which json files name the objects
+FORMAT = "sav-benchmark-prepared/1"
+DEMO_HINT = "make a demo split with: python -m sav_benchmark.synthetic --out DIR"
+# The files of a frame folder that the sam2 package's loader takes as frames, exactly (not ".Jpg").
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".JPG", ".JPEG")
+LAYOUTS_HINT = (
+    "a split is SA-V val/test (JPEGImages_24fps/, Annotations_6fps/), SA-V train (sav_*.mp4 with "
+    "sav_*_manual.json) or DAVIS 2017 (JPEGImages/480p/, Annotations/480p/)"
+)
+
+
+@dataclass
+class PreparedObject:
+    object_id: str
+    annotated_frames: list[int]
+    annotation_files: list[str]
+    prompt_frame: int | None = None
+    points: list[list[int]] = field(default_factory=list)
+    box: list[int] = field(default_factory=list)
+    skip_reason: str = ""
+
+    def mask_file(self, frame: int) -> str:
+        return self.annotation_files[self.annotated_frames.index(frame)]
+
+
+@dataclass
+class PreparedVideo:
+    video_id: str
+    n_frames: int
+    height: int
+    width: int
+    objects: list[PreparedObject]
+    problem: str = ""  # why none of its jobs can run; each then gets a row with this reason
+
+
+@dataclass
+class PreparedSplit:
+    split_dir: str  # what the run reads: for SA-V train, the cache that prepare filled
+    num_points: int
+    videos: list[PreparedVideo]
+    layout: str = LAYOUT_SAV  # sav: one binary PNG per object and frame; davis: one index PNG per frame
+    source_dir: str = ""  # SA-V train: the folder of mp4 and json files the cache was made from
+    masklets: str = ""  # SA-V train: manual, auto or both
+    shard: str = ""  # "K/N" when this is one of N parts of the selection
+
+    def frames_dir(self, video: PreparedVideo) -> Path:
+        return Path(self.split_dir) / FOLDERS[self.layout][0] / video.video_id
+
+    def truth_path(self, video: PreparedVideo, obj: PreparedObject, frame: int) -> Path:
+        folder = Path(self.split_dir) / FOLDERS[self.layout][1] / video.video_id
+        if self.layout == LAYOUT_DAVIS:
+            return folder / obj.mask_file(frame)
+        return folder / obj.object_id / obj.mask_file(frame)
+
+    def read_truth(self, video: PreparedVideo, obj: PreparedObject, frame: int) -> np.ndarray:
+        """The object's ground-truth mask on an annotated frame."""
+        path = self.truth_path(video, obj, frame)
+        if self.layout == LAYOUT_DAVIS:
+            return read_ids(path) == int(obj.object_id)
+        return read_mask(path, require_binary=True)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, json.dumps({"format": FORMAT, **asdict(self)}, indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> "PreparedSplit":
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--prepared {path}: cannot read it ({exc}); make one with: {PROG} prepare") from None
+        if not isinstance(data, dict) or data.pop("format", None) != FORMAT:
+            raise UsageError(f"--prepared {path} is not a prepared manifest ({FORMAT}); make one with: {PROG} prepare")
+        try:
+            videos = [PreparedVideo(**{**v, "objects": [PreparedObject(**o) for o in v["objects"]]}) for v in data.pop("videos")]
+            split = cls(videos=videos, **data)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise UsageError(f"--prepared {path} is damaged ({type(exc).__name__}: {exc}); make a new one with: {PROG} prepare") from None
+        if split.layout not in FOLDERS:
+            raise UsageError(f"--prepared {path} has an unknown layout {split.layout!r}; make a new one with: {PROG} prepare")
+        check_layout(Path(split.split_dir), split.layout)
+        return split
+
+
+def is_prepared_manifest(path: Path) -> bool:
+    """Whether the file is a prepared manifest (which `prepare` may write again)."""
+    try:
+        with open(path, "rb") as f:
+            return f'"format": "{FORMAT}"'.encode() in f.read(200)
+    except OSError:
+        return False
+
+
+@dataclass
+class Selection:
+    """Which videos and objects of a split to run: the flags shared by `run` and `prepare`."""
+
+    video_ids: list[str] | None = None
+    limit_videos: int | None = None
+    limit_objects: int | None = None
+    shard: tuple[int, int] | None = None  # (K, N): the K-th of N parts, counting from 1
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """K/N with 1 <= K <= N, for --shard."""
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise ValueError(f"--shard must be K/N with 1 <= K <= N (1/2 and 2/2 split a run in two), not {text}")
+    return int(k), int(n)
+
+
+def shard_text(shard: tuple[int, int] | None) -> str:
+    return f"{shard[0]}/{shard[1]}" if shard else ""
+
+
+def require_folder(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"--split_dir {root} is a file, not a folder; give the folder of an SA-V split ({DEMO_HINT})")
+    if not root.is_dir():
+        raise UsageError(f"--split_dir {root} does not exist; give the folder of an SA-V split ({DEMO_HINT})")
+
+
+def check_layout(root: Path, layout: str) -> None:
+    require_folder(root)
+    for sub in FOLDERS[layout]:
+        if not (root / sub).is_dir():
+            frames, annotations = FOLDERS[layout]
+            kind = "a DAVIS 2017 split" if layout == LAYOUT_DAVIS else "an SA-V val/test split"
+            raise UsageError(f"--split_dir {root} has no {sub}/ folder; {kind} holds {frames}/ and {annotations}/ ({DEMO_HINT})")
