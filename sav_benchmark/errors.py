@@ -13,3 +13,8 @@ class UsageError(Exception):
 def os_reason(exc: OSError) -> str:
     """An OS error as the user needs it: what went wrong, and with which path."""
     return f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or "no message"
+    return f"{type(exc).__name__}: {text}"[:300]

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .errors import one_line
 from .masks import PackedMasks
 from .memory import MemoryReading
 from .results import STATUS_ERROR, STATUS_OOM
@@ -48,11 +49,6 @@ def is_out_of_memory(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return isinstance(exc, RuntimeError) and any(message in text for message in OOM_MESSAGES)
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or "no message"
-    return f"{type(exc).__name__}: {text}"[:300]
 
 
 def release_device_memory(spec: ModelSpec, settings: RunSettings) -> None:

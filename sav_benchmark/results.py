@@ -139,6 +139,13 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+class ResultsNotWritable(Exception):
+    """The run cannot record its progress (a full disk, a lost mount): it stops; --resume redoes that job."""
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        super().__init__(f"cannot write to {path} ({cause.strerror or cause})")
+
+
 class ResultWriter:
     """Appends rows to a CSV; each row is one write, flushed and fsynced before the next job."""
 

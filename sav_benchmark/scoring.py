@@ -1,13 +1,29 @@
-"""Scoring masks as the evaluators see them. DAVIS stores one label map per frame (one object id
-per pixel), so a model's objects of a video are put together before they are scored and saved."""
+"""Scoring a job's masks as the evaluators score them, and saving them in their layout.
+
+J, F and J&F per object against the split's ground truth (decoded once per object, kept as bits),
+on the annotated frames minus the first and the last. DAVIS stores one label map per frame (one
+object id per pixel), so a model's objects of a video are held until its last job, put together,
+and each object is scored on what it keeps of its mask there.
+"""
 
 from __future__ import annotations
 
+import logging
+import traceback
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 
-from .masks import write_ids
+from .errors import one_line
+from .masks import PackedMasks, write_ids, write_mask
+from .metrics import ObjectScorer, evaluated_frames
+from .results import NOT_FAILED, STATUS_ERROR, STATUS_NO_SCORE, STATUS_OK
+from .rows import JobResult, with_status
+from .split import LAYOUT_DAVIS, PreparedObject, PreparedSplit, PreparedVideo
+
+log = logging.getLogger("sav_benchmark")
 
 
 class Composite:
@@ -27,3 +43,138 @@ class Composite:
         """<folder>/<frame>.png for every frame, as palette PNGs."""
         for frame, ids in self.frames.items():
             write_ids(folder / names[frame], ids)
+
+
+@dataclass
+class HeldVideo:
+    """The jobs of the DAVIS video in progress, held until its last one, and each model's composite."""
+
+    jobs: list[JobResult] = field(default_factory=list)
+    composites: dict[str, Composite] = field(default_factory=dict)
+
+    def add(self, job: JobResult, predictions: Mapping[int, np.ndarray] | None) -> None:
+        self.jobs.append(job)
+        if predictions is not None:
+            self.composites.setdefault(job.spec.name, Composite()).add(int(job.obj.object_id), predictions)
+
+    def clear(self) -> None:
+        self.jobs, self.composites = [], {}
+
+
+def annotated_predictions(obj: PreparedObject, masks: PackedMasks, size: tuple[int, int]) -> PackedMasks:
+    """A mask for every annotated frame: empty before the prompt frame, the model's from it on."""
+    predictions = PackedMasks()
+    for frame in obj.annotated_frames:
+        if frame < obj.prompt_frame:
+            predictions.add_empty(frame, size)
+        elif frame in masks:
+            predictions.copy_from(masks, frame)
+        else:
+            raise RuntimeError(f"the model gave no mask for annotated frame {frame}")
+    return predictions
+
+
+class JobScoring:
+    """Scores finished jobs and saves their masks (--save_masks): rows get J, F, J&F and their status."""
+
+    def __init__(self, split: PreparedSplit, skip_first_and_last: bool = True, save_masks: Path | None = None) -> None:
+        self.split = split
+        self.skip_first_and_last = skip_first_and_last
+        self.save_masks = save_masks
+        self._held = HeldVideo()  # the DAVIS video in progress
+        self._truth_key: tuple[str, str] | None = None
+        self._truth = PackedMasks()
+
+    def conclude(self, job: JobResult, video: PreparedVideo, predictions: PackedMasks | None, video_ends: bool) -> list[JobResult]:
+        """The jobs whose rows are now complete: this one, or with DAVIS input all of the video's
+        once it ends (none before). A job without masks (it failed) keeps its row as it is."""
+        if self.split.layout == LAYOUT_DAVIS:
+            self._held.add(job, predictions)
+            return self._conclude_davis_video(video) if video_ends else []
+        if predictions is None:
+            return [job]
+        return [self.score_and_save(job, video, predictions, self._truth_of(video, job.obj))]
+
+    def score_and_save(
+        self, job: JobResult, video: PreparedVideo, predictions: Mapping[int, np.ndarray], ground_truth: PackedMasks, save: bool = True
+    ) -> JobResult:
+        """Score the job's masks and save them; the row gets its status."""
+        spec, obj, row = job.spec, job.obj, job.row
+        try:
+            status, reason = self._score(row, video, obj, predictions, ground_truth)
+        except Exception as exc:
+            log.error("%s %s/%s: scoring failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
+            return replace(job, row=with_status(row, STATUS_ERROR, f"scoring failed: {one_line(exc)}"), input_problem=True)
+        if save and self.save_masks is not None:
+            try:
+                self._save_masks(spec.name, video, obj, predictions)
+            except Exception as exc:  # the scores stand; the row says the masks are missing
+                log.error("%s %s/%s: saving masks failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
+                return replace(job, row=with_status(row, STATUS_ERROR, f"saving masks failed: {one_line(exc)}"))
+        return replace(job, row=with_status(row, status, reason))
+
+    def _truth_of(self, video: PreparedVideo, obj: PreparedObject) -> PackedMasks:
+        """The object's ground truth, decoded once for all its models (kept as bits: a long video's
+        frames add up)."""
+        key = (video.video_id, obj.object_id)
+        if self._truth_key != key:
+            self._truth_key, self._truth = key, PackedMasks()
+        return self._truth
+
+    def _conclude_davis_video(self, video: PreparedVideo) -> list[JobResult]:
+        """Each model's objects of the video put together (see Composite), each object scored on
+        what it keeps of its mask there, as the official evaluator scores the saved frames."""
+        concluded = []
+        for job in self._held.jobs:
+            composite = self._held.composites.get(job.spec.name)
+            if job.row.get("status") or composite is None:
+                concluded.append(job)
+                continue
+            object_id = int(job.obj.object_id)
+            masks = {frame: composite.frames[frame] == object_id for frame in job.obj.annotated_frames}
+            concluded.append(self.score_and_save(job, video, masks, PackedMasks(), save=False))
+        if self.save_masks is not None:
+            for name, composite in self._held.composites.items():
+                self._save_davis_frames(video, name, composite, concluded)
+        self._held.clear()
+        return concluded
+
+    def _save_davis_frames(self, video: PreparedVideo, model: str, composite: Composite, concluded: list[JobResult]) -> None:
+        """DIR/<model>/<video>/<frame>.png; if that fails, the model's scored rows say so."""
+        obj = next(job.obj for job in concluded if job.spec.name == model)
+        try:
+            composite.save(self.save_masks / model / video.video_id, dict(zip(obj.annotated_frames, obj.annotation_files)))
+        except Exception as exc:
+            log.error("%s %s: saving masks failed\n%s", model, video.video_id, traceback.format_exc())
+            for i, job in enumerate(concluded):
+                if job.spec.name == model and job.row["status"] in NOT_FAILED:
+                    concluded[i] = replace(job, row=with_status(job.row, STATUS_ERROR, f"saving masks failed: {one_line(exc)}"))
+
+    def _score(
+        self,
+        row: dict[str, Any],
+        video: PreparedVideo,
+        obj: PreparedObject,
+        predictions: Mapping[int, np.ndarray],
+        ground_truth: PackedMasks,
+    ) -> tuple[str, str]:
+        """J, F, J&F of the object, and the row's status; ground truth is decoded once per object."""
+        scorer = ObjectScorer()
+        for frame in evaluated_frames(obj.annotated_frames, self.skip_first_and_last):
+            if frame in ground_truth:
+                truth = ground_truth[frame]
+            else:
+                truth = self.split.read_truth(video, obj, frame)
+                ground_truth.add(frame, truth)
+            scorer.feed(predictions[frame], truth)
+        score = scorer.conclude()
+        row.update(J=score.J, F=score.F, JF=score.JF, n_eval_frames=score.n_frames)
+        if score.missing_reason:
+            return STATUS_NO_SCORE, score.missing_reason
+        return STATUS_OK, ""
+
+    def _save_masks(self, model: str, video: PreparedVideo, obj: PreparedObject, predictions: Mapping[int, np.ndarray]) -> None:
+        """The official evaluator's layout: DIR/<model>/<video>/<object>/<frame>.png, every annotated frame."""
+        folder = self.save_masks / model / video.video_id / obj.object_id
+        for frame, mask in predictions.items():
+            write_mask(folder / obj.mask_file(frame), mask)

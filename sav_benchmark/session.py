@@ -26,6 +26,7 @@ from .executors import make_executor
 from .files import write_atomically
 from .results import (
     NOT_FAILED,
+    ResultsNotWritable,
     ResultWriter,
     current_job_path,
     log_path,
@@ -44,7 +45,7 @@ from .resume import (
     row_key,
     sessions,
 )
-from .run import STOPPED_FAILURES, Benchmark, ResultsNotWritable, RunOptions, RunReport, warmup_job
+from .run import STOPPED_FAILURES, Benchmark, RunOptions, RunReport, warmup_job
 from .runners import ModelSpec, resolve_models
 from .runners.base import RANDOM_WEIGHTS_SEED, RunSettings
 from .runners.sizes import DEFAULT_IMGSZ, check_size
@@ -281,7 +282,7 @@ def _restore(snapshot: dict[Path, bytes | None]) -> None:
             pass
 
 
-def _finish_files(writer: ResultWriter, manifest_file: Path, manifest: dict[str, Any]) -> bool:
+def _close_files(writer: ResultWriter, manifest_file: Path, manifest: dict[str, Any]) -> bool:
     """Close the CSV and update the manifest; False (with a warning) if the disk refused either."""
     ok = True
     for action in (writer.close, lambda: write_manifest(manifest_file, manifest)):
@@ -524,7 +525,7 @@ class RunSession:
                         rows=len(self.report.rows),
                         stopped=f"interrupted by {self.interrupted}" if self.interrupted else str(self.unwritable or self.report.stopped),
                     )
-                    self.files_ok = _finish_files(self.writer, manifest_path(self.output), self.manifest)
+                    self.files_ok = _close_files(self.writer, manifest_path(self.output), self.manifest)
                 self.interrupted = self.interrupted or guard.pending
 
     def conclude(self) -> int:

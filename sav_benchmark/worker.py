@@ -14,7 +14,8 @@ import sys
 from multiprocessing.connection import Connection
 from typing import Any
 
-from .measure import execute_job, execute_warmup, freeze_long_lived_objects, one_line
+from .errors import one_line
+from .measure import execute_job, execute_warmup, freeze_long_lived_objects
 from .runners import ModelSpec, load_plugins, load_runner_class
 
 

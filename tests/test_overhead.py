@@ -10,6 +10,7 @@ from sav_benchmark.results import ResultWriter
 from sav_benchmark.run import Benchmark, RunOptions
 from sav_benchmark.runners import resolve_models
 from sav_benchmark.runners.base import RunSettings
+from sav_benchmark.scoring import JobScoring
 from sav_benchmark.split import prepare_split
 from sav_benchmark.split.synthetic import make_split
 
@@ -21,16 +22,15 @@ def test_scoring_overlaps_the_next_job_and_wall_times_add_up(tmp_path):
     split = prepare_split(tmp_path / "split")
     options = RunOptions(RunSettings("cpu", "float32", None, "random", tmp_path), run_id="t")
     writer = ResultWriter(tmp_path / "o.csv")
-    benchmark = Benchmark(split, resolve_models("static_mask"), options, writer)
-    conclude = benchmark._conclude
     finishing_threads = set()
 
-    def slow_conclude(*args, **kwargs):
-        finishing_threads.add(threading.current_thread().name)
-        time.sleep(SLOW_SCORING_S)
-        return conclude(*args, **kwargs)
+    class SlowScoring(JobScoring):
+        def score_and_save(self, *args, **kwargs):
+            finishing_threads.add(threading.current_thread().name)
+            time.sleep(SLOW_SCORING_S)
+            return super().score_and_save(*args, **kwargs)
 
-    benchmark._conclude = slow_conclude
+    benchmark = Benchmark(split, resolve_models("static_mask"), options, writer, scoring=SlowScoring(split))
     start = time.perf_counter()
     rows = benchmark.run().rows
     elapsed = time.perf_counter() - start
