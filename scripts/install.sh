@@ -35,3 +35,6 @@ if ! "$PY" -c "import sam2.build_sam" 2>/dev/null; then
   "$PY" -m pip install -c "$constraints" "setuptools>=61" "hydra-core>=1.3.2" "iopath>=0.1.10" "pillow>=9.4.0"
   SAM2_BUILD_CUDA=${SAM2_BUILD_CUDA:-0} "$PY" -m pip install -c "$constraints" --no-deps --no-build-isolation "sam2>=1.0"
 fi
+# The test install declares itself: with this file, a test that needs one of these modules fails
+# when it cannot import it, instead of being skipped (tests/conftest.py, `require`).
+printf '%s\n' torch sam2.build_sam matplotlib timm hypothesis > .test-install

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, require
 
 from sav_benchmark.results import COLUMNS
 from sav_benchmark.stats import wilcoxon_p
@@ -228,7 +228,7 @@ def test_csv_holds_the_comparison_at_full_precision(tmp_path):
 
 
 def test_plot_is_written_and_opens(tmp_path):
-    pytest.importorskip("matplotlib", reason="the plot extra is part of the test install (scripts/install.sh)")
+    require("matplotlib")
     from matplotlib.image import imread
 
     reference = write_run(

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, require
 
 from sav_benchmark.split.synthetic import make_split
 
@@ -90,7 +90,7 @@ def test_compile_needs_its_warm_up(split, tmp_path):
 def test_compile_builds_the_packages_compiling_predictor(tmp_path, capsys):
     """The flag reaches the package: its VOS predictor, whose components are wrapped by
     torch.compile (compilation itself happens at the first call, in the warm-up)."""
-    pytest.importorskip("sam2.build_sam")
+    require("sam2.build_sam")
     from sav_benchmark.runners import MODELS
     from sav_benchmark.runners.base import RunSettings
     from sav_benchmark.runners.sam2_family import Sam2Runner

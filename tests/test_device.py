@@ -6,6 +6,7 @@ import gc
 import weakref
 
 import pytest
+from conftest import require
 
 from sav_benchmark.measure import is_out_of_memory
 from sav_benchmark.results import ResultWriter
@@ -15,7 +16,7 @@ from sav_benchmark.runners.base import RunSettings
 from sav_benchmark.split import prepare_split
 from sav_benchmark.split.synthetic import make_split
 
-pytest.importorskip("sam2.build_sam", reason="the sam2 package is part of the test install (scripts/install.sh)")
+require("sam2.build_sam")
 
 
 class GpuOutOfMemoryStandIn(RuntimeError):

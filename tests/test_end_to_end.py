@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, require
 from reference_metrics import object_jf
 
 from sav_benchmark.masks import read_mask
 from sav_benchmark.results import COLUMNS
 from sav_benchmark.split.synthetic import make_split
 
-pytest.importorskip("sam2.build_sam", reason="the sam2 package is part of the test install (scripts/install.sh)")
+require("sam2.build_sam")
 pytestmark = pytest.mark.slow
 
 MODELS = ["static_mask", "sam2.1_tiny_points", "sam2.1_tiny_bbox", "sam2.1_tiny_mask"]

@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, require
 
 from sav_benchmark.split.synthetic import make_split
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("sam2.build_sam")
+torch = require("torch")
+require("sam2.build_sam")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 

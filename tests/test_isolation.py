@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, require
 from test_overnight import PROG, env, keys, run, start, wait_for_rows
 
 from sav_benchmark.split.synthetic import make_split
@@ -65,7 +65,7 @@ def test_a_segfault_costs_one_crash_row_and_the_worker_is_replaced(split, tmp_pa
 
 
 def test_sam2_in_a_worker_gives_the_same_scores_as_in_process(split, tmp_path):
-    pytest.importorskip("sam2.build_sam")
+    require("sam2.build_sam")
     common = [
         "--split_dir",
         str(split),

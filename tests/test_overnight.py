@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, require
 
 from sav_benchmark.split.synthetic import make_split
 
@@ -194,7 +194,7 @@ def test_resume_refuses_other_settings_unless_forced(split, tmp_path):
 
 
 def test_real_sam2_run_killed_and_resumed(tmp_path):
-    pytest.importorskip("sam2.build_sam")
+    require("sam2.build_sam")
     make_split(tmp_path / "s", videos=2, frames=9, width=64, height=48, objects=1)
     out = tmp_path / "o.csv"
     args = [

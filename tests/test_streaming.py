@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, require
 from streaming_probe import compare_modes, job_of
 
 from sav_benchmark.masks import PackedMasks, read_mask
@@ -18,7 +18,7 @@ from sav_benchmark.runners import MODELS
 from sav_benchmark.runners.base import RunSettings
 from sav_benchmark.split.synthetic import make_split
 
-pytest.importorskip("sam2.build_sam", reason="the sam2 package is part of the test install (scripts/install.sh)")
+require("sam2.build_sam")
 import torch  # noqa: E402
 from sam2.utils.misc import load_video_frames  # noqa: E402
 
