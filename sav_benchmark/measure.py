@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import gc
 import logging
-import math
 import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
-
 from .errors import one_line
 from .masks import PackedMasks
-from .memory import MemoryReading
 from .results import STATUS_ERROR, STATUS_OOM
 from .runners import ModelSpec
 from .runners.base import Job, MemoryCounters, Runner, RunSettings
@@ -27,6 +23,7 @@ from .signals import interruption_behind, signals_raised
 from .telemetry import Sampler, open_source
 from .telemetry.readings import Window
 from .telemetry.source import ProcfsOnly
+from .timing import latency_columns
 
 log = logging.getLogger("sav_benchmark")
 OOM_MESSAGES = ("out of memory", "can't allocate memory", "not enough memory", "nvmapmemalloc")
@@ -84,36 +81,8 @@ def _propagate_timed(runner: Runner, job: Job, keep: set[int], columns: dict[str
             masks.add(frame, mask)
         progress.value += 1  # one integer store: what a progress display reads, from another thread or process
         asked = time.perf_counter()
-    columns["propagate_s"] = sum(latencies)
-    columns.update(_latency_columns(latencies, columns["propagate_s"]))
+    columns.update(latency_columns(latencies))
     return masks, (start, end)
-
-
-def _latency_columns(latencies_s: list[float], propagate_s: float) -> dict[str, Any]:
-    ms = np.asarray(latencies_s) * 1000.0
-    if ms.size == 0:
-        return {"n_propagated": 0}
-    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-    return {
-        "n_propagated": int(ms.size),
-        "fps": ms.size / propagate_s if propagate_s > 0 else math.nan,
-        "latency_ms_mean": float(ms.mean()),
-        "latency_ms_p50": float(p50),
-        "latency_ms_p90": float(p90),
-        "latency_ms_p99": float(p99),
-        "latency_ms_max": float(ms.max()),
-    }
-
-
-def _memory_columns(reading: MemoryReading) -> dict[str, Any]:
-    return {
-        "mem_alloc_before_mb": reading.alloc_before_mb,
-        "mem_reserved_before_mb": reading.reserved_before_mb,
-        "peak_alloc_mb": reading.peak_alloc_mb,
-        "peak_reserved_mb": reading.peak_reserved_mb,
-        "mem_alloc_after_cleanup_mb": reading.alloc_after_cleanup_mb,
-        "mem_reserved_after_cleanup_mb": reading.reserved_after_cleanup_mb,
-    }
 
 
 def _measure(
@@ -187,7 +156,7 @@ def execute_job(runner_class: type, spec: ModelSpec, settings: RunSettings, job:
         if compiled:
             log.warning("%s: torch.compile compiled %d graphs inside the timers; this job's times include compilation", spec.name, compiled)
     counters.record_after_cleanup()
-    outcome.columns.update(_memory_columns(counters.reading))
+    outcome.columns.update(counters.reading.columns())
     try:
         outcome.columns.update(sampler.columns(window, outcome.columns.get("n_propagated", 0)))
     except Exception as exc:  # telemetry costs its own cells, never the job's row

@@ -3,7 +3,17 @@ them) and the runner protocol (which passes them on) both use."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
+
+MEMORY_COLUMNS = (
+    "mem_alloc_before_mb",
+    "mem_reserved_before_mb",
+    "peak_alloc_mb",
+    "peak_reserved_mb",
+    "mem_alloc_after_cleanup_mb",
+    "mem_reserved_after_cleanup_mb",
+)
 
 
 @dataclass
@@ -16,3 +26,7 @@ class MemoryReading:
     peak_reserved_mb: float | None = None
     alloc_after_cleanup_mb: float | None = None
     reserved_after_cleanup_mb: float | None = None
+
+    def columns(self) -> dict[str, Any]:
+        """The readings as the row's memory columns, in their order."""
+        return dict(zip(MEMORY_COLUMNS, asdict(self).values()))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -117,6 +117,9 @@ def frame_scores(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
     return region_similarity(pred_part, gt_part), contour_accuracy(pred_part, gt_part, tolerance_radius(*gt.shape))
 
 
+SCORE_COLUMNS = ("J", "F", "JF")
+
+
 @dataclass(frozen=True)
 class ObjectScore:
     """J, F and J&F of one object, in percent; all None when the object has no score."""
@@ -126,6 +129,10 @@ class ObjectScore:
     JF: float | None
     n_frames: int
     missing_reason: str = ""
+
+    def columns(self) -> dict[str, Any]:
+        """The score as row columns: J, F, JF and the number of frames scored."""
+        return {"J": self.J, "F": self.F, "JF": self.JF, "n_eval_frames": self.n_frames}
 
 
 @dataclass(frozen=True)

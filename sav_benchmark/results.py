@@ -12,52 +12,28 @@ from pathlib import Path
 from typing import Any
 
 from .files import write_atomically
+from .memory import MEMORY_COLUMNS
+from .metrics import SCORE_COLUMNS
 from .telemetry.readings import TELEMETRY_COLUMNS
+from .timing import LATENCY_COLUMNS, STAGE_COLUMNS
 
+# The CSV's columns, in their order: the job's own (who, with what settings, what became of it, how
+# many frames), then each measurement's, as its producer declares them. A column's kind (text or
+# number) is declared below; a new column goes into its producer's list, and the tests check that
+# every producer writes only columns of this schema.
+JOB_COLUMNS = ("run_id", "timestamp_utc", "video_id", "object_id", "model", "prompt", "prompt_detail")
+SETTINGS_COLUMNS = ("weights", "device", "dtype", "imgsz", "stream", "oom_retry_from_imgsz")
+OUTCOME_COLUMNS = ("status", "error", "warning")
+FRAME_COLUMNS = ("n_frames", "prompt_frame", "n_propagated", "n_eval_frames")
 COLUMNS = [
-    "run_id",
-    "timestamp_utc",
-    "video_id",
-    "object_id",
-    "model",
-    "prompt",
-    "prompt_detail",
-    "weights",
-    "device",
-    "dtype",
-    "imgsz",
-    "stream",
-    "oom_retry_from_imgsz",
-    "status",
-    "error",
-    "warning",
-    "n_frames",
-    "prompt_frame",
-    "n_propagated",
-    "n_eval_frames",
-    "J",
-    "F",
-    "JF",
-    "fps",
-    "latency_ms_mean",
-    "latency_ms_p50",
-    "latency_ms_p90",
-    "latency_ms_p99",
-    "latency_ms_max",
-    "build_s",
-    "init_s",
-    "prompt_ms",
-    "propagate_s",
-    "setup_s",
-    "wall_s",
-    "overhead_s",
-    "compiled_graphs",
-    "mem_alloc_before_mb",
-    "mem_reserved_before_mb",
-    "peak_alloc_mb",
-    "peak_reserved_mb",
-    "mem_alloc_after_cleanup_mb",
-    "mem_reserved_after_cleanup_mb",
+    *JOB_COLUMNS,
+    *SETTINGS_COLUMNS,
+    *OUTCOME_COLUMNS,
+    *FRAME_COLUMNS,
+    *SCORE_COLUMNS,
+    *LATENCY_COLUMNS,
+    *STAGE_COLUMNS,
+    *MEMORY_COLUMNS,
     *TELEMETRY_COLUMNS,
 ]
 

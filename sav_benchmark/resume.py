@@ -12,15 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from .configuration import RunConfig
 from .errors import UsageError, os_reason
 from .files import write_atomically
 from .results import COLUMNS, NOT_FAILED, lock_path, manifest_path, row_problem
-from .runners.sizes import DEFAULT_IMGSZ
-
-# Settings that change the numbers: rows made with other values cannot share a CSV. The first
-# group matters whatever the models; the second only where both runs had torch models.
-ALWAYS_COMPARED = ("num_points", "do_not_skip_first_and_last_frame")
-TORCH_COMPARED = ("imgsz", "autocast_dtype", "weights", "device", "stream")
 
 Key = tuple[str, str, str]
 
@@ -194,8 +189,9 @@ def sessions(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return [manifest, *manifest.get("resumed", [])]
 
 
-def check_comparable(output: Path, config: dict[str, Any], checkpoints: dict[str, Any], force: bool) -> dict[str, Any]:
-    """The earlier run's manifest, after refusing settings that would make its rows incomparable."""
+def check_comparable(output: Path, config: RunConfig, checkpoints: dict[str, Any], force: bool) -> tuple[dict[str, Any], list[RunConfig]]:
+    """The earlier run's manifest and its sessions' configurations, after refusing settings that
+    would make its rows incomparable."""
     path = manifest_path(output)
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
@@ -204,29 +200,22 @@ def check_comparable(output: Path, config: dict[str, Any], checkpoints: dict[str
     if not isinstance(manifest, dict) or "run_id" not in manifest or not isinstance(manifest.get("config"), dict):
         raise UsageError(f"--resume: {path} is not the manifest of a run; start a new --output")
     differences = []
-    for session in sessions(manifest):  # the rows of every earlier session must stay comparable
-        earlier = session.get("config", {})
-        differences += [_difference(name, earlier.get(name), config.get(name)) for name in ALWAYS_COMPARED]
-        if earlier.get("uses_torch") and config.get("uses_torch"):
-            differences += [_difference("imgsz", earlier.get("imgsz") or DEFAULT_IMGSZ, config.get("imgsz") or DEFAULT_IMGSZ)]
-            differences += [_difference(name, earlier.get(name), config.get(name)) for name in TORCH_COMPARED[1:]]
+    configs = [RunConfig.from_manifest(session, str(path)) for session in sessions(manifest)]
+    for session, earlier in zip(sessions(manifest), configs):  # the rows of every earlier session must stay comparable
+        differences += config.differences(earlier)
         for name, digest in (session.get("checkpoints") or {}).items():
             if name in checkpoints and digest.get("sha256") != checkpoints[name]["sha256"]:
                 differences.append(
                     f"checkpoint {name} has other contents (sha256 {digest.get('sha256', '?')[:12]}... -> "
                     f"{checkpoints[name]['sha256'][:12]}...)"
                 )
-    differences = list(dict.fromkeys(d for d in differences if d))
+    differences = list(dict.fromkeys(differences))
     if differences and not force:
         raise UsageError(
             f"--resume: settings differ from the earlier run's ({'; '.join(differences)}); its rows would not be "
             "comparable. Use the same settings, a new --output, or --force"
         )
-    return manifest
-
-
-def _difference(name: str, earlier: Any, now: Any) -> str:
-    return "" if earlier == now else f"{name} {earlier!r} -> {now!r}"
+    return manifest, configs
 
 
 def keys_to_skip(rows: list[dict[str, str]], retry_failed: bool) -> set[Key]:

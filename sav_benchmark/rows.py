@@ -74,11 +74,3 @@ def with_status(row: dict[str, Any], status: str, error: str) -> dict[str, Any]:
     row["error"] = error
     row["timestamp_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return row
-
-
-def overhead(row: dict[str, Any]) -> float | None:
-    """The job's wall time that is neither the model's timed work nor one-off setup."""
-    if row.get("wall_s") is None:
-        return None
-    timed = sum(row.get(name) or 0.0 for name in ("build_s", "init_s", "propagate_s", "setup_s")) + (row.get("prompt_ms") or 0.0) / 1000.0
-    return row["wall_s"] - timed

@@ -24,13 +24,14 @@ from .masks import PackedMasks
 from .measure import JobOutcome
 from .progress import Progress
 from .results import NOT_FAILED, STATUS_CRASH, STATUS_ERROR, STATUS_OOM, STATUS_SKIPPED, ResultsNotWritable, ResultWriter
-from .rows import CRASHED_TWICE, JobResult, overhead, prompt_detail, prompt_warning, row_start, with_status
+from .rows import CRASHED_TWICE, JobResult, prompt_detail, prompt_warning, row_start, with_status
 from .runners import ModelSpec
 from .runners.base import Job, RunSettings
 from .runners.sizes import DEFAULT_IMGSZ
 from .scoring import JobScoring, annotated_predictions
 from .signals import Interrupted, SignalGuard, interruption_behind, signals_raised
 from .split import PreparedObject, PreparedSplit, PreparedVideo
+from .timing import overhead
 
 log = logging.getLogger("sav_benchmark")
 STOPPED_FAIL_FAST = "fail_fast"

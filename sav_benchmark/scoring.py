@@ -168,7 +168,7 @@ class JobScoring:
                 ground_truth.add(frame, truth)
             scorer.feed(predictions[frame], truth)
         score = scorer.conclude()
-        row.update(J=score.J, F=score.F, JF=score.JF, n_eval_frames=score.n_frames)
+        row.update(score.columns())
         if score.missing_reason:
             return STATUS_NO_SCORE, score.missing_reason
         return STATUS_OK, ""

@@ -13,13 +13,14 @@ import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from . import PROG
 from .availability import availability, compilation_problem
+from .configuration import CONFIG_VERSION, RunConfig
 from .environment import check_allocator_config, describe, file_digest, is_jetson
 from .errors import UsageError, os_reason
 from .executors import make_executor
@@ -43,11 +44,10 @@ from .resume import (
     partial_groups,
     read_result_file,
     row_key,
-    sessions,
 )
 from .run import STOPPED_FAILURES, Benchmark, RunOptions, RunReport, warmup_job
 from .runners import ModelSpec, resolve_models
-from .runners.base import RANDOM_WEIGHTS_SEED, RunSettings
+from .runners.base import RunSettings
 from .runners.sizes import DEFAULT_IMGSZ, check_size
 from .signals import Interrupted, SignalGuard, interruption_behind, signals_raised
 from .split import DEMO_HINT, LAYOUT_DAVIS, PreparedSplit, prepare_split
@@ -141,7 +141,7 @@ def _output_path(text: str | None) -> Path:
     return path
 
 
-def _check_save_masks(save_masks: Path | None, earlier: dict[str, Any] | None, force: bool) -> None:
+def _check_save_masks(save_masks: Path | None, earlier: list[RunConfig], force: bool) -> None:
     """Refuse a folder that cannot be written, or that holds files other than this run's own
     masks: a mix of two runs' masks would be scored as one. Nothing is created here."""
     if save_masks is None:
@@ -157,7 +157,7 @@ def _check_save_masks(save_masks: Path | None, earlier: dict[str, Any] | None, f
         raise UsageError(f"--save_masks {save_masks}: cannot list it ({os_reason(exc)}); choose a readable folder") from None
     if held is None or force:
         return
-    if earlier and any(_same_path(session.get("config", {}).get("save_masks"), save_masks) for session in sessions(earlier)):
+    if any(_same_path(config.save_masks, save_masks) for config in earlier):
         return  # the run being resumed saved its masks there
     raise UsageError(
         f"--save_masks {save_masks} holds files already (e.g. {held.name}): another run's masks would be mixed with this one's. "
@@ -210,10 +210,11 @@ class _Earlier:
 
     rows: list[dict[str, Any]]  # the rows it keeps
     manifest: dict[str, Any] | None
+    configs: list[RunConfig] = field(default_factory=list)  # each earlier session's
     file: ResultFile | None = None  # the CSV as read: mended and rewritten once every check passed
 
 
-def _take_over(output: Path, args: argparse.Namespace, config: dict[str, Any], checkpoints: dict[str, Any]) -> _Earlier:
+def _take_over(output: Path, args: argparse.Namespace, config: RunConfig, checkpoints: dict[str, Any]) -> _Earlier:
     """The earlier run's rows and manifest, after every check that can refuse the resume; changes nothing."""
     if not args.resume:
         _refuse_earlier_files(output)  # under the lock: no other run can be making them now
@@ -223,8 +224,8 @@ def _take_over(output: Path, args: argparse.Namespace, config: dict[str, Any], c
         return _Earlier([], None)
     found = read_result_file(output)
     if not found.rows and not manifest_path(output).exists():
-        return _Earlier([], None, found)  # the earlier run stopped before its first job: start afresh
-    manifest = check_comparable(output, config, checkpoints, args.force)
+        return _Earlier([], None, file=found)  # the earlier run stopped before its first job: start afresh
+    manifest, configs = check_comparable(output, config, checkpoints, args.force)
     duplicates = found.duplicates()
     if duplicates and not args.retry_failed:
         (video, obj, model), lines = next(iter(duplicates.items()))
@@ -236,7 +237,7 @@ def _take_over(output: Path, args: argparse.Namespace, config: dict[str, Any], c
     keep = found.rows
     if args.retry_failed:  # failed jobs and jobs with several rows run again
         keep = [row for row in keep if row["status"] in NOT_FAILED and row_key(row) not in duplicates]
-    return _Earlier(keep, manifest, found)
+    return _Earlier(keep, manifest, configs, found)
 
 
 def _checkpoint_digests(specs: list[ModelSpec], args: argparse.Namespace) -> dict[str, Any]:
@@ -372,19 +373,18 @@ class RunSession:
         uses_torch = any(spec.uses_torch for spec in self.specs)
         warmup = _warmup_frames(args, device, self.specs)
         self.isolation = args.isolation if args.isolation != "auto" else ("process" if device == "cuda" else "none")
-        config = {
-            **vars(args),
-            "device": device,
-            "uses_torch": uses_torch,
-            "isolation": self.isolation,
-            "num_points": prepared.num_points if prepared else args.num_points,
-            "warmup_frames": warmup,
-            "random_weights_seed": RANDOM_WEIGHTS_SEED if args.weights == "random" else None,
-        }
+        config = RunConfig.from_command_line(
+            args,
+            device=device,
+            uses_torch=uses_torch,
+            isolation=self.isolation,
+            num_points=prepared.num_points if prepared else args.num_points,
+            warmup_frames=warmup,
+        )
         checkpoints = _checkpoint_digests(self.specs, args)
         self._lock = OutputLock(self.output)  # released when the command ends
         earlier = _take_over(self.output, args, config, checkpoints)
-        _check_save_masks(self.save_masks, earlier.manifest, args.force)
+        _check_save_masks(self.save_masks, earlier.configs, args.force)
         # Only now, when nothing else can refuse the run: preparing SA-V training videos takes long.
         self.split = prepared or select_split(args)
         if self.split.layout == LAYOUT_DAVIS and earlier.rows:
@@ -411,13 +411,13 @@ class RunSession:
     def _start_manifest(
         self,
         earlier: dict[str, Any] | None,
-        config: dict[str, Any],
+        config: RunConfig,
         checkpoints: dict[str, Any],
         device: str,
         uses_torch: bool,
         run_id: str,
     ) -> None:
-
+        stored = {"config": config.to_manifest(), "config_version": CONFIG_VERSION}
         session = {
             "command": [*invoked_as(), *self.argv],
             "checkpoints": checkpoints,
@@ -429,13 +429,13 @@ class RunSession:
         }
         if earlier:
             self.manifest = earlier
-            self.manifest.setdefault("resumed", []).append({**session, "config": config, "rows_before": len(self.earlier_rows)})
+            self.manifest.setdefault("resumed", []).append({**session, **stored, "rows_before": len(self.earlier_rows)})
             self.session = self.manifest["resumed"][-1]
         else:
             self.manifest = {
                 **session,
                 "run_id": run_id,
-                "config": config,
+                **stored,
                 "split_dir": self.split.split_dir,
                 "shard": self.split.shard,
                 "prepared": self.args.prepared or str(prepared_path(self.output)),

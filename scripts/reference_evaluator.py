@@ -3,7 +3,8 @@ the way the official SA-V evaluator computes it. Every frame is decoded with Ope
 np.unique, and scored on the full frame: full-frame boundary maps, each dilated by the disk of
 radius ceil(0.008 x diagonal) with cv2.dilate.
 
-It shares no scoring code with sav_benchmark (only the spec), so the two agreeing checks both.
+It shares no scoring code with sav_benchmark (only the spec), so the two agreeing checks both;
+tests/test_evaluate.py checks it against the per-pixel loops of tests/reference_metrics.py.
 Only the SA-V layout (one binary PNG per object and frame) is read. Used by
 scripts/harness_overhead.py, which times it against the package's evaluator.
 """
@@ -28,19 +29,13 @@ def read_binary(path: Path) -> np.ndarray:
 
 
 def boundary(mask: np.ndarray) -> np.ndarray:
-    """SPEC-metrics: (M xor E) or (M xor S) or (M xor SE), then the last row, last column and
-    bottom-right corner rules."""
-    east = np.zeros_like(mask)
-    east[:, :-1] = mask[:, 1:]
-    south = np.zeros_like(mask)
-    south[:-1, :] = mask[1:, :]
-    south_east = np.zeros_like(mask)
-    south_east[:-1, :-1] = mask[1:, 1:]
-    result = (mask ^ east) | (mask ^ south) | (mask ^ south_east)
-    result[-1, :] = mask[-1, :] ^ east[-1, :]
-    result[:, -1] = mask[:, -1] ^ south[:, -1]
-    result[-1, -1] = False
-    return result
+    """SPEC-metrics' boundary: a pixel that differs from its east, south or south-east neighbour,
+    where the mask continues unchanged past its last row and column (so the last row compares
+    only eastward, the last column only southward, and the bottom-right corner never counts).
+    The continuation is np.pad's edge mode."""
+    grown = np.pad(mask, ((0, 1), (0, 1)), mode="edge")
+    here = grown[:-1, :-1]
+    return (here != grown[:-1, 1:]) | (here != grown[1:, :-1]) | (here != grown[1:, 1:])
 
 
 def disk(radius: int) -> np.ndarray:

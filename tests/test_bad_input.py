@@ -4,27 +4,19 @@ import csv
 import os
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import cli
 
 from sav_benchmark.masks import write_mask
 from sav_benchmark.split.synthetic import make_split
 
-PROG = [sys.executable, str(ROOT / "jetson_benchmark.py")]
 MODELS = "static_mask"
 
 
 def run(split, out, *extra):
-    return subprocess.run(
-        [*PROG, "--split_dir", str(split), "--models", MODELS, "--output", str(out), *extra],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-    )
+    return cli("--split_dir", split, "--models", MODELS, "--output", out, *extra)
 
 
 def rows_by_video(out):

@@ -6,27 +6,15 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, USAGE_ERROR, assert_usage_error, cli
 
 from sav_benchmark.masks import write_mask
 from sav_benchmark.split.synthetic import make_split
 
-PROG = "jetson_benchmark.py: error: "
-
-
-def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, str(ROOT / "jetson_benchmark.py"), *args], capture_output=True, text=True, cwd=cwd, timeout=300)
-
-
-def assert_usage_error(result, message):
-    assert (result.returncode, result.stdout, result.stderr) == (2, "", PROG + message + "\n")
-
 
 @pytest.fixture(scope="module")
-def split(tmp_path_factory):
-    root = tmp_path_factory.mktemp("split")
-    make_split(root, videos=2, frames=9, width=64, height=48)
-    return root
+def split(synthetic_split):
+    return synthetic_split(videos=2, frames=9)
 
 
 # Every import of torch or a model package is refused and recorded, whether the package is
@@ -110,7 +98,9 @@ def test_unknown_model_gets_did_you_mean(split):
     result = cli("--split_dir", str(split), "--models", "static_mask,sam2.1_tiny_point")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith(
-        PROG + "--models: unknown model sam2.1_tiny_point; did you mean sam2.1_tiny_points? known models: static_mask, sam2.1_tiny_points,"
+        USAGE_ERROR
+        + "--models: unknown model sam2.1_tiny_point; did you mean sam2.1_tiny_points? known models: static_mask, "
+        + "sam2.1_tiny_points,"
     )
     assert result.stderr.count("\n") == 1
 

@@ -3,21 +3,12 @@
 import csv
 import json
 import math
-import os
-import subprocess
-import sys
 
 import pytest
-from conftest import ROOT, require
+from conftest import assert_usage_error, cli, require
 
 from sav_benchmark.results import COLUMNS
 from sav_benchmark.stats import wilcoxon_p
-
-PROG = [sys.executable, str(ROOT / "jetson_benchmark.py")]
-
-
-def cli(*args):
-    return subprocess.run([*PROG, *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
 
 
 def row(video, obj, model, prompt, *, J="", F="", fps="", p50="", p90="", status="ok", **extra):
@@ -246,13 +237,5 @@ def test_plot_without_matplotlib_is_refused_with_the_fix(tmp_path):
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('a stand-in for a missing matplotlib')\n")
     path = write_run(tmp_path / "r.csv", six_objects("m", "points", REFERENCE_FPS))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker.parent), str(ROOT)])}
-    result = subprocess.run(
-        [*PROG, "compare", str(path), str(path), "--plot", str(tmp_path / "p.png")], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert (result.returncode, result.stdout, result.stderr) == (
-        2,
-        "",
-        "jetson_benchmark.py: error: --plot needs matplotlib: pip install matplotlib (or the project's plot extra: pip install -e "
-        ".[plot])\n",
-    )
+    result = cli("compare", path, path, "--plot", tmp_path / "p.png", pythonpath=(blocker.parent,))
+    assert_usage_error(result, "--plot needs matplotlib: pip install matplotlib (or the project's plot extra: pip install -e .[plot])")

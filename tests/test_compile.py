@@ -1,26 +1,13 @@
 """--compile: the sam2 package's full-model compilation (vos_optimized=True), refused where a
 predictor lacks it. Compiling itself takes minutes on this CPU: the GPU tests run a compiled job."""
 
-import subprocess
-import sys
-
 import pytest
-from conftest import ROOT, require
-
-from sav_benchmark.split.synthetic import make_split
-
-PROG = "jetson_benchmark.py: error: "
-
-
-def cli(*args):
-    return subprocess.run([sys.executable, str(ROOT / "jetson_benchmark.py"), *map(str, args)], capture_output=True, text=True, timeout=300)
+from conftest import USAGE_ERROR, assert_usage_error, cli, require
 
 
 @pytest.fixture(scope="module")
-def split(tmp_path_factory):
-    root = tmp_path_factory.mktemp("split")
-    make_split(root, videos=1, frames=9, width=64, height=48, objects=1)
-    return root
+def split(synthetic_split):
+    return synthetic_split(videos=1, frames=9, objects=1)
 
 
 def edgetam_like_checkout(folder):
@@ -63,7 +50,7 @@ def test_compile_is_refused_for_predictors_without_it(split, tmp_path, model, me
         "--output",
         tmp_path / "o.csv",
     )
-    assert (result.returncode, result.stdout, result.stderr) == (2, "", PROG + message + "\n")
+    assert_usage_error(result, message)
     assert not (tmp_path / "o.csv").exists()
 
 
@@ -83,7 +70,7 @@ def test_compile_needs_its_warm_up(split, tmp_path):
     )
     assert (result.returncode, result.stderr) == (
         2,
-        PROG + "--compile compiles during the warm-up, before the timers start; drop --warmup_frames 0\n",
+        USAGE_ERROR + "--compile compiles during the warm-up, before the timers start; drop --warmup_frames 0\n",
     )
 
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, cli, environment
 
 from sav_benchmark.errors import UsageError
 from sav_benchmark.executors import RoutingExecutor, make_executor
@@ -23,15 +23,6 @@ from sav_benchmark.runners.base import RunSettings
 from sav_benchmark.runners.sizes import edgetam_size_overrides
 from sav_benchmark.split import prepare_split
 from sav_benchmark.split.synthetic import make_split
-
-PROG = [sys.executable, str(ROOT / "jetson_benchmark.py")]
-
-
-def cli(*args, pythonpath=None):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    if pythonpath:
-        env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), str(ROOT)])
-    return subprocess.run([*PROG, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
 
 
 def stand_in_fork(folder: Path) -> Path:
@@ -69,7 +60,7 @@ def test_models_with_a_checkout_runs_edgetam_in_its_own_worker(tmp_path):
 
 def test_when_the_importable_sam2_is_the_fork(tmp_path):
     fork = stand_in_fork(tmp_path / "site")
-    lines = models_lines(cli("models", "--weights", "random", pythonpath=fork))
+    lines = models_lines(cli("models", "--weights", "random", pythonpath=(fork,)))
     assert lines["edgetam_points"] == f"edgetam_points             ready       EdgeTAM's sam2 fork ({fork / 'sam2'})"
     assert lines["sam2.1_tiny_points"].endswith(
         f"cannot run  the importable sam2 ({fork / 'sam2'}) is EdgeTAM's fork, not Meta's package; install Meta's sam2 "
@@ -177,7 +168,7 @@ def test_edgetam_and_sam2_in_one_run_with_no_network(tmp_path):
         "m = b('configs/edgetam.yaml', None, device='cpu', hydra_overrides_extra=['++model.image_size=512']); "
         f"torch.save({{'model': m.state_dict()}}, {str(checkpoints / 'edgetam.pt')!r})"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([EDGETAM_REPO, str(ROOT)]), "HF_HUB_OFFLINE": "1"}
+    env = environment(pythonpath=(EDGETAM_REPO,))
     made = subprocess.run([sys.executable, "-c", build], capture_output=True, text=True, env=env, timeout=600)
     assert made.returncode == 0, made.stderr
     out = tmp_path / "o.csv"
@@ -295,7 +286,7 @@ def test_edgetam_streams_with_the_outputs_of_its_own_path(tmp_path):
     make_split(tmp_path / "s", videos=1, frames=33, width=160, height=120, objects=1)
     frames = tmp_path / "s" / "JPEGImages_24fps" / "synth_000"
     mask = tmp_path / "s" / "Annotations_6fps" / "synth_000" / "000" / "00000.png"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([EDGETAM_REPO, str(ROOT), str(ROOT / "tests")]), "HF_HUB_OFFLINE": "1"}
+    env = environment(pythonpath=(EDGETAM_REPO, ROOT / "tests"))
     probe = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "streaming_probe.py"), "edgetam", str(frames), str(mask)],
         capture_output=True,

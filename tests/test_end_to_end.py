@@ -5,13 +5,11 @@ import csv
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, require
+from conftest import cli, require
 from reference_metrics import object_jf
 
 from sav_benchmark.masks import read_mask
@@ -24,10 +22,6 @@ pytestmark = pytest.mark.slow
 MODELS = ["static_mask", "sam2.1_tiny_points", "sam2.1_tiny_bbox", "sam2.1_tiny_mask"]
 IMGSZ = "128"
 FRAMES = 17  # annotated 0, 4, 8, 12, 16
-
-
-def cli(*args):
-    return subprocess.run([sys.executable, str(ROOT / "jetson_benchmark.py"), *args], capture_output=True, text=True, timeout=900)
 
 
 def write_checkpoint(folder, extra_key=False, seed=0):

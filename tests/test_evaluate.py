@@ -8,12 +8,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, USAGE_ERROR, assert_usage_error, cli
 from reference_metrics import jf, object_jf
 
 from sav_benchmark.masks import write_ids, write_mask
 
-PROG = "jetson_benchmark.py: error: "
 SKIPPING = "We are *SKIPPING* the evaluation of the first and the last frame (standard for semi-supervised video object segmentation).\n"
 NOT_SKIPPING = (
     "We are *NOT SKIPPING* the evaluation of the first and the last frame (*NOT STANDARD* for semi-supervised video object segmentation).\n"
@@ -22,9 +21,7 @@ H, W = 24, 32
 
 
 def evaluate(*args):
-    return subprocess.run(
-        [sys.executable, str(ROOT / "jetson_benchmark.py"), "evaluate", *map(str, args)], capture_output=True, text=True, timeout=300
-    )
+    return cli("evaluate", *args)
 
 
 def rect(rows, cols):
@@ -103,6 +100,22 @@ def test_sav_layout_prints_and_saves_the_official_table(tmp_path, processes):
     assert (pred / "results.csv").read_text() == table
 
 
+def test_the_scripts_reference_evaluator_agrees_with_the_per_pixel_reference(tmp_path):
+    """scripts/reference_evaluator.py, which scripts/harness_overhead.py times and compares with
+    evaluate, against tests/reference_metrics.py's loops: two independent readings of the spec."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from reference_evaluator import evaluate_folders
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    rng = np.random.default_rng(0)
+    noise = [rng.random((H, W)) < 0.3 for _ in range(12)]  # diagonal neighbours and masks at every edge
+    objects = {**sav_objects(), ("sav_000003", "000"): (noise[:6], noise[6:])}
+    gt, pred = write_sav(tmp_path, objects)
+    expected = {(video, obj): (pytest.approx(j), pytest.approx(f)) for video, obj, j, f in sav_reference(objects)}
+    assert evaluate_folders(gt, pred) == expected
+
+
 def test_not_skipping_first_and_last_and_quiet(tmp_path):
     objects = sav_objects()
     gt, pred = write_sav(tmp_path, objects)
@@ -174,7 +187,7 @@ def test_strict_wants_the_same_videos_and_non_strict_takes_those_in_both(tmp_pat
     assert (result.returncode, result.stdout, result.stderr) == (
         2,
         "",
-        PROG + f"--strict: 1 videos of the ground truth are not in {pred}: sav_000002\n",
+        USAGE_ERROR + f"--strict: 1 videos of the ground truth are not in {pred}: sav_000002\n",
     )
     result = evaluate("--gt_root", gt, "--pred_root", pred)
     assert "we are evaluating on 1 videos: ['sav_000001']" in result.stdout
@@ -212,7 +225,7 @@ def test_bad_input_is_one_line_naming_the_file(tmp_path, problem):
     assert (result.returncode, result.stdout, result.stderr) == (
         2,
         "" if problem in ("missing", "no_gt_root") else found_while_scoring,
-        PROG + message + "\n",
+        USAGE_ERROR + message + "\n",
     )
 
 
@@ -235,14 +248,14 @@ def test_stray_files_and_empty_selections_are_refused_not_guessed(tmp_path, stra
         message = f"no video folder of --gt_root {gt} is in --pred_root {pred}; give the folder that holds the predicted videos"
     path.write_text("x")
     result = evaluate("--gt_root", gt, "--pred_root", pred)
-    assert (result.returncode, result.stdout, result.stderr) == (2, "", PROG + message + "\n")
+    assert_usage_error(result, message)
 
 
 def test_missing_flags_are_a_usage_error():
     result = evaluate("--gt_root", "x")
     assert (result.returncode, result.stderr) == (
         2,
-        PROG + "the following arguments are required: --pred_root (see jetson_benchmark.py evaluate --help)\n",
+        USAGE_ERROR + "the following arguments are required: --pred_root (see jetson_benchmark.py evaluate --help)\n",
     )
 
 

@@ -5,12 +5,10 @@ Skipped where torch sees no CUDA device (CI never has one); run them whenever a 
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, require
+from conftest import cli, require
 
 from sav_benchmark.split.synthetic import make_split
 
@@ -24,23 +22,17 @@ def gpu_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gpu")
     make_split(tmp / "split", videos=2, frames=25, width=320, height=240)
     out = tmp / "o.csv"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "jetson_benchmark.py"),
-            "--split_dir",
-            str(tmp / "split"),
-            "--models",
-            "sam2.1_tiny_points,sam2.1_tiny_mask",
-            "--weights",
-            "random",
-            "--imgsz",
-            "512",
-            "--output",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
+    result = cli(
+        "--split_dir",
+        str(tmp / "split"),
+        "--models",
+        "sam2.1_tiny_points,sam2.1_tiny_mask",
+        "--weights",
+        "random",
+        "--imgsz",
+        "512",
+        "--output",
+        str(out),
         timeout=900,
     )
     return result, list(csv.DictReader(out.open())), json.loads(Path(f"{out}.json").read_text())
@@ -104,24 +96,18 @@ def test_compiled_run_compiles_in_the_warm_up_only(tmp_path):
     no graph is compiled inside the timers."""
     make_split(tmp_path / "split", videos=1, frames=25, width=320, height=240)
     out = tmp_path / "o.csv"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "jetson_benchmark.py"),
-            "--split_dir",
-            str(tmp_path / "split"),
-            "--models",
-            "sam2.1_tiny_points",
-            "--weights",
-            "random",
-            "--imgsz",
-            "512",
-            "--compile",
-            "--output",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
+    result = cli(
+        "--split_dir",
+        str(tmp_path / "split"),
+        "--models",
+        "sam2.1_tiny_points",
+        "--weights",
+        "random",
+        "--imgsz",
+        "512",
+        "--compile",
+        "--output",
+        str(out),
         timeout=1800,
     )
     assert result.returncode == 0, result.stderr

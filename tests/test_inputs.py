@@ -6,17 +6,13 @@ values come from the json decoded here with pycocotools, and from DAVIS annotati
 read back with Pillow: neither path goes through the benchmark's own cache or PNG code.
 """
 
-import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import USAGE_ERROR, assert_usage_error, cli, cli_with_fakes, rows_of
 from PIL import Image
 from pycocotools import mask as rle_codec
 from reference_metrics import object_jf
@@ -24,26 +20,6 @@ from reference_metrics import object_jf
 from sav_benchmark.masks import read_mask
 from sav_benchmark.metrics import ObjectScorer
 from sav_benchmark.split.synthetic import make_split
-
-PROG = "jetson_benchmark.py: error: "
-
-
-def cli(*args, env=None):
-    return subprocess.run([sys.executable, str(ROOT / "jetson_benchmark.py"), *args], capture_output=True, text=True, timeout=600, env=env)
-
-
-def with_fake_runners(**variables):
-    """The environment for the test runners in tests/plugins, which fail as `variables` say."""
-    return {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "plugins"), str(ROOT)]),
-        "SAV_BENCHMARK_PLUGINS": "fake_runners",
-        **variables,
-    }
-
-
-def rows_of(path):
-    return list(csv.DictReader(open(path)))
 
 
 def write_mp4(path, n_frames, height, width):
@@ -357,10 +333,10 @@ def expected_davis_scores():
 def test_davis_objects_run_again_are_put_together_with_the_rest_of_their_video(davis, tmp_path):
     out, masks = tmp_path / "run.csv", tmp_path / "masks"
     args = ("--split_dir", str(davis), "--models", "fake_fail", "--output", str(out), "--save_masks", str(masks), "--quiet")
-    first = cli(*args, env=with_fake_runners(FAKE_FAIL_PROMPT_FRAMES="5"))  # object 3 fails
+    first = cli_with_fakes(*args, FAKE_FAIL_PROMPT_FRAMES="5")  # object 3 fails
     assert first.returncode == 1
     assert [r["status"] for r in rows_of(out)] == ["ok", "ok", "error"]
-    retried = cli(*args, "--resume", "--retry_failed", env=with_fake_runners())
+    retried = cli_with_fakes(*args, "--resume", "--retry_failed")
     assert retried.returncode == 0, retried.stderr
     rows = rows_of(out)
     assert [(r["object_id"], r["status"]) for r in rows] == [("1", "ok"), ("2", "ok"), ("3", "ok")]
@@ -372,10 +348,10 @@ def test_davis_objects_run_again_are_put_together_with_the_rest_of_their_video(d
 def test_a_davis_job_that_kills_the_run_twice_gets_a_crash_row(davis, tmp_path):
     out = tmp_path / "run.csv"
     args = ("--split_dir", str(davis), "--models", "fake_crash", "--output", str(out), "--quiet")
-    environment = with_fake_runners(FAKE_FAIL_PROMPT_FRAMES="5")  # object 3, the video's last job, segfaults
-    assert cli(*args, env=environment).returncode < 0
-    assert cli(*args, "--resume", env=environment).returncode < 0  # objects 1 and 2 had no rows yet: run again
-    final = cli(*args, "--resume", env=environment)
+    segfault = {"FAKE_FAIL_PROMPT_FRAMES": "5"}  # object 3, the video's last job, segfaults
+    assert cli_with_fakes(*args, **segfault).returncode < 0
+    assert cli_with_fakes(*args, "--resume", **segfault).returncode < 0  # objects 1 and 2 had no rows yet: run again
+    final = cli_with_fakes(*args, "--resume", **segfault)
     assert final.returncode == 1
     assert [(r["object_id"], r["status"]) for r in rows_of(out)] == [("1", "ok"), ("2", "ok"), ("3", "crash")]
     assert not (tmp_path / "run.csv.current").exists()
@@ -449,7 +425,7 @@ def test_merging_only_some_shards_warns_which_are_missing(tmp_path):
 )
 def test_bad_shard_is_one_line(tmp_path, shard, message):
     result = cli("--split_dir", str(tmp_path), "--shard", shard)
-    assert (result.returncode, result.stdout, result.stderr) == (2, "", PROG + message + "\n")
+    assert_usage_error(result, message)
 
 
 def test_a_shard_with_no_video_is_refused(tmp_path):
@@ -457,5 +433,5 @@ def test_a_shard_with_no_video_is_refused(tmp_path):
     result = cli("--split_dir", str(tmp_path), "--models", "static_mask", "--shard", "3/3")
     assert (result.returncode, result.stderr) == (
         2,
-        PROG + "--shard 3/3: this part has no video (the selection has fewer than 3); use at most as many parts as videos\n",
+        USAGE_ERROR + "--shard 3/3: this part has no video (the selection has fewer than 3); use at most as many parts as videos\n",
     )

@@ -10,17 +10,21 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, require
-from test_overnight import PROG, env, keys, run, start, wait_for_rows
-
-from sav_benchmark.split.synthetic import make_split
+from conftest import (
+    COMMAND,
+    ROOT,
+    cli_with_fakes,
+    environment,
+    keys_of,
+    require,
+    start,
+    wait_for_rows,
+)
 
 
 @pytest.fixture(scope="module")
-def split(tmp_path_factory):
-    root = tmp_path_factory.mktemp("split")
-    make_split(root, videos=3, frames=13, width=64, height=48, objects=1)  # 2 + 1 + 1 objects
-    return root
+def split(synthetic_split):
+    return synthetic_split(videos=3, frames=13, objects=1)  # 2 + 1 + 1 objects
 
 
 def rows(path):
@@ -29,7 +33,7 @@ def rows(path):
 
 def test_a_segfault_costs_one_crash_row_and_the_worker_is_replaced(split, tmp_path):
     out = tmp_path / "o.csv"
-    result = run(
+    result = cli_with_fakes(
         "--split_dir",
         str(split),
         "--models",
@@ -42,7 +46,7 @@ def test_a_segfault_costs_one_crash_row_and_the_worker_is_replaced(split, tmp_pa
     )
     assert result.returncode == 1
     # the worker's own output (its stack dump) stays out of the terminal: only the failure summary
-    retry = [*PROG, "--split_dir", str(split), "--models", "static_mask,fake_crash", "--isolation", "process", "--output", str(out)]
+    retry = [*COMMAND, "--split_dir", str(split), "--models", "static_mask,fake_crash", "--isolation", "process", "--output", str(out)]
     assert result.stderr == (
         "jetson_benchmark.py: 1 job failed (1 crash):\n"
         "  synth_001/000 fake_crash: crash: worker died (killed by SIGSEGV); its output says: Fatal Python error: Segmentation fault\n"
@@ -85,7 +89,7 @@ def test_sam2_in_a_worker_gives_the_same_scores_as_in_process(split, tmp_path):
     outputs = {}
     for isolation in ("process", "none"):
         outputs[isolation] = tmp_path / f"{isolation}.csv"
-        result = run(*common, "--isolation", isolation, "--output", str(outputs[isolation]))
+        result = cli_with_fakes(*common, "--isolation", isolation, "--output", str(outputs[isolation]))
         assert result.returncode == 0, result.stderr
     scores = {iso: [(r["video_id"], r["object_id"], r["status"], r["J"], r["F"]) for r in rows(path)] for iso, path in outputs.items()}
     assert scores["process"] == scores["none"] and len(scores["process"]) == 3
@@ -100,9 +104,9 @@ def test_sigterm_with_workers_then_resume(split, tmp_path):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 143, stderr
     assert "interrupted by SIGTERM; the current job was cleaned up and left no row. Resume with:" in stderr
-    result = run(*args, "--resume")
+    result = cli_with_fakes(*args, "--resume")
     assert result.returncode == 0, result.stderr
-    assert sorted(keys(out)) == sorted(
+    assert sorted(keys_of(out)) == sorted(
         (v, o, m)
         for v, objs in (("synth_000", ("000", "001")), ("synth_001", ("000",)), ("synth_002", ("000",)))
         for o in objs
@@ -141,7 +145,7 @@ def test_workers_exit_when_the_driver_is_killed(split, tmp_path):
 def test_a_failed_job_gets_its_worker_replaced(split, tmp_path):
     """An error can leave a CUDA context unusable in a process that lives on: the next job starts afresh."""
     out = tmp_path / "o.csv"
-    result = run(
+    result = cli_with_fakes(
         "--split_dir", str(split), "--models", "fake_fail", "--isolation", "process", "--output", str(out), FAKE_FAIL_VIDEOS="synth_001"
     )
     assert result.returncode == 1
@@ -152,11 +156,11 @@ def test_a_failed_job_gets_its_worker_replaced(split, tmp_path):
 def test_ctrl_c_while_a_worker_starts_prints_no_traceback(split, tmp_path):
     out = tmp_path / "o.csv"
     process = subprocess.Popen(
-        [*PROG, "--split_dir", str(split), "--models", "fake_slow", "--isolation", "process", "--output", str(out)],
+        [*COMMAND, "--split_dir", str(split), "--models", "fake_slow", "--isolation", "process", "--output", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env(),
+        env=environment(True),
         cwd=ROOT,
         start_new_session=True,
     )

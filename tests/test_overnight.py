@@ -8,63 +8,36 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, require
+from conftest import (
+    COMMAND,
+    ROOT,
+    cli_with_fakes,
+    environment,
+    keys_of,
+    require,
+    start,
+    wait_for_rows,
+)
 
 from sav_benchmark.split.synthetic import make_split
 
-PROG = [sys.executable, str(ROOT / "jetson_benchmark.py")]
-
-
-def env(**extra):
-    return {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "plugins"), str(ROOT)]),
-        "SAV_BENCHMARK_PLUGINS": "fake_runners",
-        **extra,
-    }
-
-
-def run(*args, **extra):
-    return subprocess.run([*PROG, *args], capture_output=True, text=True, env=env(**extra), timeout=600, cwd=ROOT)
-
-
-def start(*args, **extra):
-    return subprocess.Popen([*PROG, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(**extra), cwd=ROOT)
-
-
-def keys(path):
-    return [(r["video_id"], r["object_id"], r["model"]) for r in csv.DictReader(open(path, newline=""))]
-
-
-def wait_for_rows(path, count, process, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().count("\n") >= count + 1:
-            return
-        assert process.poll() is None, "the run ended before it was interrupted"
-        time.sleep(0.02)
-    raise AssertionError(f"no {count} rows in {path} after {timeout} s")
-
 
 @pytest.fixture(scope="module")
-def split(tmp_path_factory):
-    root = tmp_path_factory.mktemp("split")
-    make_split(root, videos=3, frames=13, width=64, height=48)  # 3 + 2 + 2 objects
-    return root
+def split(synthetic_split):
+    return synthetic_split(videos=3, frames=13)  # 3 + 2 + 2 objects
 
 
 @pytest.fixture(scope="module")
 def reference_keys(split, tmp_path_factory):
     out = tmp_path_factory.mktemp("ref") / "ref.csv"
-    result = run("--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out))
+    result = cli_with_fakes("--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out))
     assert result.returncode == 0, result.stderr
-    assert len(keys(out)) == 14
-    return keys(out)
+    assert len(keys_of(out)) == 14
+    return keys_of(out)
 
 
 @pytest.mark.parametrize("isolation", ["none", "process"])
@@ -78,22 +51,22 @@ def test_kill_9_at_random_points_then_resume_gives_every_job_once(split, referen
         time.sleep(rng.uniform(0, 0.1))  # and the kill may fall in the middle of a job
         process.kill()
         process.wait()
-        result = run(*args, "--resume")
+        result = cli_with_fakes(*args, "--resume")
         assert result.returncode == 0, result.stderr
-        assert sorted(keys(out)) == sorted(reference_keys), f"attempt {attempt}"
-        assert len(set(keys(out))) == len(keys(out))
+        assert sorted(keys_of(out)) == sorted(reference_keys), f"attempt {attempt}"
+        assert len(set(keys_of(out))) == len(keys_of(out))
 
 
 def test_a_partial_last_line_is_dropped_with_a_warning(split, reference_keys, tmp_path):
     out = tmp_path / "o.csv"
     args = ["--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out), "--limit_videos", "1"]
-    assert run(*args).returncode == 0
+    assert cli_with_fakes(*args).returncode == 0
     text = out.read_text()
     out.write_text(text[: -len(text.splitlines()[-1]) // 2 - 1])  # as if killed in the middle of a row
-    result = run(*args[:-2], "--resume")
+    result = cli_with_fakes(*args[:-2], "--resume")
     assert result.returncode == 0, result.stderr
     assert f"warning: dropped a partial last line of {out}" in result.stderr
-    assert sorted(keys(out)) == sorted(reference_keys)
+    assert sorted(keys_of(out)) == sorted(reference_keys)
 
 
 @pytest.mark.parametrize(
@@ -107,18 +80,18 @@ def test_signal_ends_between_rows_and_prints_the_resume_command(split, reference
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == code, stderr
     # the command as it was invoked: this interpreter and the script's path as given
-    command = shlex.join([*PROG, "--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out), "--resume"])
+    command = shlex.join([*COMMAND, "--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out), "--resume"])
     assert stderr.endswith(f"interrupted by {name}; the current job was cleaned up and left no row. Resume with:\n  {command}\n")
     rows = list(csv.DictReader(out.open()))
     assert 3 <= len(rows) < 14 and {r["status"] for r in rows} <= {"ok", "no_score"}
-    result = subprocess.run(shlex.split(command), capture_output=True, text=True, env=env(), cwd=ROOT, timeout=600)
+    result = subprocess.run(shlex.split(command), capture_output=True, text=True, env=environment(True), cwd=ROOT, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert sorted(keys(out)) == sorted(reference_keys)
+    assert sorted(keys_of(out)) == sorted(reference_keys)
 
 
 def test_failures_are_rows_and_the_run_goes_on(split, tmp_path):
     out = tmp_path / "o.csv"
-    result = run("--split_dir", str(split), "--models", "fake_oom,fake_fail", "--output", str(out), FAKE_FAIL_VIDEOS="synth_001")
+    result = cli_with_fakes("--split_dir", str(split), "--models", "fake_oom,fake_fail", "--output", str(out), FAKE_FAIL_VIDEOS="synth_001")
     assert result.returncode == 1
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 14
@@ -134,11 +107,11 @@ def test_failures_are_rows_and_the_run_goes_on(split, tmp_path):
 
 def test_fail_fast_stops_at_the_first_failure(split, tmp_path):
     out = tmp_path / "o.csv"
-    result = run(
+    result = cli_with_fakes(
         "--split_dir", str(split), "--models", "static_mask,fake_fail", "--output", str(out), "--fail_fast", FAKE_FAIL_VIDEOS="synth_001"
     )
     assert result.returncode == 1
-    assert keys(out)[-1] == ("synth_001", "000", "fake_fail") and len(keys(out)) == 8
+    assert keys_of(out)[-1] == ("synth_001", "000", "fake_fail") and len(keys_of(out)) == 8
     assert (
         "stopped at the first failed job (--fail_fast); the last, synth_001/000 fake_fail, said: ValueError: fake failure on video "
         "synth_001" in result.stderr
@@ -148,7 +121,7 @@ def test_fail_fast_stops_at_the_first_failure(split, tmp_path):
 
 def test_max_consecutive_failures_ends_the_run_with_exit_3(split, tmp_path):
     out = tmp_path / "o.csv"
-    result = run(
+    result = cli_with_fakes(
         "--split_dir",
         str(split),
         "--models",
@@ -160,17 +133,17 @@ def test_max_consecutive_failures_ends_the_run_with_exit_3(split, tmp_path):
         FAKE_FAIL_VIDEOS="synth_000,synth_001,synth_002",
     )
     assert result.returncode == 3
-    assert len(keys(out)) == 2
+    assert len(keys_of(out)) == 2
     assert "stopped after 2 failed jobs in a row (--max_consecutive_failures)" in result.stderr
 
 
 def test_retry_failed_reruns_only_failed_jobs_and_keeps_one_row_each(split, reference_keys, tmp_path):
     out = tmp_path / "o.csv"
     args = ["--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out)]
-    assert run(*args[:3], "static_mask,fake_fail", *args[4:], FAKE_FAIL_VIDEOS="synth_002").returncode == 1
+    assert cli_with_fakes(*args[:3], "static_mask,fake_fail", *args[4:], FAKE_FAIL_VIDEOS="synth_002").returncode == 1
     # the failed jobs were fake_fail's; a resume without --retry_failed leaves them as they are
-    assert run(*args[:3], "static_mask,fake_fail", *args[4:], "--resume").returncode == 1
-    result = run(*args[:3], "static_mask,fake_fail", *args[4:], "--resume", "--retry_failed")
+    assert cli_with_fakes(*args[:3], "static_mask,fake_fail", *args[4:], "--resume").returncode == 1
+    result = cli_with_fakes(*args[:3], "static_mask,fake_fail", *args[4:], "--resume", "--retry_failed")
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 14 and {r["status"] for r in rows} == {"ok", "no_score"}
@@ -179,18 +152,18 @@ def test_retry_failed_reruns_only_failed_jobs_and_keeps_one_row_each(split, refe
 
 def test_resume_refuses_other_settings_unless_forced(split, tmp_path):
     out = tmp_path / "o.csv"
-    assert run("--split_dir", str(split), "--models", "static_mask", "--output", str(out), "--limit_videos", "1").returncode == 0
-    result = run("--split_dir", str(split), "--models", "static_mask", "--output", str(out), "--resume", "--num_points", "3")
+    assert cli_with_fakes("--split_dir", str(split), "--models", "static_mask", "--output", str(out), "--limit_videos", "1").returncode == 0
+    result = cli_with_fakes("--split_dir", str(split), "--models", "static_mask", "--output", str(out), "--resume", "--num_points", "3")
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == (
         "jetson_benchmark.py: error: --resume: settings differ from the earlier run's (num_points 1 -> 3); its rows would "
         "not be comparable. Use the same settings, a new --output, or --force\n"
     )
-    forced = run(
+    forced = cli_with_fakes(
         "--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out), "--resume", "--num_points", "3", "--force"
     )
     assert forced.returncode == 0, forced.stderr
-    assert len(keys(out)) == 14  # a different model list is fine
+    assert len(keys_of(out)) == 14  # a different model list is fine
 
 
 def test_real_sam2_run_killed_and_resumed(tmp_path):
@@ -215,7 +188,7 @@ def test_real_sam2_run_killed_and_resumed(tmp_path):
     wait_for_rows(out, 1, process, timeout=300)
     process.kill()
     process.wait()
-    result = run(*args, "--resume")
+    result = cli_with_fakes(*args, "--resume")
     assert result.returncode == 0, result.stderr
     expected = [
         (v, o, m)
@@ -223,13 +196,13 @@ def test_real_sam2_run_killed_and_resumed(tmp_path):
         for o in objs
         for m in ("sam2.1_tiny_points", "static_mask")
     ]
-    assert sorted(keys(out)) == sorted(expected)
+    assert sorted(keys_of(out)) == sorted(expected)
 
 
 @pytest.mark.parametrize("isolation", ["none", "process"])
 def test_oom_retry_at_a_lower_imgsz_is_recorded_in_the_row(split, tmp_path, isolation):
     out = tmp_path / "o.csv"
-    result = run(
+    result = cli_with_fakes(
         "--split_dir",
         str(split),
         "--models",
@@ -252,7 +225,7 @@ def test_oom_retry_at_a_lower_imgsz_is_recorded_in_the_row(split, tmp_path, isol
         ("ok", "256", "1024"),
         ("no_score", "", ""),
     ]
-    still = run(
+    still = cli_with_fakes(
         "--split_dir",
         str(split),
         "--models",
@@ -279,7 +252,7 @@ def run_on_a_terminal(*args, **extra):
 
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # a terminal has a size
-    process = subprocess.Popen([*PROG, *args], stdout=subprocess.DEVNULL, stderr=follower, env=env(**extra), cwd=ROOT)
+    process = subprocess.Popen([*COMMAND, *args], stdout=subprocess.DEVNULL, stderr=follower, env=environment(True, **extra), cwd=ROOT)
     os.close(follower)
     drawn = b""
     while True:
@@ -332,11 +305,11 @@ def test_a_bad_video_is_not_a_systematic_failure(split, tmp_path):
     frame = bad / "JPEGImages_24fps/synth_000/00005.jpg"
     frame.write_bytes(frame.read_bytes()[:100])
     out = tmp_path / "o.csv"
-    result = run(
+    result = cli_with_fakes(
         "--split_dir", str(bad), "--models", "static_mask,fake_slow,fake_oom", "--output", str(out), "--max_consecutive_failures", "3"
     )
     assert result.returncode == 1, result.stderr  # not 3: the 9 failed rows of synth_000 are the input's fault
-    assert len(keys(out)) == 21
+    assert len(keys_of(out)) == 21
 
 
 def test_two_runs_cannot_write_one_csv(split, reference_keys, tmp_path):
@@ -344,35 +317,35 @@ def test_two_runs_cannot_write_one_csv(split, reference_keys, tmp_path):
     args = ["--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out)]
     first = start(*args, FAKE_FRAME_DELAY_S="0.03")
     wait_for_rows(out, 1, first)
-    second = run(*args, "--resume")
+    second = cli_with_fakes(*args, "--resume")
     assert (second.returncode, second.stderr) == (
         2,
         f"jetson_benchmark.py: error: --output {out}: another run is writing it (it holds {out}.lock); wait for it to end, or choose "
         "another --output\n",
     )
     assert first.wait(timeout=120) == 0
-    assert sorted(keys(out)) == sorted(reference_keys)
+    assert sorted(keys_of(out)) == sorted(reference_keys)
 
 
 def test_resume_needs_output_and_refuses_damaged_csvs(split, tmp_path):
-    result = run("--split_dir", str(split), "--models", "static_mask", "--resume")
+    result = cli_with_fakes("--split_dir", str(split), "--models", "static_mask", "--resume")
     assert (result.returncode, result.stderr) == (
         2,
         "jetson_benchmark.py: error: --resume needs --output: the CSV of the run to continue\n",
     )
     out = tmp_path / "o.csv"
     args = ["--split_dir", str(split), "--models", "static_mask", "--output", str(out)]
-    assert run(*args, "--limit_videos", "1").returncode == 0
+    assert cli_with_fakes(*args, "--limit_videos", "1").returncode == 0
     with open(out, "a") as f:
         f.write("abc\n")
-    result = run(*args, "--resume")
+    result = cli_with_fakes(*args, "--resume")
     assert (result.returncode, result.stderr) == (
         2,
         f"jetson_benchmark.py: error: --resume: line 5 of {out} is not a row of this benchmark (it has 1 cells, not 55); delete or mend "
         "that line, then resume\n",
     )
     out.write_bytes(out.read_bytes().replace(b"abc\n", b"\xff\xfe\n"))
-    result = run(*args, "--resume")
+    result = cli_with_fakes(*args, "--resume")
     assert (result.returncode, result.stderr) == (
         2,
         f"jetson_benchmark.py: error: --resume: {out} is not a result CSV of this benchmark (it is not UTF-8 text); give the CSV of the "
@@ -383,18 +356,18 @@ def test_resume_needs_output_and_refuses_damaged_csvs(split, tmp_path):
 def test_retry_failed_changes_nothing_when_the_run_is_refused(split, tmp_path):
     out = tmp_path / "o.csv"
     args = ["--split_dir", str(split), "--models", "fake_fail", "--output", str(out)]
-    assert run(*args, FAKE_FAIL_VIDEOS="synth_001").returncode == 1
+    assert cli_with_fakes(*args, FAKE_FAIL_VIDEOS="synth_001").returncode == 1
     before = out.read_bytes()
     blocker = tmp_path / "file"
     blocker.write_text("")
-    result = run(*args, "--resume", "--retry_failed", "--save_masks", str(blocker / "m"))
+    result = cli_with_fakes(*args, "--resume", "--retry_failed", "--save_masks", str(blocker / "m"))
     assert result.returncode == 2
     assert out.read_bytes() == before  # the failed rows are still there
 
 
 def test_a_hung_job_times_out_and_the_run_goes_on(split, tmp_path):
     out = tmp_path / "o.csv"
-    result = run(
+    result = cli_with_fakes(
         "--split_dir",
         str(split),
         "--models",
@@ -417,7 +390,7 @@ def test_a_hung_job_times_out_and_the_run_goes_on(split, tmp_path):
 
 def test_every_new_worker_is_warmed_up_before_it_is_timed(split, tmp_path):
     out = tmp_path / "o.csv"
-    result = run(
+    result = cli_with_fakes(
         "--split_dir",
         str(split),
         "--models",
@@ -441,10 +414,10 @@ def test_warm_up_with_an_unreadable_prompt_is_reported_not_raised(split, tmp_pat
     work = tmp_path / "s"
     shutil.copytree(split, work)
     prepared = tmp_path / "p.json"
-    assert run("prepare", "--split_dir", str(work), "--output", str(prepared)).returncode == 0
+    assert cli_with_fakes("prepare", "--split_dir", str(work), "--output", str(prepared)).returncode == 0
     (work / "Annotations_6fps/synth_000/000/00000.png").unlink()
     out = tmp_path / "o.csv"
-    result = run("--prepared", str(prepared), "--models", "fake_slow", "--warmup_frames", "2", "--output", str(out))
+    result = cli_with_fakes("--prepared", str(prepared), "--models", "fake_slow", "--warmup_frames", "2", "--output", str(out))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     first = next(csv.DictReader(out.open()))
     assert (first["status"], first["error"]) == (
@@ -469,10 +442,10 @@ def test_a_job_that_kills_an_unisolated_run_twice_is_not_run_a_third_time(split,
         "--output",
         str(out),
     ]
-    first = run(*args, FAKE_FAIL_VIDEOS="synth_001")
+    first = cli_with_fakes(*args, FAKE_FAIL_VIDEOS="synth_001")
     assert first.returncode == -11  # the segfault takes the whole run down: nothing isolates it
-    assert run(*args, "--resume", FAKE_FAIL_VIDEOS="synth_001").returncode == -11  # once more: it may have been a kill -9
-    third = run(*args, "--resume", FAKE_FAIL_VIDEOS="synth_001")
+    assert cli_with_fakes(*args, "--resume", FAKE_FAIL_VIDEOS="synth_001").returncode == -11  # once more: it may have been a kill -9
+    third = cli_with_fakes(*args, "--resume", FAKE_FAIL_VIDEOS="synth_001")
     assert third.returncode == 1, third.stderr
     rows = {(r["video_id"], r["model"]): r for r in csv.DictReader(out.open())}
     assert len(rows) == 6

@@ -10,10 +10,8 @@ from sav_benchmark.split.synthetic import make_split
 
 
 @pytest.fixture(scope="module")
-def split(tmp_path_factory):
-    root = tmp_path_factory.mktemp("split")
-    make_split(root, videos=3, frames=17, width=96, height=64)
-    return root
+def split(synthetic_split):
+    return synthetic_split(videos=3, frames=17, width=96, height=64)
 
 
 def test_indexes_videos_in_list_order_with_their_objects(split):

@@ -15,15 +15,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT
-from test_overnight import PROG, env, keys, run, start
+from conftest import (
+    COMMAND,
+    ROOT,
+    USAGE_ERROR,
+    assert_usage_error,
+    cli_with_fakes,
+    environment,
+    keys_of,
+    start,
+)
 from test_stateful import before_the_program
 
 from sav_benchmark.masks import write_mask
 from sav_benchmark.results import COLUMNS
 from sav_benchmark.split.synthetic import make_split
-
-ERROR = "jetson_benchmark.py: error: "
 
 
 def files(folder):
@@ -31,15 +37,9 @@ def files(folder):
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
 
 
-def refused(result, message):
-    assert (result.returncode, result.stdout, result.stderr) == (2, "", ERROR + message + "\n")
-
-
 @pytest.fixture(scope="module")
-def split(tmp_path_factory):
-    root = tmp_path_factory.mktemp("split")
-    make_split(root, videos=1, frames=9, width=64, height=48)  # 3 objects, annotated frames 0, 4, 8
-    return root
+def split(synthetic_split):
+    return synthetic_split(videos=1, frames=9)  # 3 objects, annotated frames 0, 4, 8
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def done(split, tmp_path):
     """A finished run of the baseline: its CSV and the arguments that made it."""
     out = tmp_path / "o.csv"
     args = ["--split_dir", str(split), "--models", "static_mask", "--output", str(out)]
-    assert run(*args).returncode == 0
+    assert cli_with_fakes(*args).returncode == 0
     return out, args
 
 
@@ -58,23 +58,23 @@ def test_a_refused_resume_leaves_a_csv_without_its_last_newline_as_it_was(done, 
     out, args = done
     out.write_bytes(out.read_bytes().rstrip(b"\r\n"))  # the last row is whole, only its newline is missing
     before = files(tmp_path)
-    result = run(*args, "--resume", "--num_points", "2")
-    refused(
+    result = cli_with_fakes(*args, "--resume", "--num_points", "2")
+    assert_usage_error(
         result,
         "--resume: settings differ from the earlier run's (num_points 1 -> 2); its rows would not be comparable. Use the same settings, a "
         "new --output, or --force",
     )
     assert files(tmp_path) == before
-    resumed = run(*args, "--resume")  # the last row parses as a full row: it is kept, not "partial"
+    resumed = cli_with_fakes(*args, "--resume")  # the last row parses as a full row: it is kept, not "partial"
     assert (resumed.returncode, resumed.stderr) == (0, "")
-    assert len(keys(out)) == 3 and out.read_bytes().endswith(b"\r\n")
+    assert len(keys_of(out)) == 3 and out.read_bytes().endswith(b"\r\n")
 
 
 def test_a_file_that_is_not_a_result_csv_is_refused_untouched(split, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("hello\nworld")
-    result = run("--split_dir", str(split), "--models", "static_mask", "--output", str(notes), "--resume")
-    refused(
+    result = cli_with_fakes("--split_dir", str(split), "--models", "static_mask", "--output", str(notes), "--resume")
+    assert_usage_error(
         result,
         f"--resume: {notes} is not a result CSV of this benchmark version (its first line is not this version's header); give the CSV of "
         "the run to continue, or a new --output",
@@ -87,8 +87,10 @@ def test_a_result_csv_without_its_manifest_is_refused_untouched(done, tmp_path):
     Path(f"{out}.json").unlink()
     out.write_bytes(out.read_bytes()[:-20])  # and a partial last line, which must stay until the resume runs
     before = files(tmp_path)
-    result = run(*args, "--resume")
-    assert result.returncode == 2 and result.stderr.startswith(f"{ERROR}--resume: cannot read the manifest {out}.json of the earlier run (")
+    result = cli_with_fakes(*args, "--resume")
+    assert result.returncode == 2 and result.stderr.startswith(
+        f"{USAGE_ERROR}--resume: cannot read the manifest {out}.json of the earlier run ("
+    )
     assert files(tmp_path) == before
 
 
@@ -129,7 +131,7 @@ def test_two_ctrl_c_in_one_job_make_no_crash_row(split, tmp_path):
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
         assert process.returncode == 130 and "the current job was cleaned up and left no row" in stderr
-    result = run(*args, "--resume")
+    result = cli_with_fakes(*args, "--resume")
     assert result.returncode == 0, result.stderr
     assert [(r["model"], r["status"]) for r in csv.DictReader(out.open())] == [("static_mask", "ok"), ("fake_slow", "ok")]
 
@@ -151,9 +153,9 @@ def test_a_job_that_ends_the_process_otherwise_still_counts_as_a_death(split, tm
         "1",
     ]
     for attempt in range(2):
-        result = run(*args, *(["--resume"] if attempt else []), FAKE_EXIT_VIDEOS="synth_000")
+        result = cli_with_fakes(*args, *(["--resume"] if attempt else []), FAKE_EXIT_VIDEOS="synth_000")
         assert (result.returncode, result.stderr) == (1, "a library gave up on video synth_000 (a test stand-in)\n")
-    result = run(*args, "--resume", FAKE_EXIT_VIDEOS="synth_000")
+    result = cli_with_fakes(*args, "--resume", FAKE_EXIT_VIDEOS="synth_000")
     assert result.returncode == 1
     rows = [(r["model"], r["status"], r["error"]) for r in csv.DictReader(out.open())]
     assert rows == [
@@ -252,19 +254,19 @@ def test_what_a_worker_prints_while_it_starts_goes_to_its_file(tmp_path):
 def test_an_ignored_signal_stays_ignored(split, tmp_path, signum):
     out = tmp_path / "o.csv"
     process = subprocess.Popen(
-        [*PROG, "--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out)],
+        [*COMMAND, "--split_dir", str(split), "--models", "static_mask,fake_slow", "--output", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
-        env=env(FAKE_FRAME_DELAY_S="0.05"),
+        env=environment(True, FAKE_FRAME_DELAY_S="0.05"),
         preexec_fn=lambda: signal.signal(signum, signal.SIG_IGN),
     )
     wait_for_job_in_progress(Path(f"{out}.current"), "fake_slow", process)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
     assert (process.returncode, stderr) == (0, "")
-    assert len(keys(out)) == 6
+    assert len(keys_of(out)) == 6
 
 
 # 4. one row per job
@@ -279,8 +281,8 @@ def test_a_duplicated_row_is_refused_by_resume_and_report_and_retry_failed_repai
     out, args = done
     duplicate_last_row(out)
     before = files(tmp_path)
-    refused(
-        run(*args, "--resume"),
+    assert_usage_error(
+        cli_with_fakes(*args, "--resume"),
         f"--resume: synth_000/002 static_mask has 2 rows in {out}, on lines 4, 5; a job has one row. "
         "Delete all but one of them, or add --retry_failed to drop them and run the job again",
     )
@@ -288,12 +290,12 @@ def test_a_duplicated_row_is_refused_by_resume_and_report_and_retry_failed_repai
         f"{out}: synth_000/002 static_mask has two rows, on lines 4 and 5; a job has one row: delete one of them (or resume the run with "
         "--retry_failed, which runs such jobs again)"
     )
-    refused(run("report", str(out)), duplicate)
-    refused(run("compare", str(out), str(out)), duplicate)
+    assert_usage_error(cli_with_fakes("report", str(out)), duplicate)
+    assert_usage_error(cli_with_fakes("compare", str(out), str(out)), duplicate)
     assert files(tmp_path) == before
-    repaired = run(*args, "--resume", "--retry_failed")
+    repaired = cli_with_fakes(*args, "--resume", "--retry_failed")
     assert repaired.returncode == 0, repaired.stderr
-    assert keys(out) == [("synth_000", "000", "static_mask"), ("synth_000", "001", "static_mask"), ("synth_000", "002", "static_mask")]
+    assert keys_of(out) == [("synth_000", "000", "static_mask"), ("synth_000", "001", "static_mask"), ("synth_000", "002", "static_mask")]
 
 
 # 5. compare never overwrites an input, nor an existing file without --force
@@ -304,35 +306,35 @@ def test_compare_outputs_never_overwrite_an_input_or_an_existing_file(done, tmp_
     other = tmp_path / "other.csv"
     shutil.copy(out, other)
     before = files(tmp_path)
-    refused(
-        run("compare", str(out), str(other), "--csv", str(out)),
+    assert_usage_error(
+        cli_with_fakes("compare", str(out), str(other), "--csv", str(out)),
         f"--csv {out} is {out}, an input of this comparison; write the result to another file",
     )
-    refused(
-        run("compare", str(out), str(other), "--csv", str(other), "--force"),
+    assert_usage_error(
+        cli_with_fakes("compare", str(out), str(other), "--csv", str(other), "--force"),
         f"--csv {other} is {other}, an input of this comparison; write the result to another file",
     )
-    refused(
-        run("compare", str(out), str(other), "--plot", f"{out}.json"),
+    assert_usage_error(
+        cli_with_fakes("compare", str(out), str(other), "--plot", f"{out}.json"),
         f"--plot {out}.json is {out}.json, an input of this comparison; write the result to another file",
     )
-    refused(
-        run("compare", str(out), str(other), "--merge", str(other)),
+    assert_usage_error(
+        cli_with_fakes("compare", str(out), str(other), "--merge", str(other)),
         f"--merge {other} is {other}, an input of this comparison; write the result to another file",
     )
     existing = tmp_path / "findings.csv"
     existing.write_text("mine\n")
     before["findings.csv"] = b"mine\n"
-    refused(
-        run("compare", str(out), str(other), "--csv", str(existing)),
+    assert_usage_error(
+        cli_with_fakes("compare", str(out), str(other), "--csv", str(existing)),
         f"--csv {existing} exists already; choose a new file, or add --force to overwrite it",
     )
-    refused(
-        run("compare", str(out), str(other), "--csv", str(existing), "--plot", str(existing)),
+    assert_usage_error(
+        cli_with_fakes("compare", str(out), str(other), "--csv", str(existing), "--plot", str(existing)),
         f"--plot and --csv both name {existing}; give each its own file",
     )
     assert files(tmp_path) == before
-    forced = run("compare", str(out), str(other), "--csv", str(existing), "--force")
+    forced = cli_with_fakes("compare", str(out), str(other), "--csv", str(existing), "--force")
     assert forced.returncode == 0, forced.stderr
     assert existing.read_text().startswith("reference,file,model")
 
@@ -347,8 +349,8 @@ def test_a_mask_named_by_a_non_ascii_digit_is_refused_before_any_work(split, tmp
         bad = copy / "Annotations_6fps/synth_000/001" / name
         write_mask(bad, np.zeros((48, 64), bool))
         before = files(tmp_path)
-        refused(
-            run("--split_dir", str(copy), "--models", "static_mask", "--output", str(tmp_path / "o.csv")),
+        assert_usage_error(
+            cli_with_fakes("--split_dir", str(copy), "--models", "static_mask", "--output", str(tmp_path / "o.csv")),
             f"video synth_000, object 001: mask {bad} is not named by a frame number in ASCII digits (00000.png, 00001.png, ...)",
         )
         assert files(tmp_path) == before
@@ -360,8 +362,8 @@ def test_two_masks_naming_one_frame_are_refused_naming_both(split, tmp_path):
     shutil.copytree(split, copy)
     folder = copy / "Annotations_6fps/synth_000/001"
     shutil.copy(folder / "00004.png", folder / "4.png")
-    refused(
-        run("--split_dir", str(copy), "--models", "static_mask", "--output", str(tmp_path / "o.csv")),
+    assert_usage_error(
+        cli_with_fakes("--split_dir", str(copy), "--models", "static_mask", "--output", str(tmp_path / "o.csv")),
         f"video synth_000, object 001: mask {folder / '00004.png'} and {folder / '4.png'} both name frame 4; keep one of them",
     )
     assert not (tmp_path / "o.csv").exists()
@@ -380,7 +382,7 @@ def test_frames_not_numbered_one_to_one_fail_that_videos_rows(split, tmp_path, n
     frames = copy / "JPEGImages_24fps/synth_000"
     shutil.copy(frames / "00004.jpg", frames / name)
     out = tmp_path / "o.csv"
-    result = run("--split_dir", str(copy), "--models", "static_mask", "--output", str(out))
+    result = cli_with_fakes("--split_dir", str(copy), "--models", "static_mask", "--output", str(out))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     reason = problem.format(frames=frames) + "; fix the video's frames or leave it out (--video_ids)"
     assert {(r["status"], r["error"], r["n_propagated"]) for r in csv.DictReader(out.open())} == {("error", reason, "")}
@@ -394,12 +396,12 @@ def test_a_reason_with_a_newline_in_it_is_read_back_by_resume(split, tmp_path):
     shutil.copy(copy / "JPEGImages_24fps/synth_000/00000.jpg", odd)
     out = tmp_path / "o.csv"
     args = ["--split_dir", str(copy), "--models", "static_mask", "--output", str(out)]
-    failed = run(*args)
+    failed = cli_with_fakes(*args)
     assert failed.returncode == 1
     escaped = str(odd).replace("\n", "\\n")  # the summary keeps each reason on one line
     assert f"  synth_000/000 static_mask: error: frame {escaped} is not named" in failed.stderr
     odd.unlink()
-    resumed = run(*args, "--resume", "--retry_failed")
+    resumed = cli_with_fakes(*args, "--resume", "--retry_failed")
     assert (resumed.returncode, resumed.stderr) == (0, "")
     assert [r["status"] for r in csv.DictReader(out.open(newline=""))] == ["ok", "ok", "ok"]
 
@@ -411,7 +413,7 @@ def test_a_huge_frame_number_is_one_reason_not_a_memory_error(split, tmp_path):
     shutil.copy(frames / "00008.jpg", frames / "99999999999999999999.jpg")
     shutil.copy(frames / "00008.jpg", frames / "00009.Jpg")  # not a frame for the sam2 loader: not one here either
     out = tmp_path / "o.csv"
-    result = run("--split_dir", str(copy), "--models", "static_mask", "--output", str(out))
+    result = cli_with_fakes("--split_dir", str(copy), "--models", "static_mask", "--output", str(out))
     reason = (
         f"frames in {frames} are not numbered 0..9 without gaps (missing e.g. [9, 10, 11]); fix the video's frames or leave it out "
         "(--video_ids)"
@@ -428,7 +430,7 @@ def test_a_frame_of_another_size_fails_its_videos_rows_before_any_model_runs(spl
     last = copy / "JPEGImages_24fps/synth_000/00008.jpg"
     cv2.imwrite(str(last), cv2.resize(cv2.imread(str(last)), (32, 24)))
     out = tmp_path / "o.csv"
-    result = run("--split_dir", str(copy), "--models", "static_mask", "--output", str(out))
+    result = cli_with_fakes("--split_dir", str(copy), "--models", "static_mask", "--output", str(out))
     assert result.returncode == 1
     reason = (
         f"frame {last} is 32x24 but frame 00000.jpg is 64x48; every frame of a video must have one size; fix the video's frames or leave "
@@ -460,8 +462,8 @@ def test_a_bad_cell_is_one_line_naming_file_line_and_column(done, column, cell, 
         writer.writeheader()
         writer.writerows(rows)
     message = f"{out}, line 3, column {column}: {problem}; mend or delete that line"
-    refused(run("report", str(out)), message)
-    refused(run("compare", str(out), str(out)), message)
+    assert_usage_error(cli_with_fakes("report", str(out)), message)
+    assert_usage_error(cli_with_fakes("compare", str(out), str(out)), message)
 
 
 def test_a_csv_a_spreadsheet_saved_is_still_read(done, tmp_path):
@@ -473,21 +475,23 @@ def test_a_csv_a_spreadsheet_saved_is_still_read(done, tmp_path):
         writer = csv.DictWriter(f, fieldnames=[*COLUMNS, "notes"])
         writer.writeheader()
         writer.writerows({**row, "notes": "rerun later"} for row in rows)
-    assert run("report", str(edited)).stdout.replace(str(edited), "X") == run("report", str(out)).stdout.replace(str(out), "X")
+    assert cli_with_fakes("report", str(edited)).stdout.replace(str(edited), "X") == cli_with_fakes("report", str(out)).stdout.replace(
+        str(out), "X"
+    )
 
 
 def test_force_never_writes_over_a_device(done, tmp_path):
     out, _ = done
-    refused(
-        run("compare", str(out), str(out), "--csv", "/dev/null", "--force"),
+    assert_usage_error(
+        cli_with_fakes("compare", str(out), str(out), "--csv", "/dev/null", "--force"),
         "--csv /dev/null is not a regular file; give the path of a file to write",
     )
-    refused(
-        run("prepare", "--split_dir", str(out.parent), "--output", "/dev/null", "--force"),
+    assert_usage_error(
+        cli_with_fakes("prepare", "--split_dir", str(out.parent), "--output", "/dev/null", "--force"),
         "--output /dev/null is not a regular file; give the path of a file to write",
     )
-    refused(
-        run("compare", str(out), str(out), "--csv", str(tmp_path / "no" / "x.csv")),
+    assert_usage_error(
+        cli_with_fakes("compare", str(out), str(out), "--csv", str(tmp_path / "no" / "x.csv")),
         f"--csv {tmp_path / 'no' / 'x.csv'}: cannot write it (No such file or directory: {tmp_path / 'no' / 'x.csv'}); choose a writable "
         "path",
     )
@@ -496,9 +500,9 @@ def test_force_never_writes_over_a_device(done, tmp_path):
 def test_a_plot_format_matplotlib_lacks_is_refused_before_any_work(done, tmp_path):
     out, _ = done
     before = files(tmp_path)
-    result = run("compare", str(out), str(out), "--plot", str(tmp_path / "plot.csv"), "--csv", str(tmp_path / "f.csv"))
+    result = cli_with_fakes("compare", str(out), str(out), "--plot", str(tmp_path / "plot.csv"), "--csv", str(tmp_path / "f.csv"))
     assert result.returncode == 2 and result.stderr.startswith(
-        f"{ERROR}--plot {tmp_path / 'plot.csv'}: matplotlib cannot write .csv files; give a name ending in one of "
+        f"{USAGE_ERROR}--plot {tmp_path / 'plot.csv'}: matplotlib cannot write .csv files; give a name ending in one of "
     )
     assert ".png" in result.stderr and "\n" not in result.stderr[:-1]
     assert files(tmp_path) == before
@@ -510,13 +514,13 @@ def test_a_plot_format_matplotlib_lacks_is_refused_before_any_work(done, tmp_pat
 def test_a_run_with_failed_rows_says_why_it_exits_1(split, tmp_path):
     out = tmp_path / "o.csv"
     args = ["--split_dir", str(split), "--models", "fake_fail", "--output", str(out)]
-    result = run(*args, FAKE_FAIL_VIDEOS="synth_000")
+    result = cli_with_fakes(*args, FAKE_FAIL_VIDEOS="synth_000")
     assert result.returncode == 1
     assert result.stderr == (
         "jetson_benchmark.py: 3 jobs failed (3 error):\n"
         + "".join(f"  synth_000/00{i} fake_fail: error: ValueError: fake failure on video synth_000\n" for i in range(3))
         + f"Details of each failure are in {out}.log. Once the cause is fixed, run them again with:\n"
-        f"  {shlex.join([*PROG, *args, '--resume', '--retry_failed'])}\n"
+        f"  {shlex.join([*COMMAND, *args, '--resume', '--retry_failed'])}\n"
     )
 
 
@@ -524,14 +528,18 @@ def test_the_resume_command_is_printed_as_the_tool_was_invoked(split, tmp_path):
     out = tmp_path / "o.csv"
     args = ["--split_dir", str(split), "--models", "fake_fail", "--output", str(out)]
     module = subprocess.run(
-        [sys.executable, "-m", "sav_benchmark", *args], capture_output=True, text=True, cwd=ROOT, env=env(FAKE_FAIL_VIDEOS="synth_000")
+        [sys.executable, "-m", "sav_benchmark", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=environment(True, FAKE_FAIL_VIDEOS="synth_000"),
     )
     assert module.stderr.endswith(f"\n  {shlex.join([sys.executable, '-m', 'sav_benchmark', *args, '--resume', '--retry_failed'])}\n")
     script = Path(sysconfig.get_path("scripts")) / "jetson-benchmark"
     if not script.exists():
         pytest.fail(f"the console script {script} is not installed: run scripts/install.sh")
     args[-1] = str(tmp_path / "second.csv")
-    found = env(FAKE_FAIL_VIDEOS="synth_000", PATH=f"{script.parent}{os.pathsep}{os.environ['PATH']}")
+    found = environment(True, FAKE_FAIL_VIDEOS="synth_000", PATH=f"{script.parent}{os.pathsep}{os.environ['PATH']}")
     console = subprocess.run(["jetson-benchmark", *args], capture_output=True, text=True, cwd=ROOT, env=found)
     assert console.stderr.endswith(f"\n  {shlex.join(['jetson-benchmark', *args, '--resume', '--retry_failed'])}\n")
 
@@ -540,24 +548,27 @@ def test_output_and_split_paths_that_cannot_be_what_they_must_be(split, tmp_path
     folder = tmp_path / "folder"
     folder.mkdir()
     run_args = ["--split_dir", str(split), "--models", "static_mask"]
-    refused(run(*run_args, "--output", str(folder)), f"--output {folder} is a folder; give the CSV's file name, e.g. {folder / 'run.csv'}")
-    refused(
-        run(*run_args, "--output", f"{tmp_path}/newdir/"),
+    assert_usage_error(
+        cli_with_fakes(*run_args, "--output", str(folder)),
+        f"--output {folder} is a folder; give the CSV's file name, e.g. {folder / 'run.csv'}",
+    )
+    assert_usage_error(
+        cli_with_fakes(*run_args, "--output", f"{tmp_path}/newdir/"),
         f"--output {tmp_path}/newdir/ names a folder; give the CSV's file name, e.g. {tmp_path}/newdir/run.csv",
     )
-    refused(
-        run(*run_args, "--output", "/dev/null"),
+    assert_usage_error(
+        cli_with_fakes(*run_args, "--output", "/dev/null"),
         "--output /dev/null is not a regular file; the rows must go to a file that can be read back (for --resume): give a file path",
     )
     a_file = tmp_path / "file"
     a_file.write_text("")
-    refused(
-        run("--split_dir", str(a_file), "--models", "static_mask"),
+    assert_usage_error(
+        cli_with_fakes("--split_dir", str(a_file), "--models", "static_mask"),
         f"--split_dir {a_file} is a file, not a folder; give the folder of an SA-V split (make a demo split with: python -m "
         "sav_benchmark.synthetic --out DIR)",
     )
-    refused(
-        run(*run_args, "--video_ids", ",,,"),
+    assert_usage_error(
+        cli_with_fakes(*run_args, "--video_ids", ",,,"),
         "--video_ids ',,,' names no video; give comma-separated video ids, or leave the flag out to run every video",
     )
     assert files(tmp_path) == {"file": b""} and not (tmp_path / "newdir").exists()
@@ -582,7 +593,9 @@ def test_output_and_split_paths_that_cannot_be_what_they_must_be(split, tmp_path
     ],
 )
 def test_numbers_out_of_range_are_refused(split, flag, value, message):
-    refused(run("--split_dir", str(split), "--models", "static_mask", flag, value), f"{message} (see jetson_benchmark.py run --help)")
+    assert_usage_error(
+        cli_with_fakes("--split_dir", str(split), "--models", "static_mask", flag, value), f"{message} (see jetson_benchmark.py run --help)"
+    )
 
 
 def test_fewer_clicks_than_asked_are_said_in_the_row(tmp_path):
@@ -591,7 +604,7 @@ def test_fewer_clicks_than_asked_are_said_in_the_row(tmp_path):
     tiny[10, 10:13] = True  # 3 pixels: 3 clicks at most
     write_mask(tmp_path / "s/Annotations_6fps/synth_000/000/00000.png", tiny)
     out = tmp_path / "o.csv"
-    result = run(
+    result = cli_with_fakes(
         "--split_dir",
         str(tmp_path / "s"),
         "--models",
@@ -616,7 +629,7 @@ def test_a_blank_line_is_refused_by_resume(done, tmp_path):
     lines = out.read_text().splitlines(keepends=True)
     out.write_text("".join([*lines[:2], "\r\n", *lines[2:]]))
     before = files(tmp_path)
-    refused(run(*args, "--resume"), f"--resume: line 3 of {out} is blank; delete that line, then resume")
+    assert_usage_error(cli_with_fakes(*args, "--resume"), f"--resume: line 3 of {out} is blank; delete that line, then resume")
     assert files(tmp_path) == before
 
 
@@ -636,14 +649,14 @@ def test_evaluate_refuses_predictions_in_the_ground_truth(tmp_path):
     make_split(tmp_path / "s", videos=1, frames=9, width=64, height=48)
     truth = tmp_path / "s/Annotations_6fps"
     before = files(tmp_path)
-    refused(
-        run("evaluate", "--gt_root", str(truth), "--pred_root", str(truth)),
+    assert_usage_error(
+        cli_with_fakes("evaluate", "--gt_root", str(truth), "--pred_root", str(truth)),
         f"--pred_root {truth} is the ground truth ({truth}): results.csv would be written among the ground truth; give the folder of the "
         "predicted masks",
     )
     inside = truth / "synth_000"
-    refused(
-        run("evaluate", "--gt_root", str(truth), "--pred_root", str(inside)),
+    assert_usage_error(
+        cli_with_fakes("evaluate", "--gt_root", str(truth), "--pred_root", str(inside)),
         f"--pred_root {inside} is inside the ground truth ({truth}): results.csv would be written among the ground truth; give the folder "
         "of the predicted masks",
     )
@@ -655,7 +668,7 @@ def test_ctrl_c_during_evaluate_is_one_line_from_the_parent_alone(tmp_path):
     truth, predictions = tmp_path / "s/Annotations_6fps", tmp_path / "pred"
     shutil.copytree(truth, predictions)
     process = subprocess.Popen(
-        [*PROG, "evaluate", "--gt_root", str(truth), "--pred_root", str(predictions), "-n", "2"],
+        [*COMMAND, "evaluate", "--gt_root", str(truth), "--pred_root", str(predictions), "-n", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -675,16 +688,16 @@ def test_ctrl_c_during_evaluate_is_one_line_from_the_parent_alone(tmp_path):
 def test_save_masks_into_a_folder_with_other_files_needs_force(split, tmp_path):
     masks = tmp_path / "masks"
     first = ["--split_dir", str(split), "--models", "static_mask", "--save_masks", str(masks)]
-    assert run(*first, "--output", str(tmp_path / "a.csv")).returncode == 0
+    assert cli_with_fakes(*first, "--output", str(tmp_path / "a.csv")).returncode == 0
     before = files(tmp_path)
-    refused(
-        run(*first, "--output", str(tmp_path / "b.csv")),
+    assert_usage_error(
+        cli_with_fakes(*first, "--output", str(tmp_path / "b.csv")),
         f"--save_masks {masks} holds files already (e.g. static_mask): another run's masks would be mixed with this one's. "
         "Choose a new or empty folder, or add --force to write into it anyway",
     )
     assert files(tmp_path) == before
-    assert run(*first, "--output", str(tmp_path / "a.csv"), "--resume").returncode == 0  # the run's own folder
-    assert run(*first, "--output", str(tmp_path / "b.csv"), "--force").returncode == 0
+    assert cli_with_fakes(*first, "--output", str(tmp_path / "a.csv"), "--resume").returncode == 0  # the run's own folder
+    assert cli_with_fakes(*first, "--output", str(tmp_path / "b.csv"), "--force").returncode == 0
 
 
 def test_a_refusal_comes_before_training_videos_are_decoded(tmp_path):
@@ -693,16 +706,16 @@ def test_a_refusal_comes_before_training_videos_are_decoded(tmp_path):
     make_split(tmp_path / "train", videos=1, frames=9, width=64, height=48, layout="sav-train")
     cache, out = tmp_path / "cache", tmp_path / "o.csv"
     args = ["--split_dir", str(tmp_path / "train"), "--models", "static_mask", "--cache_dir", str(cache), "--output", str(out)]
-    assert run(*args).returncode == 0
+    assert cli_with_fakes(*args).returncode == 0
     shutil.rmtree(cache)
     before = files(tmp_path)
-    result = run(*args, "--resume", "--num_points", "2")
+    result = cli_with_fakes(*args, "--resume", "--num_points", "2")
     assert result.returncode == 2 and "settings differ" in result.stderr
     notes = tmp_path / "notes.txt"
     notes.write_text("mine")
     before["notes.txt"] = b"mine"
-    refused(
-        run("prepare", *args[:2], "--cache_dir", str(cache), "--output", str(notes)),
+    assert_usage_error(
+        cli_with_fakes("prepare", *args[:2], "--cache_dir", str(cache), "--output", str(notes)),
         f"--output {notes} exists already; choose a new file, or add --force to overwrite it",
     )
     assert files(tmp_path) == before and not cache.exists()
@@ -723,7 +736,7 @@ def test_a_run_refused_for_a_full_disk_leaves_nothing_behind(split, tmp_path):
         finally:
             os.close(descriptor)
         before = files(disk)
-        result = run("--split_dir", str(split), "--models", "static_mask", "--output", str(disk / "o.csv"))
+        result = cli_with_fakes("--split_dir", str(split), "--models", "static_mask", "--output", str(disk / "o.csv"))
         assert result.returncode == 2 and "No space left on device" in result.stderr and "Traceback" not in result.stderr
         assert files(disk) == before
     finally:

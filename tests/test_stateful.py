@@ -21,11 +21,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import (
+    COMMAND,
+    ROOT,
+    environment,
+)
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-from test_overnight import PROG, env
 
 from sav_benchmark.results import COLUMNS, run_files
 from sav_benchmark.split.synthetic import make_split
@@ -83,10 +86,12 @@ class Overnight:
         assert len(self.reference) == JOBS
 
     def command(self, *args: str) -> list[str]:
-        return [*PROG, "--split_dir", str(self.split), "--models", MODELS, *args]
+        return [*COMMAND, "--split_dir", str(self.split), "--models", MODELS, *args]
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(self.command(*args), capture_output=True, text=True, env=env(**FRAME_DELAY), cwd=ROOT, timeout=300)
+        return subprocess.run(
+            self.command(*args), capture_output=True, text=True, env=environment(True, **FRAME_DELAY), cwd=ROOT, timeout=300
+        )
 
 
 def key(row):
@@ -184,7 +189,7 @@ class Runs(RuleBasedStateMachine):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=env(**FRAME_DELAY),
+            env=environment(True, **FRAME_DELAY),
             cwd=ROOT,
         )
         deadline = time.monotonic() + 60

@@ -3,14 +3,13 @@ predictor (random weights, small --imgsz, CPU float32), compared bit for bit wit
 own path; the memory window checked against what the model actually reads."""
 
 import csv
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, require
+from conftest import cli, require
 from streaming_probe import compare_modes, job_of
 
 from sav_benchmark.masks import PackedMasks, read_mask
@@ -298,30 +297,24 @@ def test_stream_and_no_stream_runs_write_the_same_mask_files(tmp_path):
     saved = {}
     for flag, stream in (("--stream", "on"), ("--no-stream", "off")):
         out = tmp_path / f"{stream}.csv"
-        result = subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "jetson_benchmark.py"),
-                "--split_dir",
-                str(tmp_path / "s"),
-                "--models",
-                "sam2.1_tiny_points",
-                "--weights",
-                "random",
-                "--device",
-                "cpu",
-                "--imgsz",
-                "128",
-                "--autocast_dtype",
-                "float32",
-                flag,
-                "--output",
-                str(out),
-                "--save_masks",
-                str(tmp_path / stream),
-            ],
-            capture_output=True,
-            text=True,
+        result = cli(
+            "--split_dir",
+            str(tmp_path / "s"),
+            "--models",
+            "sam2.1_tiny_points",
+            "--weights",
+            "random",
+            "--device",
+            "cpu",
+            "--imgsz",
+            "128",
+            "--autocast_dtype",
+            "float32",
+            flag,
+            "--output",
+            str(out),
+            "--save_masks",
+            str(tmp_path / stream),
             timeout=900,
         )
         assert result.returncode == 0, result.stderr

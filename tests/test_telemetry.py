@@ -2,7 +2,6 @@
 parsed to hand-checked values; the energy integral; each source against a stand-in for hardware
 this machine lacks (tests/standins.py); the sampler's life with its job."""
 
-import csv
 import importlib
 import json
 import os
@@ -13,9 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import (
+    assert_usage_error,
+    cli,
+    cli_with_fakes,
+    rows_of,
+)
 from standins import AGX_ORIN_RAILS, ORIN_NANO_RAILS, make_sysfs_tree, write_fake_tegrastats, write_nvml_standin
-from test_overnight import run
 
 from sav_benchmark.errors import UsageError
 from sav_benchmark.measure import execute_job
@@ -424,16 +427,8 @@ def test_a_source_that_fails_while_sampling_costs_the_cells_not_the_job(caplog):
 
 
 @pytest.fixture(scope="module")
-def split(tmp_path_factory):
-    from sav_benchmark.split.synthetic import make_split
-
-    root = tmp_path_factory.mktemp("split")
-    make_split(root, videos=1, frames=9, width=64, height=48, objects=2)
-    return root
-
-
-def cli_rows(out):
-    return list(csv.DictReader(open(out, newline="")))
+def split(synthetic_split):
+    return synthetic_split(videos=1, frames=9, objects=2)
 
 
 def manifest_telemetry(out):
@@ -445,7 +440,7 @@ POWER_CELLS = ("avg_power_w", "energy_j", "energy_mj_per_frame")
 
 def test_a_cpu_run_records_the_process_and_leaves_power_and_device_memory_empty(split, tmp_path):
     out = tmp_path / "o.csv"
-    result = run(
+    result = cli_with_fakes(
         "--split_dir",
         str(split),
         "--models",
@@ -460,11 +455,11 @@ def test_a_cpu_run_records_the_process_and_leaves_power_and_device_memory_empty(
         SAV_BENCHMARK_SYSFS_ROOT=str(tmp_path),
     )
     assert result.returncode == 0, result.stderr
-    for row in cli_rows(out):
+    for row in rows_of(out):
         assert row["telemetry_source"] == "procfs"
         assert float(row["peak_rss_mb"]) > 10 and float(row["peak_sys_mem_mb"]) > float(row["peak_rss_mb"])
         assert [row[c] for c in (*POWER_CELLS, "peak_device_mem_mb", "gpu_util_mean_pct", "temp_max_c", "throttled")] == [""] * 7
-    assert 0 <= float(cli_rows(out)[1]["cpu_util_mean_pct"]) <= 100  # fake_slow ran 0.24 s: long enough to measure
+    assert 0 <= float(rows_of(out)[1]["cpu_util_mean_pct"]) <= 100  # fake_slow ran 0.24 s: long enough to measure
     telemetry = manifest_telemetry(out)
     assert telemetry["source"] == "procfs" and "peak_device_mem_mb stays empty" in telemetry["device_memory"]
     assert set(telemetry["not_used"]) == {"sysfs", "tegrastats"}
@@ -473,7 +468,7 @@ def test_a_cpu_run_records_the_process_and_leaves_power_and_device_memory_empty(
 def test_a_jetson_run_on_a_sysfs_stand_in_fills_power_energy_and_thermals(split, tmp_path):
     sysfs = make_sysfs_tree(tmp_path / "jetson", [ORIN_NANO_RAILS])
     out = tmp_path / "o.csv"
-    result = run(
+    result = cli_with_fakes(
         "--split_dir",
         str(split),
         "--models",
@@ -486,7 +481,7 @@ def test_a_jetson_run_on_a_sysfs_stand_in_fills_power_energy_and_thermals(split,
         SAV_BENCHMARK_SYSFS_ROOT=str(sysfs),
     )
     assert result.returncode == 0, result.stderr
-    for row in cli_rows(out):
+    for row in rows_of(out):
         watts = 5000 * 911 / 1e6  # the stand-in's VDD_IN never changes, so the average is exact
         assert row["telemetry_source"] == "sysfs"
         assert float(row["avg_power_w"]) == pytest.approx(watts)
@@ -504,7 +499,7 @@ def test_tegrastats_in_a_worker_process(split, tmp_path, nano_line):
     pid_file = tmp_path / "tegrastats.pids"
     write_fake_tegrastats(tmp_path / "bin", nano_line, pid_file)
     out = tmp_path / "o.csv"
-    result = run(
+    result = cli_with_fakes(
         "--split_dir",
         str(split),
         "--models",
@@ -521,11 +516,11 @@ def test_tegrastats_in_a_worker_process(split, tmp_path, nano_line):
         PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
     )
     assert result.returncode == 0, result.stderr
-    for row in cli_rows(out):
+    for row in rows_of(out):
         assert (row["telemetry_source"], row["peak_device_mem_mb"]) == ("tegrastats", "2147")
         assert float(row["avg_power_w"]) == pytest.approx(4.556)  # a time average of the same value
     assert manifest_telemetry(out)["power"] == "VDD_IN: the module's whole input"
-    assert len(pid_file.read_text().split()) == 1 + len(cli_rows(out))  # the driver's look at the rails, then one per job
+    assert len(pid_file.read_text().split()) == 1 + len(rows_of(out))  # the driver's look at the rails, then one per job
     assert_all_ended(pid_file)
 
 
@@ -564,12 +559,10 @@ def test_tegrastats_in_a_worker_process(split, tmp_path, nano_line):
     ],
 )
 def test_a_source_that_cannot_run_here_stops_the_run_before_any_work(split, tmp_path, flags, extra_env, message):
+    pythonpath = ()
     if extra_env == "no nvml":
-        plugins = os.pathsep.join(
-            [str(write_nvml_standin(tmp_path / "nvml", start_error="Driver Not Loaded")), str(ROOT / "tests" / "plugins"), str(ROOT)]
-        )
-        extra_env = {"PYTHONPATH": plugins}
+        pythonpath, extra_env = (write_nvml_standin(tmp_path / "nvml", start_error="Driver Not Loaded"),), {}
     out = tmp_path / "o.csv"
-    result = run("--split_dir", str(split), "--models", "static_mask", "--output", str(out), *flags, **extra_env)
-    assert (result.returncode, result.stdout, result.stderr) == (2, "", f"jetson_benchmark.py: error: {message}\n")
+    result = cli("--split_dir", split, "--models", "static_mask", "--output", out, *flags, fakes=True, pythonpath=pythonpath, **extra_env)
+    assert_usage_error(result, message)
     assert not out.exists()

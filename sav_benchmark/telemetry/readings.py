@@ -34,7 +34,7 @@ class Reading:
     throttled: bool | None = None  # clocks held down for power or heat
 
 
-TELEMETRY_COLUMNS = [
+TELEMETRY_COLUMNS = (
     "telemetry_source",
     "avg_power_w",
     "energy_j",
@@ -47,7 +47,7 @@ TELEMETRY_COLUMNS = [
     "gpu_clock_mhz_mean",
     "temp_max_c",
     "throttled",
-]
+)
 
 
 def integral(times: list[float], values: list[float], window: Window) -> float:

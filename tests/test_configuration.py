@@ -1,0 +1,76 @@
+"""The run configuration: declared once, stored in the manifest with its version, compared by
+--resume field by field, and read from manifests that earlier versions wrote."""
+
+import json
+from dataclasses import fields, replace
+
+import pytest
+from conftest import (
+    ROOT,
+    cli_with_fakes,
+)
+
+from sav_benchmark.cli import build_parser
+from sav_benchmark.configuration import CONFIG_VERSION, RunConfig
+from sav_benchmark.errors import UsageError
+from sav_benchmark.split.synthetic import make_split
+
+# The demo's manifest as the version before the declaration wrote it (commit 6936d76; version 1, no "config_version").
+DEMO_MANIFEST = ROOT / "tests" / "data" / "manifest_version_1.json"
+
+
+def test_every_flag_of_run_is_stored():
+    flags = vars(build_parser().parse_args(["run", "--split_dir", "x"]))
+    assert set(flags) <= {f.name for f in fields(RunConfig)}, "a flag of run that the manifest would not store"
+
+
+def test_a_version_1_manifest_is_read_under_the_same_names():
+    manifest = json.loads(DEMO_MANIFEST.read_text())
+    assert "config_version" not in manifest
+    earlier = RunConfig.from_manifest(manifest, "demo.csv.json")
+    assert list(earlier.to_manifest()) == list(manifest["config"])  # the stored names, in their order, unchanged
+    assert earlier.to_manifest() == manifest["config"]
+    assert (earlier.imgsz, earlier.device, earlier.uses_torch) == (256, "cpu", True)
+
+
+def test_fields_are_compared_one_by_one():
+    earlier = RunConfig.from_manifest(json.loads(DEMO_MANIFEST.read_text()), "demo.csv.json")
+    assert replace(earlier).differences(earlier) == []
+    assert replace(earlier, imgsz=512, stream=False).differences(earlier) == ["imgsz 256 -> 512", "stream True -> False"]
+    assert replace(earlier, imgsz=None).differences(replace(earlier, imgsz=1024)) == []  # unset is the model's own 1024
+    assert replace(earlier, quiet=True, output="elsewhere.csv").differences(earlier) == []
+    without_torch = replace(earlier, uses_torch=False, imgsz=512, num_points=2)
+    assert without_torch.differences(earlier) == ["num_points 1 -> 2"]
+
+
+def test_a_field_missing_from_an_older_manifest_reads_as_unset():
+    assert RunConfig.from_manifest({"config": {"imgsz": 512, "renamed_long_ago": 1}}, "m.json") == RunConfig(imgsz=512)
+
+
+@pytest.mark.parametrize("version", [CONFIG_VERSION + 1, "2", 0])
+def test_a_configuration_of_an_unknown_version_is_refused(version):
+    with pytest.raises(UsageError) as refused:
+        RunConfig.from_manifest({"config": {}, "config_version": version}, "m.json")
+    assert str(refused.value) == (
+        f"--resume: m.json has a run configuration of version {version!r}, which this version of the benchmark cannot read (it reads 1 "
+        f"to {CONFIG_VERSION}); resume with the version that wrote it, or start a new --output"
+    )
+
+
+def test_resume_reads_a_version_1_manifest_and_writes_version_2_beside_it(tmp_path):
+    make_split(tmp_path / "s", videos=2, frames=9, width=64, height=48, objects=1)
+    out = tmp_path / "o.csv"
+    common = ("--split_dir", str(tmp_path / "s"), "--models", "static_mask", "--output", str(out))
+    assert cli_with_fakes(*common, "--limit_videos", "1").returncode == 0
+    manifest = json.loads(out.with_name("o.csv.json").read_text())
+    assert manifest["config_version"] == CONFIG_VERSION
+    del manifest["config_version"]  # as the version before wrote it
+    out.with_name("o.csv.json").write_text(json.dumps(manifest))
+    assert cli_with_fakes(*common, "--resume", "--num_points", "3").stderr.endswith(
+        "(num_points 1 -> 3); its rows would not be comparable. Use the same settings, a new --output, or --force\n"
+    )
+    resumed = cli_with_fakes(*common, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    manifest = json.loads(out.with_name("o.csv.json").read_text())
+    assert "config_version" not in manifest and manifest["resumed"][0]["config_version"] == CONFIG_VERSION
+    assert manifest["resumed"][0]["config"]["limit_videos"] is None and manifest["config"]["limit_videos"] == 1
