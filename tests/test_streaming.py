@@ -40,10 +40,11 @@ def video(tmp_path_factory):
     return frames, read_mask(root / "Annotations_6fps" / "synth_000" / "000" / "00000.png")
 
 
-def streamed(frames_dir: Path, image_size: int) -> streaming.StreamedFrames:
+def streamed(frames_dir: Path, image_size: int, decoder=lambda decode: decode) -> streaming.StreamedFrames:
+    """The frames as the runner streams them, with the package's decoder (or `decoder` of it)."""
     mean, std = streaming.normalisation(load_video_frames)
     decode = getattr(sys.modules[load_video_frames.__module__], streaming.DECODER)
-    return streaming.StreamedFrames(streaming.frame_paths(str(frames_dir)), image_size, decode, mean, std)
+    return streaming.StreamedFrames(streaming.frame_paths(str(frames_dir)), image_size, decoder(decode), mean, std)
 
 
 @pytest.mark.parametrize("image_size", [128, 200])
@@ -66,15 +67,13 @@ def test_streamed_frames_are_the_package_loaders_tensors_bit_for_bit(video, imag
 
 def test_frames_are_read_ahead_once_each_and_few_are_kept(video):
     frames_dir, _ = video
-    frames = streamed(frames_dir, 64)
     decoded = []
-    decode = frames._decode
-    frames._decode = lambda path, size: decoded.append(Path(path).name) or decode(path, size)
+    frames = streamed(frames_dir, 64, lambda decode: lambda path, size: decoded.append(Path(path).name) or decode(path, size))
     try:
         most_held = 0
         for index in range(FRAMES):
             frames[index]
-            most_held = max(most_held, len(frames._frames))
+            most_held = max(most_held, frames.held)
         frames.close()
         assert sorted(decoded) == [f"{i:05d}.jpg" for i in range(FRAMES)]  # each once, none twice
         assert most_held == streaming.KEPT_BEHIND + 1 + streaming.READ_AHEAD
@@ -101,12 +100,11 @@ def test_a_decoder_out_of_memory_stays_out_of_memory(video):
     from sav_benchmark.measure import is_out_of_memory
 
     frames_dir, _ = video
-    frames = streamed(frames_dir, 64)
 
     def no_memory(path, size):
         raise MemoryError()
 
-    frames._decode = no_memory
+    frames = streamed(frames_dir, 64, lambda decode: no_memory)
     try:
         with pytest.raises(MemoryError) as raised:
             frames[0]

@@ -103,6 +103,11 @@ class StreamedFrames:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="frame-reader")
         self._lock = threading.Lock()
 
+    @property
+    def held(self) -> int:
+        """How many frames are decoded or being decoded now."""
+        return len(self._frames)
+
     def __len__(self) -> int:
         return len(self.paths)
 
