@@ -154,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
         "masks are the same bit for bit (default); --no-stream: the package's own path, every frame loaded up front",
     )
     run.add_argument(
+        "--postprocessing",
+        action="store_true",
+        help="build predictors with the package's interactive post-processing (apply_postprocessing=True: clicked frames' masks "
+        "binarised into memory, the stability fallback among multi-mask outputs, holes filled where sam2's compiled extension "
+        "exists); default off, as the model owners' VOS evaluation (tools/vos_inference.py) runs",
+    )
+    run.add_argument(
         "--warmup_frames", type=_non_negative, help="warm-up frames before each model's first job (default 8 on CUDA, 0 on CPU)"
     )
     run.add_argument("--output", help="result CSV (default results/<UTC time>_<host>.csv); the manifest goes beside it as .json")

@@ -50,7 +50,9 @@ REQUIRED = (
     "init_s",
 )
 # Row settings that change the numbers: files that differ in them are compared with a warning.
-SETTINGS = ("device", "dtype", "imgsz", "weights", "stream")
+SETTINGS = ("device", "dtype", "imgsz", "weights", "stream", "postprocessing")
+# What a CSV from before a setting's column ran with: the plain path, the package's post-processing.
+BEFORE_THE_COLUMN = {"stream": "off", "postprocessing": "on"}
 SIGNIFICANCE = 0.05
 FEWEST_PAIRS = 6  # below this the exact test cannot reach p < 0.05 (tied differences aside)
 Group = tuple[str, str]  # (model, prompt)
@@ -304,7 +306,7 @@ def _setting_values(run: Run) -> dict[str, set[str]]:
         if row.get("weights") == "none":  # the baseline has no such settings
             continue
         for name in SETTINGS:
-            value = row.get(name, "off" if name == "stream" else None)  # a CSV from before --stream ran the plain path
+            value = row.get(name, BEFORE_THE_COLUMN.get(name))
             if value:
                 values.setdefault(name, set()).add(value)
     environment = (run.manifest or {}).get("environment") or {}

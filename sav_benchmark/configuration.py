@@ -7,7 +7,10 @@ a flag added to `run` must be added here too (a test checks). The manifest store
 beside each session's configuration:
 - version 1 (manifests without "config_version"): the flags under their own names, plus the
   resolved fields below; the same names as version 2.
-- version 2: this declaration. A field an older manifest lacks reads as None.
+- version 2: the same, declared here.
+- version 3: adds postprocessing. Versions 1 and 2 ran with the package's post-processing, so
+  their postprocessing reads as True.
+A field an older manifest lacks reads as None, unless ADDED_WITH says what those versions did.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from .errors import UsageError
 from .runners.base import RANDOM_WEIGHTS_SEED
 from .runners.sizes import DEFAULT_IMGSZ
 
-CONFIG_VERSION = 2
+CONFIG_VERSION = 3
 # What makes two sessions' rows incomparable, in the order a refusal lists them: the first two
 # for every model, the rest only when both sessions ran torch models (static_mask has no weights).
 ALWAYS_COMPARED = ("num_points", "do_not_skip_first_and_last_frame")
-TORCH_COMPARED = ("imgsz", "autocast_dtype", "weights", "device", "stream")
+TORCH_COMPARED = ("imgsz", "autocast_dtype", "weights", "device", "stream", "postprocessing")
 UNSET_MEANS = {"imgsz": DEFAULT_IMGSZ}  # an unset --imgsz is the model's own size
+# field -> (the version that added it, what the runs of earlier versions did)
+ADDED_WITH = {"postprocessing": (3, True)}
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class RunConfig:
     autocast_dtype: str | None = None
     compile: bool | None = None
     stream: bool | None = None
+    postprocessing: bool | None = None
     warmup_frames: int | None = None  # resolved: the default for the device
     output: str | None = None
     save_masks: str | None = None
@@ -88,7 +94,8 @@ class RunConfig:
                 f"cannot read (it reads 1 to {CONFIG_VERSION}); resume with the version that wrote it, or start a new --output"
             )
         known = {f.name for f in fields(cls)}
-        return cls(**{name: value for name, value in stored.items() if name in known})
+        earlier_runs = {name: did for name, (added, did) in ADDED_WITH.items() if version < added}
+        return cls(**{**earlier_runs, **{name: value for name, value in stored.items() if name in known}})
 
     def to_manifest(self) -> dict[str, Any]:
         return asdict(self)

@@ -22,7 +22,7 @@ from .timing import LATENCY_COLUMNS, STAGE_COLUMNS
 # number) is declared below; a new column goes into its producer's list, and the tests check that
 # every producer writes only columns of this schema.
 JOB_COLUMNS = ("run_id", "timestamp_utc", "video_id", "object_id", "model", "prompt", "prompt_detail")
-SETTINGS_COLUMNS = ("weights", "device", "dtype", "imgsz", "stream", "oom_retry_from_imgsz")
+SETTINGS_COLUMNS = ("weights", "device", "dtype", "imgsz", "stream", "postprocessing", "oom_retry_from_imgsz")
 OUTCOME_COLUMNS = ("status", "error", "warning")
 FRAME_COLUMNS = ("n_frames", "prompt_frame", "n_propagated", "n_eval_frames")
 COLUMNS = [
@@ -56,6 +56,7 @@ TEXT_COLUMNS = frozenset(
         "device",
         "dtype",
         "stream",
+        "postprocessing",
         "status",
         "error",
         "warning",

@@ -47,6 +47,7 @@ def settings_columns(settings: RunSettings, spec: ModelSpec) -> dict[str, Any]:
         "device": settings.device,
         "dtype": settings.dtype,
         "imgsz": settings.imgsz or DEFAULT_IMGSZ,
+        "postprocessing": "on" if settings.postprocessing else "off",
     }
 
 

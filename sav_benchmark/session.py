@@ -394,7 +394,17 @@ class RunSession:
         self.earlier_rows = earlier.rows
         run_id = earlier.manifest["run_id"] if earlier.manifest else uuid.uuid4().hex[:12]
         self.options = RunOptions(
-            RunSettings(device, dtype, args.imgsz, args.weights, Path(args.checkpoint_dir), telemetry, args.compile, args.stream),
+            RunSettings(
+                device,
+                dtype,
+                args.imgsz,
+                args.weights,
+                Path(args.checkpoint_dir),
+                telemetry,
+                args.compile,
+                args.stream,
+                args.postprocessing,
+            ),
             warmup,
             self.save_masks,
             not args.do_not_skip_first_and_last_frame,

@@ -154,6 +154,23 @@ def test_unmatched_jobs_are_counted_and_settings_that_differ_are_warned_about(tm
     )  # 4 matched, 2 only in the reference, 1 only here
 
 
+def test_a_csv_from_before_the_stream_and_postprocessing_columns_is_read_as_it_ran(tmp_path):
+    """Before those columns the package's own path ran, with its post-processing: off and on."""
+    old_columns = [c for c in COLUMNS if c not in ("stream", "postprocessing")]
+    ref = tmp_path / "old.csv"
+    with open(ref, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=old_columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows({c: r.get(c, "") for c in old_columns} for r in six_objects("m", "points", REFERENCE_FPS))
+    new = write_run(tmp_path / "new.csv", [dict(r, stream="on", postprocessing="off") for r in six_objects("m", "points", REFERENCE_FPS)])
+    lines = cli("compare", ref, new).stdout.splitlines()
+    lines = lines[lines.index(f"## {new} vs {ref}") :]
+    assert lines[2:4] == [
+        "warning: stream differs: off in the reference, on here",
+        "warning: postprocessing differs: on in the reference, off here",
+    ]
+
+
 def test_bad_files_end_the_command_with_one_line(tmp_path):
     missing = cli("report", str(tmp_path / "nope.csv"))
     assert (missing.returncode, missing.stdout, missing.stderr) == (

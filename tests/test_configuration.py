@@ -5,10 +5,7 @@ import json
 from dataclasses import fields, replace
 
 import pytest
-from conftest import (
-    ROOT,
-    cli_with_fakes,
-)
+from conftest import ROOT, assert_usage_error, cli, cli_with_fakes, require
 
 from sav_benchmark.cli import build_parser
 from sav_benchmark.configuration import CONFIG_VERSION, RunConfig
@@ -28,8 +25,10 @@ def test_a_version_1_manifest_is_read_under_the_same_names():
     manifest = json.loads(DEMO_MANIFEST.read_text())
     assert "config_version" not in manifest
     earlier = RunConfig.from_manifest(manifest, "demo.csv.json")
-    assert list(earlier.to_manifest()) == list(manifest["config"])  # the stored names, in their order, unchanged
-    assert earlier.to_manifest() == manifest["config"]
+    stored = earlier.to_manifest()
+    assert stored.pop("postprocessing") is True  # added by version 3; the runs before it post-processed
+    assert list(stored) == list(manifest["config"])  # the stored names, in their order, unchanged
+    assert stored == manifest["config"]
     assert (earlier.imgsz, earlier.device, earlier.uses_torch) == (256, "cpu", True)
 
 
@@ -37,14 +36,16 @@ def test_fields_are_compared_one_by_one():
     earlier = RunConfig.from_manifest(json.loads(DEMO_MANIFEST.read_text()), "demo.csv.json")
     assert replace(earlier).differences(earlier) == []
     assert replace(earlier, imgsz=512, stream=False).differences(earlier) == ["imgsz 256 -> 512", "stream True -> False"]
+    assert replace(earlier, postprocessing=False).differences(earlier) == ["postprocessing True -> False"]
     assert replace(earlier, imgsz=None).differences(replace(earlier, imgsz=1024)) == []  # unset is the model's own 1024
     assert replace(earlier, quiet=True, output="elsewhere.csv").differences(earlier) == []
     without_torch = replace(earlier, uses_torch=False, imgsz=512, num_points=2)
     assert without_torch.differences(earlier) == ["num_points 1 -> 2"]
 
 
-def test_a_field_missing_from_an_older_manifest_reads_as_unset():
-    assert RunConfig.from_manifest({"config": {"imgsz": 512, "renamed_long_ago": 1}}, "m.json") == RunConfig(imgsz=512)
+def test_a_field_missing_from_an_older_manifest_reads_as_unset_or_as_those_versions_ran():
+    assert RunConfig.from_manifest({"config": {"imgsz": 512, "renamed_long_ago": 1}, "config_version": 3}, "m.json") == RunConfig(imgsz=512)
+    assert RunConfig.from_manifest({"config": {"imgsz": 512}, "config_version": 2}, "m.json") == RunConfig(imgsz=512, postprocessing=True)
 
 
 @pytest.mark.parametrize("version", [CONFIG_VERSION + 1, "2", 0])
@@ -74,3 +75,18 @@ def test_resume_reads_a_version_1_manifest_and_writes_version_2_beside_it(tmp_pa
     manifest = json.loads(out.with_name("o.csv.json").read_text())
     assert "config_version" not in manifest and manifest["resumed"][0]["config_version"] == CONFIG_VERSION
     assert manifest["resumed"][0]["config"]["limit_videos"] is None and manifest["config"]["limit_videos"] == 1
+
+
+def test_post_processing_on_and_off_are_refused_as_one_run(tmp_path, synthetic_split):
+    require("sam2.build_sam")
+    out = tmp_path / "o.csv"
+    common = ("--split_dir", synthetic_split(videos=1, frames=5, objects=1), "--models", "sam2.1_tiny_mask", "--weights", "random")
+    common += ("--imgsz", "128", "--device", "cpu", "--output", out, "--limit_objects", "1")
+    assert cli(*common).returncode == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert_usage_error(
+        cli(*common, "--resume", "--postprocessing"),
+        "--resume: settings differ from the earlier run's (postprocessing False -> True); its rows would not be comparable. Use the "
+        "same settings, a new --output, or --force",
+    )
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

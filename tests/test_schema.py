@@ -22,7 +22,7 @@ from sav_benchmark.timing import latency_columns
 # The file format: earlier runs' CSVs have this header, and --resume, report and compare read them.
 HEADER = (
     "run_id,timestamp_utc,video_id,object_id,model,prompt,prompt_detail,weights,device,dtype,imgsz,stream,"
-    "oom_retry_from_imgsz,status,error,warning,n_frames,prompt_frame,n_propagated,n_eval_frames,J,F,JF,fps,"
+    "postprocessing,oom_retry_from_imgsz,status,error,warning,n_frames,prompt_frame,n_propagated,n_eval_frames,J,F,JF,fps,"
     "latency_ms_mean,latency_ms_p50,latency_ms_p90,latency_ms_p99,latency_ms_max,build_s,init_s,prompt_ms,"
     "propagate_s,setup_s,wall_s,overhead_s,compiled_graphs,mem_alloc_before_mb,mem_reserved_before_mb,"
     "peak_alloc_mb,peak_reserved_mb,mem_alloc_after_cleanup_mb,mem_reserved_after_cleanup_mb,telemetry_source,"

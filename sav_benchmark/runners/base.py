@@ -58,6 +58,9 @@ class RunSettings:
     telemetry: TelemetryConfig = TelemetryConfig()
     compile: bool = False  # the package's full-model compilation (vos_optimized)
     stream: bool = True  # frames decoded on demand and spent tracker outputs dropped (runners/streaming.py)
+    # The package's interactive post-processing of masks; off, as the model owners' VOS evaluation
+    # (tools/vos_inference.py builds with apply_postprocessing=False).
+    postprocessing: bool = False
 
 
 @dataclass

@@ -53,6 +53,7 @@ class Sam2Runner:
                     checkpoint,
                     device=self.settings.device,
                     hydra_overrides_extra=self.size_overrides(self.settings.imgsz),
+                    apply_postprocessing=self.settings.postprocessing,
                     **compiling,
                 )
         except KeyError as exc:
