@@ -4,14 +4,15 @@ post-processing in the SAM 2 model evaluation"); --postprocessing builds with th
 defaults. The masks the CLI saves are compared with a predictor built here, directly through the
 sam2 package, for click, box and mask prompts.
 
-Random weights mostly say "no object" after the prompt frame, and two pipelines that both predict
-nothing agree whatever they do; the checkpoint here has its object-score head fixed at "present",
-and each comparison asserts that most compared masks have foreground."""
+The checkpoint keeps its objects present (tests/checkpoints.py), and each comparison asserts that
+most compared masks have foreground: two pipelines that both predict nothing agree whatever they do."""
 
 import json
 
 import numpy as np
 import pytest
+from checkpoints import SAM21_TINY as CONFIG
+from checkpoints import write_checkpoint
 from conftest import cli, require, rows_of
 
 from sav_benchmark.masks import read_mask
@@ -20,32 +21,15 @@ from sav_benchmark.runners.sizes import sam2_size_overrides
 require("sam2.build_sam")
 pytestmark = pytest.mark.slow
 
-CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 IMGSZ = 128
 MODELS = ("sam2.1_tiny_points", "sam2.1_tiny_bbox", "sam2.1_tiny_mask")
-
-
-def write_checkpoint_with_objects_present(folder):
-    """A random-weight sam2.1 tiny in the official format, {"model": state_dict}, whose object-score
-    head always answers "present" (zero weights, a large bias)."""
-    import torch
-    from sam2.build_sam import build_sam2_video_predictor
-
-    torch.manual_seed(0)
-    model = build_sam2_video_predictor(CONFIG, None, device="cpu", hydra_overrides_extra=sam2_size_overrides(IMGSZ))
-    state = model.state_dict()
-    state["sam_mask_decoder.pred_obj_score_head.layers.2.weight"].zero_()
-    state["sam_mask_decoder.pred_obj_score_head.layers.2.bias"].fill_(20.0)
-    folder.mkdir(parents=True)
-    torch.save({"model": state}, folder / "sam2.1_hiera_tiny.pt")
-    return folder / "sam2.1_hiera_tiny.pt"
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, synthetic_split):
     split = synthetic_split(videos=1, frames=9, width=160, height=120, objects=1)  # one object from frame 0, one entering late
     folder = tmp_path_factory.mktemp("postprocessing")
-    checkpoint = write_checkpoint_with_objects_present(folder / "ckpt")
+    checkpoint = write_checkpoint(folder / "ckpt" / "sam2.1_hiera_tiny.pt", imgsz=IMGSZ)
     common = ["--split_dir", split, "--models", ",".join(MODELS), "--checkpoint_dir", checkpoint.parent, "--imgsz", IMGSZ]
     common += ["--device", "cpu", "--autocast_dtype", "float32"]
     made = {}

@@ -1,0 +1,64 @@
+"""The masks equal the model owners' own VOS inference, bit for bit: scripts/check_against_reference.py
+runs tools/vos_inference.py from a checkout of the public repository (SAM2_REPO for sam2,
+EDGETAM_REPO for EdgeTAM; skipped without one) on the benchmark's split and checkpoint file, and
+compares every saved frame. The split has an object that enters late, which the reference tracks
+in its separate mode; the checkpoints keep their objects present (tests/checkpoints.py)."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from checkpoints import EDGETAM, SAM21_TINY, write_checkpoint
+from conftest import ROOT, cli, require
+
+require("sam2.build_sam")
+SAM2_REPO, EDGETAM_REPO = os.environ.get("SAM2_REPO"), os.environ.get("EDGETAM_REPO")
+COUNTS = re.compile(r"frames compared: (\d+), frames that differ: (\d+), pixels that differ: (\d+), with foreground: (\d+), missing: (\d+)")
+
+
+def check(repo, checkpoint, config, family, split, masks, imgsz, *flags):
+    """The script's counts; it must have compared frames, most of them with foreground."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "check_against_reference.py"), "--repo", repo, "--checkpoint", str(checkpoint)]
+        + ["--config", config, "--family", family, "--split_dir", str(split), "--masks", str(masks), "--imgsz", str(imgsz), *flags],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    found = COUNTS.search(done.stdout)
+    assert found, done.stdout + done.stderr
+    compared, differ, pixels, foreground, missing = map(int, found.groups())
+    assert foreground > compared / 2, f"most compared masks are empty: the comparison proves little\n{done.stdout}"
+    return done.returncode, compared, differ, pixels, missing, done.stdout
+
+
+def run_benchmark(split, checkpoint, model, out, imgsz, *flags):
+    result = cli(
+        "--split_dir", split, "--models", model, "--checkpoint_dir", checkpoint.parent, "--imgsz", imgsz, "--device", "cpu",
+        "--autocast_dtype", "float32", "--output", out / "run.csv", "--save_masks", out / "masks", *flags,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return out / "masks" / model
+
+
+@pytest.mark.skipif(not SAM2_REPO, reason="set SAM2_REPO to a checkout of github.com/facebookresearch/sam2 to run it")
+@pytest.mark.parametrize("postprocessing", [False, True], ids=["protocol", "postprocessing"])
+def test_sam2_masks_equal_vos_inference(synthetic_split, tmp_path, postprocessing):
+    split = synthetic_split(videos=1, frames=25, width=160, height=120, objects=1)  # an object enters at frame 10
+    checkpoint = write_checkpoint(tmp_path / "ckpt" / "sam2.1_hiera_tiny.pt", imgsz=128)
+    flags = ["--postprocessing"] if postprocessing else []
+    masks = run_benchmark(split, checkpoint, "sam2.1_tiny_mask", tmp_path, 128, *flags)
+    code, compared, differ, pixels, missing, stdout = check(SAM2_REPO, checkpoint, SAM21_TINY, "sam2.1", split, masks, 128, *flags)
+    assert (code, differ, pixels, missing) == (0, 0, 0, 0), stdout
+    assert compared == 2 * 7 and "separate (--track_object_appearing_later_in_video)" in stdout
+
+
+@pytest.mark.skipif(not EDGETAM_REPO, reason="set EDGETAM_REPO to a checkout of github.com/facebookresearch/EdgeTAM to run it")
+def test_edgetam_masks_equal_its_own_vos_inference(synthetic_split, tmp_path):
+    split = synthetic_split(videos=1, frames=25, width=160, height=120, objects=1)
+    checkpoint = write_checkpoint(tmp_path / "ckpt" / "edgetam.pt", EDGETAM, "edgetam", 512, repo=EDGETAM_REPO)
+    masks = run_benchmark(split, checkpoint, "edgetam_mask", tmp_path, 512, "--edgetam_repo", EDGETAM_REPO)
+    code, compared, differ, pixels, missing, stdout = check(EDGETAM_REPO, checkpoint, EDGETAM, "edgetam", split, masks, 512)
+    assert (code, differ, pixels, missing) == (0, 0, 0, 0), stdout
