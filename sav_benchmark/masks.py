@@ -283,22 +283,29 @@ def davis_palette() -> bytes:
 
 class PackedMasks(Mapping):
     """Boolean masks by frame, held as bits (8 times less memory, and what a worker sends back),
-    each unpacked when read: what a job keeps of a long video stays small."""
+    each unpacked when read: what a job keeps of a long video stays small. A mask may come with
+    its scores at its True pixels (row-major order), for label maps that resolve overlaps by score."""
 
     def __init__(self) -> None:
-        self._packed: dict[int, tuple[tuple[int, ...], np.ndarray]] = {}
+        self._packed: dict[int, tuple[tuple[int, ...], np.ndarray, np.ndarray | None]] = {}
 
-    def add(self, frame: int, mask: np.ndarray) -> None:
-        self._packed[frame] = (mask.shape, np.packbits(mask))
+    def add(self, frame: int, mask: np.ndarray, scores: np.ndarray | None = None) -> None:
+        if scores is not None and scores.shape != (int(np.count_nonzero(mask)),):
+            raise ValueError(f"frame {frame}: {scores.shape[0]} scores for a mask of {np.count_nonzero(mask)} pixels")
+        self._packed[frame] = (mask.shape, np.packbits(mask), scores)
 
     def add_empty(self, frame: int, shape: tuple[int, int]) -> None:
-        self._packed[frame] = (shape, np.zeros((int(np.prod(shape)) + 7) // 8, np.uint8))
+        self._packed[frame] = (shape, np.zeros((int(np.prod(shape)) + 7) // 8, np.uint8), None)
+
+    def scores(self, frame: int) -> np.ndarray | None:
+        """The mask's scores at its True pixels, or None when it came without."""
+        return self._packed[frame][2]
 
     def copy_from(self, other: PackedMasks, frame: int) -> None:
         self._packed[frame] = other._packed[frame]
 
     def __getitem__(self, frame: int) -> np.ndarray:
-        shape, bits = self._packed[frame]
+        shape, bits, _ = self._packed[frame]
         return np.unpackbits(bits, count=int(np.prod(shape))).reshape(shape).view(bool)
 
     def __contains__(self, frame: object) -> bool:

@@ -73,12 +73,12 @@ def _propagate_timed(runner: Runner, job: Job, keep: set[int], columns: dict[str
     progress.value = 0
     runner.synchronize()
     start = asked = end = time.perf_counter()
-    for frame, mask in runner.propagate(job):
+    for frame, mask, *scores in runner.propagate(job):
         runner.synchronize()
         end = time.perf_counter()
         latencies.append(end - asked)
         if frame in keep:
-            masks.add(frame, mask)
+            masks.add(frame, mask, scores[0]() if scores else None)
         progress.value += 1  # one integer store: what a progress display reads, from another thread or process
         asked = time.perf_counter()
     columns.update(latency_columns(latencies))

@@ -30,7 +30,7 @@ from .runners.base import Job, RunSettings
 from .runners.sizes import DEFAULT_IMGSZ
 from .scoring import JobScoring, annotated_predictions
 from .signals import Interrupted, SignalGuard, interruption_behind, signals_raised
-from .split import PreparedObject, PreparedSplit, PreparedVideo
+from .split import LAYOUT_DAVIS, PreparedObject, PreparedSplit, PreparedVideo
 from .timing import overhead
 
 log = logging.getLogger("sav_benchmark")
@@ -61,7 +61,8 @@ class RunReport:
 
 def make_job(split: PreparedSplit, video: PreparedVideo, obj: PreparedObject, max_frames: int | None = None) -> Job:
     mask = split.read_truth(video, obj, obj.prompt_frame)
-    return Job(split.frames_dir(video), video.n_frames, obj.prompt_frame, obj.points, obj.box, mask, max_frames)
+    keep_scores = split.layout == LAYOUT_DAVIS  # its label maps resolve overlaps by score
+    return Job(split.frames_dir(video), video.n_frames, obj.prompt_frame, obj.points, obj.box, mask, max_frames, keep_scores)
 
 
 def warmup_job(split: PreparedSplit, frames: int) -> tuple[Job | None, str]:

@@ -27,17 +27,30 @@ log = logging.getLogger("sav_benchmark")
 
 
 class Composite:
-    """One model's masks of one video as DAVIS stores them, one id per pixel. Where objects
-    overlap the lowest id wins, as sam2's vos_inference decides for DAVIS output; that rule
-    makes the result the same whatever order the objects are added in."""
+    """One model's masks of one video as DAVIS stores them, one id per pixel, put together as the
+    model owners' evaluation puts them together (tools/vos_inference.py, its non-overlap rule): a
+    pixel that several objects claim goes to the one whose mask scores highest there, equal
+    scores to the lowest id (argmax takes the first), and pixels no object claims stay background.
+    Masks that come without scores (the baseline) score the same everywhere, so there the lowest
+    id wins. The result does not depend on the order the objects are added in. It holds an id
+    (1 byte) and the winning score (4 bytes) per pixel of every frame until the video's last job."""
 
     def __init__(self) -> None:
         self.frames: dict[int, np.ndarray] = {}
+        self._best: dict[int, np.ndarray] = {}
 
-    def add(self, object_id: int, masks: dict[int, np.ndarray]) -> None:
-        for frame, mask in masks.items():
+    def add(self, object_id: int, masks: PackedMasks) -> None:
+        for frame in masks:
+            mask = masks[frame]
             ids = self.frames.setdefault(frame, np.zeros(mask.shape, np.uint8))
-            ids[np.asarray(mask, bool) & ((ids == 0) | (ids > object_id))] = object_id
+            best = self._best.setdefault(frame, np.full(mask.shape, -np.inf, np.float32))
+            pixels = np.flatnonzero(mask)
+            scores = masks.scores(frame)
+            scores = np.zeros(pixels.size, np.float32) if scores is None else scores
+            held, holder = best.flat[pixels], ids.flat[pixels]
+            wins = (scores > held) | ((scores == held) & (holder > object_id))
+            ids.flat[pixels[wins]] = object_id
+            best.flat[pixels[wins]] = scores[wins]
 
     def save(self, folder: Path, names: dict[int, str]) -> None:
         """<folder>/<frame>.png for every frame, as palette PNGs."""
@@ -52,7 +65,7 @@ class HeldVideo:
     jobs: list[JobResult] = field(default_factory=list)
     composites: dict[str, Composite] = field(default_factory=dict)
 
-    def add(self, job: JobResult, predictions: Mapping[int, np.ndarray] | None) -> None:
+    def add(self, job: JobResult, predictions: PackedMasks | None) -> None:
         self.jobs.append(job)
         if predictions is not None:
             self.composites.setdefault(job.spec.name, Composite()).add(int(job.obj.object_id), predictions)

@@ -10,10 +10,12 @@ device (the script builds on CUDA), and, for an --imgsz other than the model's o
 overrides the benchmark passes (sav_benchmark/runners/sizes.py); and EdgeTAM's backbone is built
 without timm's ImageNet download, as the benchmark builds it (the checkpoint replaces those weights).
 
-SA-V stores one PNG per object, so the script runs with --per_obj_png_file. An object that enters
-after the video's first frame is tracked by the script's separate mode
-(--track_object_appearing_later_in_video), each object on its own from its first mask, which is
-what the benchmark's one predictor per object does; --reference_mode chooses otherwise.
+The benchmark tracks each object with a predictor of its own, from its first mask: the script's
+separate mode (--track_object_appearing_later_in_video), the reference here unless
+--reference_mode first_frame asks for its default mode (all objects in one state, from the first
+frame). SA-V stores one PNG per object (the script runs with --per_obj_png_file, and the masks are
+compared as booleans); DAVIS stores label maps (compared id by id, overlaps resolved by score on
+both sides).
 
 The script's autocast is CUDA-only: on a CPU it runs in float32, so run the benchmark with
 --autocast_dtype float32 there; on CUDA both use bfloat16.
@@ -43,7 +45,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sav_benchmark.masks import read_mask  # noqa: E402
+from sav_benchmark.masks import read_ids, read_mask  # noqa: E402
 from sav_benchmark.runners.sizes import SIZE_OVERRIDES  # noqa: E402
 
 # Run in a child process: the checkout's sam2 first on the path, its builder given the device and
@@ -69,31 +71,34 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-def objects_entering_late(split_dir: Path, videos: list[str]) -> bool:
-    """Whether any object's mask on its video's first annotated frame is empty (or missing)."""
-    for video in videos:
-        for folder in sorted((split_dir / "Annotations_6fps" / video).iterdir()):
-            first = min(folder.glob("*.png"), default=None)
-            if first is None or first.stem != min(p.stem for p in (split_dir / "JPEGImages_24fps" / video).glob("*.jpg")):
-                return True
-            if not read_mask(first).any():
-                return True
-    return False
+LAYOUTS = {  # frames, annotations, whether one PNG per object
+    "sav": ("JPEGImages_24fps", "Annotations_6fps", True),
+    "davis": ("JPEGImages/480p", "Annotations/480p", False),
+}
 
 
-def run_reference(args: argparse.Namespace, videos: list[str], out: Path, separate: bool) -> None:
+def layout_of(split_dir: Path) -> str:
+    for name, (frames, truth, _) in LAYOUTS.items():
+        if (split_dir / frames).is_dir() and (split_dir / truth).is_dir():
+            return name
+    sys.exit(f"--split_dir {split_dir}: neither the SA-V layout (JPEGImages_24fps/, Annotations_6fps/) nor DAVIS (JPEGImages/480p/)")
+
+
+def run_reference(args: argparse.Namespace, videos: list[str], out: Path, layout: str) -> None:
+    frames, truth, per_object = LAYOUTS[layout]
     video_list = out / "videos.txt"
     video_list.write_text("".join(f"{v}\n" for v in videos))
     argv = [
         "--sam2_cfg", args.config,
         "--sam2_checkpoint", str(args.checkpoint.resolve()),
-        "--base_video_dir", str((args.split_dir / "JPEGImages_24fps").resolve()),
-        "--input_mask_dir", str((args.split_dir / "Annotations_6fps").resolve()),
+        "--base_video_dir", str((args.split_dir / frames).resolve()),
+        "--input_mask_dir", str((args.split_dir / truth).resolve()),
         "--video_list_file", str(video_list),
         "--output_mask_dir", str(out / "masks"),
-        "--per_obj_png_file",
     ]  # fmt: skip
-    if separate:
+    if per_object:
+        argv.append("--per_obj_png_file")
+    if args.reference_mode == "separate":
         argv.append("--track_object_appearing_later_in_video")
     if args.postprocessing:
         argv.append("--apply_postprocessing")
@@ -105,7 +110,7 @@ def run_reference(args: argparse.Namespace, videos: list[str], out: Path, separa
         sys.exit(f"tools/vos_inference.py failed (exit code {done.returncode}):\n{done.stderr[-4000:]}")
 
 
-def compare(ours: Path, reference: Path) -> dict[str, int]:
+def compare(ours: Path, reference: Path, read) -> dict[str, int]:
     counts = {"frames compared": 0, "frames that differ": 0, "pixels that differ": 0, "with foreground": 0, "missing": 0}
     for path in sorted(ours.rglob("*.png")):
         theirs = reference / path.relative_to(ours)
@@ -113,7 +118,7 @@ def compare(ours: Path, reference: Path) -> dict[str, int]:
             counts["missing"] += 1
             print(f"no reference mask for {path.relative_to(ours)}")
             continue
-        mine, expected = read_mask(path), read_mask(theirs)
+        mine, expected = read(path), read(theirs)
         counts["frames compared"] += 1
         counts["with foreground"] += bool(mine.any() or expected.any())
         differing = int(np.count_nonzero(mine != expected)) if mine.shape == expected.shape else mine.size
@@ -134,8 +139,8 @@ def main() -> int:
     parser.add_argument("--imgsz", type=int, help="as given to the benchmark (default: the model's own)")
     parser.add_argument("--family", choices=sorted(SIZE_OVERRIDES), default="sam2.1", help="the size overrides' family (default sam2.1)")
     parser.add_argument("--device", default="cpu", help="cpu (compare with --autocast_dtype float32) or cuda (bfloat16); default cpu")
-    parser.add_argument("--reference_mode", choices=("auto", "first_frame", "separate"), default="auto",
-                        help="the script's default mode, its separate mode, or separate when an object enters late (default)")  # fmt: skip
+    parser.add_argument("--reference_mode", choices=("separate", "first_frame"), default="separate",
+                        help="the script's separate mode, as the benchmark tracks (default), or its default mode")  # fmt: skip
     parser.add_argument("--postprocessing", action="store_true", help="as given to the benchmark: the script's --apply_postprocessing")
     parser.add_argument("--python", default=sys.executable, help="the interpreter to run the script with")
     args = parser.parse_args()
@@ -144,12 +149,12 @@ def main() -> int:
     videos = sorted(p.name for p in args.masks.iterdir() if p.is_dir()) if args.masks.is_dir() else []
     if not videos:
         sys.exit(f"--masks {args.masks}: no video folders; give the run's --save_masks folder of one model (MASKS/<model>)")
-    separate = args.reference_mode == "separate" or (args.reference_mode == "auto" and objects_entering_late(args.split_dir, videos))
+    layout = layout_of(args.split_dir)
     with tempfile.TemporaryDirectory() as folder:
-        run_reference(args, videos, Path(folder), separate)
-        counts = compare(args.masks, Path(folder) / "masks")
-    mode = "separate (--track_object_appearing_later_in_video)" if separate else "first frame (its default)"
-    print(f"reference: {args.repo / 'tools' / 'vos_inference.py'}, {mode}, {len(videos)} videos")
+        run_reference(args, videos, Path(folder), layout)
+        counts = compare(args.masks, Path(folder) / "masks", read_mask if LAYOUTS[layout][2] else read_ids)
+    mode = "separate (--track_object_appearing_later_in_video)" if args.reference_mode == "separate" else "first frame (its default)"
+    print(f"reference: {args.repo / 'tools' / 'vos_inference.py'}, {mode}, {layout} layout, {len(videos)} videos")
     print(", ".join(f"{name}: {count}" for name, count in counts.items()))
     return 1 if counts["frames that differ"] or counts["missing"] or not counts["frames compared"] else 0
 

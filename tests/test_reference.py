@@ -55,6 +55,18 @@ def test_sam2_masks_equal_vos_inference(synthetic_split, tmp_path, postprocessin
     assert compared == 2 * 7 and "separate (--track_object_appearing_later_in_video)" in stdout
 
 
+@pytest.mark.skipif(not SAM2_REPO, reason="set SAM2_REPO to a checkout of github.com/facebookresearch/sam2 to run it")
+def test_davis_label_maps_equal_vos_inference_with_overlaps_resolved_by_score(synthetic_split, tmp_path):
+    """Four objects whose predicted masks overlap on most frames here: giving each contested pixel to
+    the lowest id instead of the highest score changes 12 of the 13 label maps."""
+    split = synthetic_split(videos=1, frames=13, width=160, height=120, objects=3, layout="davis")
+    checkpoint = write_checkpoint(tmp_path / "ckpt" / "sam2.1_hiera_tiny.pt", imgsz=128)
+    masks = run_benchmark(split, checkpoint, "sam2.1_tiny_mask", tmp_path, 128)
+    code, compared, differ, pixels, missing, stdout = check(SAM2_REPO, checkpoint, SAM21_TINY, "sam2.1", split, masks, 128)
+    assert (code, compared, differ, pixels, missing) == (0, 13, 0, 0, 0), stdout
+    assert "davis layout" in stdout
+
+
 @pytest.mark.skipif(not EDGETAM_REPO, reason="set EDGETAM_REPO to a checkout of github.com/facebookresearch/EdgeTAM to run it")
 def test_edgetam_masks_equal_its_own_vos_inference(synthetic_split, tmp_path):
     split = synthetic_split(videos=1, frames=25, width=160, height=120, objects=1)

@@ -74,6 +74,9 @@ class Job:
     box: list[int]
     prompt_mask: np.ndarray
     max_frames: int | None = None  # set for warm-up runs
+    # DAVIS label maps give a pixel that several objects claim to the highest-scoring one, as
+    # the model owners' evaluation does: the job keeps its masks' scores too.
+    keep_scores: bool = False
 
 
 class Runner(Protocol):
@@ -90,7 +93,10 @@ class Runner(Protocol):
         """Give the prompt of the runner's kind on the job's prompt frame."""
 
     def propagate(self, job: Job) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield (frame index, boolean mask on the host) from the prompt frame to the last frame."""
+        """Yield (frame index, boolean mask on the host) from the prompt frame to the last frame.
+        With job.keep_scores a runner whose masks come from scores may yield a third item: a
+        function, called after the frame's timer stops, that returns the mask's scores (logits) at
+        its True pixels in row-major order, float32. Without it every pixel of a mask scores the same."""
 
     def memory_counters(self) -> MemoryCounters:
         """The device's memory counters for one job."""

