@@ -9,10 +9,11 @@ and each object is scored on what it keeps of its mask there.
 from __future__ import annotations
 
 import logging
+import tempfile
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -32,46 +33,87 @@ class Composite:
     pixel that several objects claim goes to the one whose mask scores highest there, equal
     scores to the lowest id (argmax takes the first), and pixels no object claims stay background.
     Masks that come without scores (the baseline) score the same everywhere, so there the lowest
-    id wins. The result does not depend on the order the objects are added in. It holds an id
-    (1 byte) and the winning score (4 bytes) per pixel of every frame until the video's last job."""
+    id wins. The result does not depend on the order the objects are added in. Each frame's ids
+    (1 byte a pixel) and winning scores (4 bytes) are files in `folder`, mapped only while an
+    object is added, so that memory stays flat however long the video."""
 
-    def __init__(self) -> None:
-        self.frames: dict[int, np.ndarray] = {}
-        self._best: dict[int, np.ndarray] = {}
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.frame_shapes: dict[int, tuple[int, ...]] = {}
+
+    def _open(self, frame: int, shape: tuple[int, ...]) -> tuple[np.memmap, np.memmap]:
+        """The frame's ids and winning scores, mapped from their files (new files read as zeros:
+        no id, and a score that counts only where there is an id)."""
+        mode = "r+" if frame in self.frame_shapes else "w+"
+        self.frame_shapes[frame] = shape
+        ids = np.lib.format.open_memmap(self.folder / f"{frame}.ids.npy", mode, np.uint8, shape)
+        return ids, np.lib.format.open_memmap(self.folder / f"{frame}.scores.npy", mode, np.float32, shape)
 
     def add(self, object_id: int, masks: PackedMasks) -> None:
         for frame in masks:
             mask = masks[frame]
-            ids = self.frames.setdefault(frame, np.zeros(mask.shape, np.uint8))
-            best = self._best.setdefault(frame, np.full(mask.shape, -np.inf, np.float32))
+            ids, best = self._open(frame, mask.shape)
             pixels = np.flatnonzero(mask)
             scores = masks.scores(frame)
             scores = np.zeros(pixels.size, np.float32) if scores is None else scores
             held, holder = best.flat[pixels], ids.flat[pixels]
-            wins = (scores > held) | ((scores == held) & (holder > object_id))
+            wins = (holder == 0) | (scores > held) | ((scores == held) & (holder > object_id))
             ids.flat[pixels[wins]] = object_id
             best.flat[pixels[wins]] = scores[wins]
+            del ids, best  # unmapped (and written back) before the next frame: memory stays flat
+
+    def ids(self, frame: int) -> np.ndarray:
+        """The frame's label map, read into memory."""
+        return np.load(self.folder / f"{frame}.ids.npy")
 
     def save(self, folder: Path, names: dict[int, str]) -> None:
         """<folder>/<frame>.png for every frame, as palette PNGs."""
-        for frame, ids in self.frames.items():
-            write_ids(folder / names[frame], ids)
+        for frame in self.frame_shapes:
+            write_ids(folder / names[frame], self.ids(frame))
+
+
+class KeptInLabelMaps(Mapping):
+    """What an object keeps of its masks in the label maps, frame by frame, each read when asked."""
+
+    def __init__(self, composite: Composite, object_id: int, frames: list[int]) -> None:
+        self.composite, self.object_id, self.frames = composite, object_id, frames
+
+    def __getitem__(self, frame: int) -> np.ndarray:
+        return self.composite.ids(frame) == self.object_id
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.frames)
+
+    def __len__(self) -> int:
+        return len(self.frames)
 
 
 @dataclass
 class HeldVideo:
-    """The jobs of the DAVIS video in progress, held until its last one, and each model's composite."""
+    """The jobs of the DAVIS video in progress, held until its last one, and each model's composite
+    (its files in a temporary folder, removed when the video is concluded or the process ends)."""
 
     jobs: list[JobResult] = field(default_factory=list)
     composites: dict[str, Composite] = field(default_factory=dict)
+    _files: tempfile.TemporaryDirectory | None = None
 
     def add(self, job: JobResult, predictions: PackedMasks | None) -> None:
         self.jobs.append(job)
-        if predictions is not None:
-            self.composites.setdefault(job.spec.name, Composite()).add(int(job.obj.object_id), predictions)
+        if predictions is None:
+            return
+        if job.spec.name not in self.composites:
+            if self._files is None:
+                self._files = tempfile.TemporaryDirectory(prefix="sav-benchmark-label-maps-")
+            folder = Path(self._files.name) / str(len(self.composites))
+            folder.mkdir()
+            self.composites[job.spec.name] = Composite(folder)
+        self.composites[job.spec.name].add(int(job.obj.object_id), predictions)
 
     def clear(self) -> None:
         self.jobs, self.composites = [], {}
+        if self._files is not None:
+            self._files.cleanup()
+            self._files = None
 
 
 def annotated_predictions(obj: PreparedObject, masks: PackedMasks, size: tuple[int, int]) -> PackedMasks:
@@ -144,7 +186,7 @@ class JobScoring:
                 concluded.append(job)
                 continue
             object_id = int(job.obj.object_id)
-            masks = {frame: composite.frames[frame] == object_id for frame in job.obj.annotated_frames}
+            masks = KeptInLabelMaps(composite, object_id, job.obj.annotated_frames)
             concluded.append(self.score_and_save(job, video, masks, PackedMasks(), save=False))
         if self.save_masks is not None:
             for name, composite in self._held.composites.items():

@@ -348,13 +348,18 @@ def test_davis_objects_run_again_are_put_together_with_the_rest_of_their_video(d
 def test_a_davis_job_that_kills_the_run_twice_gets_a_crash_row(davis, tmp_path):
     out = tmp_path / "run.csv"
     args = ("--split_dir", str(davis), "--models", "fake_crash", "--output", str(out), "--quiet")
-    segfault = {"FAKE_FAIL_PROMPT_FRAMES": "5"}  # object 3, the video's last job, segfaults
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    segfault = {"FAKE_FAIL_PROMPT_FRAMES": "5", "TMPDIR": str(temporary)}  # object 3, the video's last job, segfaults
     assert cli_with_fakes(*args, **segfault).returncode < 0
     assert cli_with_fakes(*args, "--resume", **segfault).returncode < 0  # objects 1 and 2 had no rows yet: run again
+    # A driver killed mid-video leaves its label maps' files in the temporary folder (as the README says).
+    assert [p.name.startswith("sav-benchmark-label-maps-") for p in temporary.iterdir()] == [True, True]
     final = cli_with_fakes(*args, "--resume", **segfault)
     assert final.returncode == 1
     assert [(r["object_id"], r["status"]) for r in rows_of(out)] == [("1", "ok"), ("2", "ok"), ("3", "crash")]
     assert not (tmp_path / "run.csv.current").exists()
+    assert len(list(temporary.iterdir())) == 2  # a run that ends removes its own
 
 
 def test_davis_without_a_list_file_runs_every_video(davis, tmp_path):

@@ -147,7 +147,7 @@ def test_damaged_pngs_are_named(tmp_path, damage):
         read_mask(tmp_path / "m.png")
 
 
-def test_davis_label_maps_resolve_overlaps_by_score_then_lowest_id():
+def test_davis_label_maps_resolve_overlaps_by_score_then_lowest_id(tmp_path):
     """Hand-worked: three objects on a 1 x 4 frame; scores at each mask's pixels, row-major."""
 
     def masks(bits, scores=None):
@@ -158,14 +158,15 @@ def test_davis_label_maps_resolve_overlaps_by_score_then_lowest_id():
 
     one, two, three = masks([1, 1, 1, 0], [5.0, 1.0, 2.0]), masks([0, 1, 1, 1], [3.0, 2.0, 0.5]), masks([0, 0, 0, 1], [0.5])
     for order in ([(1, one), (2, two), (3, three)], [(3, three), (2, two), (1, one)]):
-        composite = Composite()
+        composite = Composite(tmp_path / str(order[0][0]))
+        composite.folder.mkdir()
         for object_id, packed in order:
             composite.add(object_id, packed)
         # pixel 0: only 1; pixel 1: 2 scores 3 > 1; pixel 2: 1 and 2 tie at 2, the lower id; pixel 3: 2 and 3 tie at 0.5
-        assert composite.frames[7].tolist() == [[1, 2, 1, 2]]
-    without_scores = Composite()  # the baseline's masks: every pixel scores the same, the lowest id wins
+        assert composite.ids(7).tolist() == [[1, 2, 1, 2]]
+    without_scores = Composite(tmp_path)  # the baseline's masks: every pixel scores the same, the lowest id wins
     for object_id, bits in ((2, [0, 1, 1, 1]), (1, [1, 1, 0, 0])):
         without_scores.add(object_id, masks(bits))
-    assert without_scores.frames[7].tolist() == [[1, 1, 2, 2]]
+    assert without_scores.ids(7).tolist() == [[1, 1, 2, 2]]
     with pytest.raises(ValueError, match=r"^frame 7: 2 scores for a mask of 3 pixels$"):
         masks([1, 1, 1, 0], [1.0, 2.0])
