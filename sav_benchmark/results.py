@@ -37,6 +37,11 @@ COLUMNS = [
     *TELEMETRY_COLUMNS,
 ]
 
+# Columns added to the schema since, and what a row of a CSV from before each holds there: those
+# runs built every predictor with the package's post-processing (the baseline has no predictor).
+LATER_COLUMNS = {"postprocessing": lambda row: "" if row.get("weights") == "none" else "on"}
+EARLIER_COLUMNS = [column for column in COLUMNS if column not in LATER_COLUMNS]  # the header before them
+
 STATUS_OK, STATUS_NO_SCORE, STATUS_SKIPPED = "ok", "no_score", "skipped"
 STATUS_ERROR, STATUS_OOM, STATUS_CRASH, STATUS_TIMEOUT = "error", "oom", "crash", "timeout"
 NOT_FAILED = (STATUS_OK, STATUS_NO_SCORE, STATUS_SKIPPED)

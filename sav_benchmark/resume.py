@@ -15,7 +15,7 @@ from typing import IO, Any
 from .configuration import RunConfig
 from .errors import UsageError, os_reason
 from .files import write_atomically
-from .results import COLUMNS, NOT_FAILED, lock_path, manifest_path, row_problem
+from .results import COLUMNS, EARLIER_COLUMNS, LATER_COLUMNS, NOT_FAILED, lock_path, manifest_path, row_problem
 
 Key = tuple[str, str, str]
 
@@ -84,6 +84,7 @@ class ResultFile:
     lines: list[int] = field(default_factory=list)  # the line of each row, for messages
     partial: str = ""  # the end of the file after its last complete row: half a row a crash left
     unterminated: bool = False  # the last row is complete but its newline is missing
+    columns: list[str] = field(default_factory=lambda: COLUMNS)  # its header: this version's, or the one before LATER_COLUMNS
 
     def duplicates(self) -> dict[Key, list[int]]:
         """Keys with more than one row, and the lines of those rows."""
@@ -95,16 +96,21 @@ class ResultFile:
     def rewrite(self, kept: list[dict[str, str]]) -> str:
         """Make the file hold the header and the kept rows (atomically), where that changes it;
         returns what was mended, for a warning ('' when nothing was)."""
-        if len(kept) == len(self.rows) and not self.partial and not self.unterminated:
+        earlier_header = self.columns != COLUMNS
+        if len(kept) == len(self.rows) and not self.partial and not self.unterminated and not earlier_header:
             return ""
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(kept)
         write_atomically(self.path, buffer.getvalue())
+        mended = []
+        if earlier_header:
+            added = ", ".join(LATER_COLUMNS)
+            mended.append(f"added the columns this version has since {self.path} was begun ({added}; its rows ran with post-processing on)")
         if self.partial:
-            return f"dropped a partial last line of {self.path} ({len(self.partial.encode())} bytes) left by an interrupted run"
-        return ""
+            mended.append(f"dropped a partial last line of {self.path} ({len(self.partial.encode())} bytes) left by an interrupted run")
+        return "; ".join(mended)
 
 
 HEADER_LINE = ",".join(COLUMNS)
@@ -129,7 +135,10 @@ def read_result_file(output: Path) -> ResultFile:
     if not records and HEADER_LINE.startswith(last.removesuffix("\r")):  # the header itself was cut short: no row yet
         found.partial = last
         return found
-    if not records or next(csv.reader([records[0][1]]), None) != COLUMNS:
+    header = next(csv.reader([records[0][1]]), None) if records else None
+    if header == EARLIER_COLUMNS:
+        found.columns = EARLIER_COLUMNS
+    elif header != COLUMNS:
         raise UsageError(
             f"--resume: {output} is not a result CSV of this benchmark version (its first line is not this version's header); "
             "give the CSV of the run to continue, or a new --output"
@@ -171,9 +180,11 @@ def _add_row(found: ResultFile, output: Path, line: str, number: int, must_be_ro
     except csv.Error as exc:
         cells, problem = [], f"({exc})"
     else:
-        problem = f"(it has {len(cells)} cells, not {len(COLUMNS)})" if len(cells) != len(COLUMNS) else ""
-    row = dict(zip(COLUMNS, cells))
+        problem = f"(it has {len(cells)} cells, not {len(found.columns)})" if len(cells) != len(found.columns) else ""
+    row = dict(zip(found.columns, cells))
     problem = problem or (f"({row_problem(row)})" if row_problem(row) else "")
+    for column, earlier_value in LATER_COLUMNS.items():
+        row.setdefault(column, earlier_value(row))
     if problem:
         if must_be_row:
             raise UsageError(

@@ -17,7 +17,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from .errors import one_line
+from .errors import one_line, os_reason
 from .masks import PackedMasks, write_ids, write_mask
 from .metrics import ObjectScorer, evaluated_frames
 from .results import NOT_FAILED, STATUS_ERROR, STATUS_NO_SCORE, STATUS_OK
@@ -40,14 +40,18 @@ class Composite:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.frame_shapes: dict[int, tuple[int, ...]] = {}
+        self.problem = ""  # why the label maps could not be kept (a full disk): the model's rows of the video fail
 
     def _open(self, frame: int, shape: tuple[int, ...]) -> tuple[np.memmap, np.memmap]:
-        """The frame's ids and winning scores, mapped from their files (new files read as zeros:
-        no id, and a score that counts only where there is an id)."""
-        mode = "r+" if frame in self.frame_shapes else "w+"
-        self.frame_shapes[frame] = shape
-        ids = np.lib.format.open_memmap(self.folder / f"{frame}.ids.npy", mode, np.uint8, shape)
-        return ids, np.lib.format.open_memmap(self.folder / f"{frame}.scores.npy", mode, np.float32, shape)
+        """The frame's ids and winning scores, mapped from their files. New files are written out
+        as zeros (no id, and a score that counts only where there is an id): a full disk is then an
+        OSError here, not a fault in a mapped page later."""
+        paths = self.folder / f"{frame}.ids.npy", self.folder / f"{frame}.scores.npy"
+        if frame not in self.frame_shapes:
+            np.save(paths[0], np.zeros(shape, np.uint8))
+            np.save(paths[1], np.zeros(shape, np.float32))
+            self.frame_shapes[frame] = shape
+        return np.lib.format.open_memmap(paths[0], "r+"), np.lib.format.open_memmap(paths[1], "r+")
 
     def add(self, object_id: int, masks: PackedMasks) -> None:
         for frame in masks:
@@ -79,6 +83,8 @@ class KeptInLabelMaps(Mapping):
         self.composite, self.object_id, self.frames = composite, object_id, frames
 
     def __getitem__(self, frame: int) -> np.ndarray:
+        if frame not in self.frames:
+            raise KeyError(frame)
         return self.composite.ids(frame) == self.object_id
 
     def __iter__(self) -> Iterator[int]:
@@ -101,13 +107,24 @@ class HeldVideo:
         self.jobs.append(job)
         if predictions is None:
             return
-        if job.spec.name not in self.composites:
+        try:
             if self._files is None:
                 self._files = tempfile.TemporaryDirectory(prefix="sav-benchmark-label-maps-")
-            folder = Path(self._files.name) / str(len(self.composites))
-            folder.mkdir()
-            self.composites[job.spec.name] = Composite(folder)
-        self.composites[job.spec.name].add(int(job.obj.object_id), predictions)
+            if job.spec.name not in self.composites:
+                folder = Path(self._files.name) / str(len(self.composites))
+                folder.mkdir()
+                self.composites[job.spec.name] = Composite(folder)
+        except OSError as exc:
+            self.composites[job.spec.name] = Composite(Path(tempfile.gettempdir()))
+            self.composites[job.spec.name].problem = f"cannot keep the label maps in {tempfile.gettempdir()} ({os_reason(exc)}); set TMPDIR"
+            return
+        composite = self.composites[job.spec.name]
+        if composite.problem:
+            return
+        try:
+            composite.add(int(job.obj.object_id), predictions)
+        except OSError as exc:
+            composite.problem = f"cannot keep the label maps in {composite.folder} ({os_reason(exc)}); set TMPDIR to a folder with room"
 
     def clear(self) -> None:
         self.jobs, self.composites = [], {}
@@ -185,11 +202,16 @@ class JobScoring:
             if job.row.get("status") or composite is None:
                 concluded.append(job)
                 continue
+            if composite.problem:
+                concluded.append(replace(job, row=with_status(job.row, STATUS_ERROR, composite.problem)))
+                continue
             object_id = int(job.obj.object_id)
             masks = KeptInLabelMaps(composite, object_id, job.obj.annotated_frames)
             concluded.append(self.score_and_save(job, video, masks, PackedMasks(), save=False))
         if self.save_masks is not None:
             for name, composite in self._held.composites.items():
+                if composite.problem:
+                    continue
                 self._save_davis_frames(video, name, composite, concluded)
         self._held.clear()
         return concluded

@@ -71,6 +71,12 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
+def refuse(message: str) -> None:
+    """Bad input: one line, exit code 2, before any work."""
+    print(f"{Path(__file__).name}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 LAYOUTS = {  # frames, annotations, whether one PNG per object
     "sav": ("JPEGImages_24fps", "Annotations_6fps", True),
     "davis": ("JPEGImages/480p", "Annotations/480p", False),
@@ -81,7 +87,7 @@ def layout_of(split_dir: Path) -> str:
     for name, (frames, truth, _) in LAYOUTS.items():
         if (split_dir / frames).is_dir() and (split_dir / truth).is_dir():
             return name
-    sys.exit(f"--split_dir {split_dir}: neither the SA-V layout (JPEGImages_24fps/, Annotations_6fps/) nor DAVIS (JPEGImages/480p/)")
+    refuse(f"--split_dir {split_dir}: neither the SA-V layout (JPEGImages_24fps/, Annotations_6fps/) nor DAVIS (JPEGImages/480p/)")
 
 
 def run_reference(args: argparse.Namespace, videos: list[str], out: Path, layout: str) -> None:
@@ -145,10 +151,12 @@ def main() -> int:
     parser.add_argument("--python", default=sys.executable, help="the interpreter to run the script with")
     args = parser.parse_args()
     if not (args.repo / "tools" / "vos_inference.py").is_file():
-        sys.exit(f"--repo {args.repo}: no tools/vos_inference.py there; give a checkout of the sam2 or EdgeTAM repository")
+        refuse(f"--repo {args.repo}: no tools/vos_inference.py there; give a checkout of the sam2 or EdgeTAM repository")
+    if not args.checkpoint.is_file():
+        refuse(f"--checkpoint {args.checkpoint}: no such file; give the checkpoint file the benchmark loaded")
     videos = sorted(p.name for p in args.masks.iterdir() if p.is_dir()) if args.masks.is_dir() else []
     if not videos:
-        sys.exit(f"--masks {args.masks}: no video folders; give the run's --save_masks folder of one model (MASKS/<model>)")
+        refuse(f"--masks {args.masks}: no video folders; give the run's --save_masks folder of one model (MASKS/<model>)")
     layout = layout_of(args.split_dir)
     with tempfile.TemporaryDirectory() as folder:
         run_reference(args, videos, Path(folder), layout)

@@ -1,6 +1,7 @@
 """The tests' one harness: the program run as a user runs it (a subprocess, exact output), the
 usage-error assertion, the test runners of tests/plugins, and synthetic splits made once."""
 
+import contextlib
 import csv
 import importlib
 import os
@@ -83,6 +84,19 @@ def wait_for_rows(path: Path, count: int, process: subprocess.Popen, timeout: fl
         assert process.poll() is None, "the run ended before it was interrupted"
         time.sleep(0.02)
     raise AssertionError(f"no {count} rows in {path} after {timeout} s")
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str):
+    """A tmpfs of `size` mounted at `folder` (made here) for the block, to fill up; the test is
+    skipped where no tmpfs can be mounted (it needs root)."""
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root), so no disk can be filled")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,10 @@
 import csv
 import os
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
-from conftest import cli
+from conftest import cli, small_disk
 
 from sav_benchmark.masks import write_mask
 from sav_benchmark.split.synthetic import make_split
@@ -154,11 +153,7 @@ def test_single_frame_video_runs_and_has_no_score(tmp_path):
 
 
 def test_full_disk_stops_the_run_cleanly_and_resume_finishes_it(tmp_path):
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24k", "tmpfs", str(disk)], capture_output=True).returncode:
-        pytest.skip("cannot mount a small tmpfs here (needs root), so no disk can be filled")
-    try:
+    with small_disk(tmp_path / "disk", "24k") as disk:
         out = disk / "o.csv"
         make_split(tmp_path / "big", videos=6, frames=13, width=64, height=48, objects=3)
         result = run(tmp_path / "big", out)
@@ -167,8 +162,6 @@ def test_full_disk_stops_the_run_cleanly_and_resume_finishes_it(tmp_path):
         assert "(No space left on device); the run stopped there. Make room, then resume with:" in result.stderr
         saved = tmp_path / "saved"
         shutil.copytree(disk, saved)
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
     resumed = run(tmp_path / "big", saved / "o.csv", "--resume")
     assert resumed.returncode == 0, resumed.stderr
     keys = [(r["video_id"], r["object_id"]) for rs in rows_by_video(saved / "o.csv").values() for r in rs]

@@ -5,11 +5,12 @@ import json
 from dataclasses import fields, replace
 
 import pytest
-from conftest import ROOT, assert_usage_error, cli, cli_with_fakes, require
+from conftest import ROOT, assert_usage_error, cli, cli_with_fakes, require, rows_of
 
 from sav_benchmark.cli import build_parser
 from sav_benchmark.configuration import CONFIG_VERSION, RunConfig
 from sav_benchmark.errors import UsageError
+from sav_benchmark.results import COLUMNS
 from sav_benchmark.split.synthetic import make_split
 
 # The demo's manifest as the version before the declaration wrote it (commit 6936d76; version 1, no "config_version").
@@ -58,7 +59,7 @@ def test_a_configuration_of_an_unknown_version_is_refused(version):
     )
 
 
-def test_resume_reads_a_version_1_manifest_and_writes_version_2_beside_it(tmp_path):
+def test_resume_reads_a_manifest_without_a_version_and_writes_this_version_beside_it(tmp_path):
     make_split(tmp_path / "s", videos=2, frames=9, width=64, height=48, objects=1)
     out = tmp_path / "o.csv"
     common = ("--split_dir", str(tmp_path / "s"), "--models", "static_mask", "--output", str(out))
@@ -90,3 +91,36 @@ def test_post_processing_on_and_off_are_refused_as_one_run(tmp_path, synthetic_s
         "same settings, a new --output, or --force",
     )
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_run_begun_before_the_postprocessing_column_is_resumed_with_it_on(tmp_path):
+    """tests/data/before_postprocessing: the CSV and manifest of a run made by commit 912d2e0 (no
+    postprocessing column, no config_version), static_mask and sam2.1_tiny_mask on the first of
+    the two videos of this split. Those runs post-processed: resuming without --postprocessing is
+    refused; with it, the header gains the column, the earlier rows say on, the new rows too."""
+    require("sam2.build_sam")
+    make_split(tmp_path / "split", videos=2, frames=5, width=64, height=48, objects=1)
+    for name in ("run.csv", "run.csv.json"):
+        (tmp_path / name).write_bytes((ROOT / "tests" / "data" / "before_postprocessing" / name).read_bytes())
+    out = tmp_path / "run.csv"
+    common = ("--split_dir", tmp_path / "split", "--models", "static_mask,sam2.1_tiny_mask", "--weights", "random", "--imgsz", "128")
+    common += ("--device", "cpu", "--output", out, "--resume")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert_usage_error(
+        cli(*common),
+        "--resume: settings differ from the earlier run's (postprocessing True -> False); its rows would not be comparable. Use the "
+        "same settings, a new --output, or --force",
+    )
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    resumed = cli(*common, "--postprocessing")
+    assert resumed.returncode == 0, resumed.stderr
+    assert (
+        f"added the columns this version has since {out} was begun (postprocessing; its rows ran with post-processing on)" in resumed.stderr
+    )
+    assert out.read_text().splitlines()[0] == ",".join(COLUMNS)
+    rows = rows_of(out)
+    assert [(r["video_id"], r["model"], r["postprocessing"]) for r in rows] == [
+        *[("synth_000", "static_mask", ""), ("synth_000", "sam2.1_tiny_mask", "on")] * 2,  # two objects
+        ("synth_001", "static_mask", ""),
+        ("synth_001", "sam2.1_tiny_mask", "on"),
+    ]

@@ -12,7 +12,7 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-from conftest import USAGE_ERROR, assert_usage_error, cli, cli_with_fakes, rows_of
+from conftest import USAGE_ERROR, assert_usage_error, cli, cli_with_fakes, rows_of, small_disk
 from PIL import Image
 from pycocotools import mask as rle_codec
 from reference_metrics import object_jf
@@ -360,6 +360,17 @@ def test_a_davis_job_that_kills_the_run_twice_gets_a_crash_row(davis, tmp_path):
     assert [(r["object_id"], r["status"]) for r in rows_of(out)] == [("1", "ok"), ("2", "ok"), ("3", "crash")]
     assert not (tmp_path / "run.csv.current").exists()
     assert len(list(temporary.iterdir())) == 2  # a run that ends removes its own
+
+
+def test_label_maps_that_cannot_be_kept_fail_the_videos_rows_with_a_reason(davis, tmp_path):
+    """TMPDIR on a full disk: the DAVIS video's rows fail with the reason, no traceback, the run goes on."""
+    with small_disk(tmp_path / "disk", "8k") as disk:
+        out = tmp_path / "run.csv"
+        result = cli("--split_dir", davis, "--models", "static_mask", "--output", out, "--quiet", TMPDIR=str(disk))
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        rows = rows_of(out)
+        assert rows and all(r["status"] == "error" and r["error"].startswith(f"cannot keep the label maps in {disk}") for r in rows)
+        assert all(r["error"].endswith("); set TMPDIR to a folder with room") for r in rows), rows[0]["error"]
 
 
 def test_davis_without_a_list_file_runs_every_video(davis, tmp_path):

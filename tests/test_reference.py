@@ -2,16 +2,22 @@
 runs tools/vos_inference.py from a checkout of the public repository (SAM2_REPO for sam2,
 EDGETAM_REPO for EdgeTAM; skipped without one) on the benchmark's split and checkpoint file, and
 compares every saved frame. The split has an object that enters late, which the reference tracks
-in its separate mode; the checkpoints keep their objects present (tests/checkpoints.py)."""
+in its separate mode; the checkpoints keep their objects present (tests/checkpoints.py). Without a
+checkout, DAVIS label maps are checked against per-object predictors built here and merged with
+the installed package's own non-overlap rule."""
 
 import os
 import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from checkpoints import EDGETAM, SAM21_TINY, write_checkpoint
-from conftest import ROOT, cli, require
+from conftest import ROOT, cli, require, rows_of
+
+from sav_benchmark.masks import read_ids
+from sav_benchmark.runners.sizes import sam2_size_overrides
 
 require("sam2.build_sam")
 SAM2_REPO, EDGETAM_REPO = os.environ.get("SAM2_REPO"), os.environ.get("EDGETAM_REPO")
@@ -74,3 +80,45 @@ def test_edgetam_masks_equal_its_own_vos_inference(synthetic_split, tmp_path):
     masks = run_benchmark(split, checkpoint, "edgetam_mask", tmp_path, 512, "--edgetam_repo", EDGETAM_REPO)
     code, compared, differ, pixels, missing, stdout = check(EDGETAM_REPO, checkpoint, EDGETAM, "edgetam", split, masks, 512)
     assert (code, differ, pixels, missing) == (0, 0, 0, 0), stdout
+
+
+def test_davis_label_maps_equal_per_object_predictors_merged_by_score(synthetic_split, tmp_path):
+    """As vos_inference.py's separate mode merges them: each object's logits from its own
+    propagation (-1024 before it starts), the predictor's _apply_non_overlapping_constraints, then
+    logits > 0 written highest id first."""
+    import torch
+    from sam2.build_sam import build_sam2_video_predictor
+
+    split = synthetic_split(videos=1, frames=13, width=160, height=120, objects=3, layout="davis")
+    checkpoint = write_checkpoint(tmp_path / "ckpt" / "sam2.1_hiera_tiny.pt", imgsz=128)
+    saved = run_benchmark(split, checkpoint, "sam2.1_tiny_mask", tmp_path, 128) / "synth_000"
+    assert {r["status"] for r in rows_of(tmp_path / "run.csv")} <= {"ok", "no_score"}
+    overrides = sam2_size_overrides(128)
+    predictor = build_sam2_video_predictor(
+        SAM21_TINY, str(checkpoint), device="cpu", hydra_overrides_extra=overrides, apply_postprocessing=False
+    )
+    frames_dir, truth = split / "JPEGImages/480p/synth_000", split / "Annotations/480p/synth_000"
+    names = sorted(p.stem for p in frames_dir.glob("*.jpg"))
+    first = {}  # object -> (frame index, mask) where it first appears
+    for index, name in enumerate(names):
+        ids = read_ids(truth / f"{name}.png")
+        for obj in map(int, np.unique(ids[ids > 0])):
+            first.setdefault(obj, (index, ids == obj))
+    objects, logits = sorted(first), {}
+    with torch.inference_mode():
+        state = predictor.init_state(str(frames_dir))
+        for obj in objects:
+            predictor.reset_state(state)
+            predictor.add_new_mask(state, first[obj][0], obj, first[obj][1])
+            for index, _, out in predictor.propagate_in_video(state, start_frame_idx=first[obj][0]):
+                logits[obj, index] = out[0].float()  # (1, H, W): this state tracks one object
+    contested = 0
+    for index, name in enumerate(names):
+        scores = torch.stack([logits.get((obj, index), torch.full((1, 120, 160), -1024.0)) for obj in objects])
+        contested += int(((scores > 0).sum(dim=0) > 1).sum())
+        kept = predictor._apply_non_overlapping_constraints(scores)
+        expected = np.zeros((120, 160), np.uint8)
+        for k in reversed(range(len(objects))):
+            expected[(kept[k, 0] > 0).numpy()] = objects[k]
+        assert np.array_equal(read_ids(saved / f"{name}.png"), expected), f"frame {name}"
+    assert contested > 1000, "the objects hardly overlap: the rule that resolves overlaps is not tested"

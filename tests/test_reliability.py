@@ -23,6 +23,7 @@ from conftest import (
     cli_with_fakes,
     environment,
     keys_of,
+    small_disk,
     start,
 )
 from test_stateful import before_the_program
@@ -722,11 +723,7 @@ def test_a_refusal_comes_before_training_videos_are_decoded(tmp_path):
 
 
 def test_a_run_refused_for_a_full_disk_leaves_nothing_behind(split, tmp_path):
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(disk)], capture_output=True).returncode:
-        pytest.skip("cannot mount a small tmpfs here (needs root), so no disk can be filled")
-    try:
+    with small_disk(tmp_path / "disk", "8k") as disk:
         descriptor = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
         try:
             while os.write(descriptor, b"x" * 512):  # up to the last byte
@@ -739,5 +736,3 @@ def test_a_run_refused_for_a_full_disk_leaves_nothing_behind(split, tmp_path):
         result = cli_with_fakes("--split_dir", str(split), "--models", "static_mask", "--output", str(disk / "o.csv"))
         assert result.returncode == 2 and "No space left on device" in result.stderr and "Traceback" not in result.stderr
         assert files(disk) == before
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)

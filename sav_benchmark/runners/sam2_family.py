@@ -120,8 +120,8 @@ class Sam2Runner:
             mask = (logits > 0).cpu().numpy()
             if self.stream is not None:
                 self.stream.frame_done(frame, self.state["num_frames"])
-            if job.keep_scores:  # read by the harness after the frame's timer
-                yield frame, mask, lambda logits=logits: logits[logits > 0].float().cpu().numpy()
+            if job.keep_scores:  # read by the harness after the frame's timer, indexed on the host (no device memory)
+                yield frame, mask, lambda logits=logits, mask=mask: logits.float().cpu().numpy()[mask]
             else:
                 yield frame, mask
             if job.max_frames is not None and count >= job.max_frames:
