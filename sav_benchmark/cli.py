@@ -15,6 +15,7 @@ from .availability import availability
 from .compare import compare_text, load_run, merge_runs, missing_shards, report_text, write_findings
 from .errors import UsageError, os_reason
 from .evaluate import run_evaluate
+from .plan import OBJECTS_MODES, OBJECTS_SEPARATE
 from .plot import check_plot_path, write_plot
 from .results import manifest_path
 from .runners import MODELS, load_plugins
@@ -159,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="build predictors with the package's interactive post-processing (apply_postprocessing=True: clicked frames' masks "
         "binarised into memory, the stability fallback among multi-mask outputs, holes filled where sam2's compiled extension "
         "exists); default off, as the model owners' VOS evaluation (tools/vos_inference.py) runs",
+    )
+    run.add_argument(
+        "--objects",
+        choices=OBJECTS_MODES,
+        default=OBJECTS_SEPARATE,
+        help="separate: a predictor per object (default); together: one predictor per video and model tracks the objects prompted on "
+        "the video's first prompt frame, as tools/vos_inference.py does (one image encoding per frame; their rows share the job's "
+        "time, memory and power cells), and objects that start later are tracked separately, as that script does",
     )
     run.add_argument(
         "--warmup_frames", type=_non_negative, help="warm-up frames before each model's first job (default 8 on CUDA, 0 on CPU)"

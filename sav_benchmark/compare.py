@@ -50,9 +50,10 @@ REQUIRED = (
     "init_s",
 )
 # Row settings that change the numbers: files that differ in them are compared with a warning.
-SETTINGS = ("device", "dtype", "imgsz", "weights", "stream", "postprocessing")
-# What a CSV from before a setting's column ran with: the plain path, the package's post-processing.
-BEFORE_THE_COLUMN = {"stream": "off", "postprocessing": "on"}
+SETTINGS = ("device", "dtype", "imgsz", "weights", "stream", "postprocessing", "tracking")
+# What a CSV from before a setting's column ran with: the plain path, the package's post-processing,
+# a predictor per object.
+BEFORE_THE_COLUMN = {"stream": "off", "postprocessing": "on", "tracking": "separate"}
 SIGNIFICANCE = 0.05
 FEWEST_PAIRS = 6  # below this the exact test cannot reach p < 0.05 (tied differences aside)
 Group = tuple[str, str]  # (model, prompt)

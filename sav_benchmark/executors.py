@@ -39,7 +39,7 @@ ERROR_WORDS = re.compile(r"error|assert|fatal|abort|killed|exception", re.IGNORE
 def job_timeout(job: Job, configured_s: float) -> float:
     if configured_s > 0:
         return configured_s
-    frames = job.max_frames or (job.n_frames - job.prompt_frame)
+    frames = job.max_frames or (job.n_frames - job.start_frame)
     return AUTO_TIMEOUT_BASE_S + AUTO_TIMEOUT_PER_FRAME_S * frames
 
 

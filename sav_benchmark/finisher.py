@@ -19,11 +19,11 @@ NICENESS = 10  # the finisher yields the CPU to the timed work
 
 @dataclass
 class PendingJob:
-    """A predicted job on its way to its row: what scoring needs, and when the job started."""
+    """A predicted job on its way to its rows (one per object): what scoring needs, and when the job started."""
 
-    job: JobResult
+    jobs: list[JobResult]
     video: PreparedVideo
-    predictions: PackedMasks | None
+    predictions: list[PackedMasks | None]  # each object's, None where its row is complete (it failed)
     video_ends: bool
     started: float
     handed_over: float | None = None
@@ -32,13 +32,16 @@ class PendingJob:
         """The driver moves on to the next job: this job's wall time ends here, and its scoring
         and saving overlap the next job. Returns the moment, where the next job's time starts."""
         self.handed_over = time.perf_counter()
-        self.job.row["wall_s"] = self.handed_over - self.started
+        for job in self.jobs:
+            job.row["wall_s"] = self.handed_over - self.started
         return self.handed_over
 
     def settle_wall(self) -> None:
         """Concluded by the driver itself: its wall time runs until its row is written, now."""
         if self.handed_over is None:
-            self.job.row["wall_s"] = time.perf_counter() - self.started
+            now = time.perf_counter()
+            for job in self.jobs:
+                job.row["wall_s"] = now - self.started
 
 
 class Finisher:

@@ -34,7 +34,7 @@ class JobOutcome:
     """What a job produced: row columns (timings, memory), the kept masks, or why it failed."""
 
     columns: dict[str, Any] = field(default_factory=dict)
-    masks: PackedMasks | None = None
+    masks: list[PackedMasks] | None = None  # one per prompt of the job
     status: str = ""  # set only on failure: error, oom, crash
     reason: str = ""
     traceback: str = ""
@@ -64,30 +64,33 @@ def _timed(runner: Runner, step: Callable[[Job], None], job: Job) -> float:
     return time.perf_counter() - start
 
 
-def _propagate_timed(runner: Runner, job: Job, keep: set[int], columns: dict[str, Any], progress: Any) -> tuple[PackedMasks, Window]:
-    """Per-frame latency: from asking for a frame to its mask on the host, device synchronised;
-    propagate_s is their sum. Keeping a mask (packing it into bits) is the harness's work, between
-    the frames' timers. Returns the kept masks and the loop's start and end on the timers' clock."""
-    masks = PackedMasks()
+def _propagate_timed(runner: Runner, job: Job, keep: set[int], columns: dict[str, Any], progress: Any) -> tuple[list[PackedMasks], Window]:
+    """Per-frame latency: from asking for a frame to its masks (every object's) on the host, device
+    synchronised; propagate_s is their sum. Keeping the masks (packing them into bits) is the
+    harness's work, between the frames' timers. Returns each object's kept masks and the loop's
+    start and end on the timers' clock."""
+    kept = [PackedMasks() for _ in job.prompts]
     latencies: list[float] = []
     progress.value = 0
     runner.synchronize()
     start = asked = end = time.perf_counter()
-    for frame, mask, *scores in runner.propagate(job):
+    for frame, masks, *scores in runner.propagate(job):
         runner.synchronize()
         end = time.perf_counter()
         latencies.append(end - asked)
         if frame in keep:
-            masks.add(frame, mask, scores[0]() if scores else None)
+            frame_scores = scores[0]() if scores else [None] * len(masks)
+            for packed, mask, mask_scores in zip(kept, masks, frame_scores, strict=True):
+                packed.add(frame, mask, mask_scores)
         progress.value += 1  # one integer store: what a progress display reads, from another thread or process
         asked = time.perf_counter()
     columns.update(latency_columns(latencies))
-    return masks, (start, end)
+    return kept, (start, end)
 
 
 def _measure(
     runner: Runner, counters: MemoryCounters, sampler: Sampler, job: Job, keep: set[int], columns: dict[str, Any], progress: Any
-) -> tuple[PackedMasks, Window]:
+) -> tuple[list[PackedMasks], Window]:
     """Build, init, prompt and propagate under the timers, sampled in the background from start to
     the last frame; the sampler stops and the runner cleans up on every path."""
     counters.start()

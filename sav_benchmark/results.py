@@ -22,7 +22,7 @@ from .timing import LATENCY_COLUMNS, STAGE_COLUMNS
 # number) is declared below; a new column goes into its producer's list, and the tests check that
 # every producer writes only columns of this schema.
 JOB_COLUMNS = ("run_id", "timestamp_utc", "video_id", "object_id", "model", "prompt", "prompt_detail")
-SETTINGS_COLUMNS = ("weights", "device", "dtype", "imgsz", "stream", "postprocessing", "oom_retry_from_imgsz")
+SETTINGS_COLUMNS = ("weights", "device", "dtype", "imgsz", "stream", "postprocessing", "tracking", "objects_in_job", "oom_retry_from_imgsz")
 OUTCOME_COLUMNS = ("status", "error", "warning")
 FRAME_COLUMNS = ("n_frames", "prompt_frame", "n_propagated", "n_eval_frames")
 COLUMNS = [
@@ -37,10 +37,31 @@ COLUMNS = [
     *TELEMETRY_COLUMNS,
 ]
 
-# Columns added to the schema since, and what a row of a CSV from before each holds there: those
-# runs built every predictor with the package's post-processing (the baseline has no predictor).
-LATER_COLUMNS = {"postprocessing": lambda row: "" if row.get("weights") == "none" else "on"}
-EARLIER_COLUMNS = [column for column in COLUMNS if column not in LATER_COLUMNS]  # the header before them
+
+def _ran(row: dict[str, str]) -> bool:
+    return bool(row.get("prompt_frame"))  # set once a job got as far as its prompt
+
+
+# The columns added to the schema since, oldest first: what a row of a CSV begun before each holds
+# there, and what that says. Those runs built every predictor with the package's post-processing
+# (the baseline has no predictor), and before that, tracked each object with a predictor of its own.
+LATER_COLUMNS: list[tuple[dict[str, Any], str]] = [
+    ({"postprocessing": lambda row: "" if row.get("weights") == "none" else "on"}, "its rows ran with post-processing on"),
+    (
+        {"tracking": lambda row: "separate" if _ran(row) else "", "objects_in_job": lambda row: "1" if _ran(row) else ""},
+        "its rows tracked each object separately",
+    ),
+]
+
+
+def earlier_headers() -> dict[tuple[str, ...], int]:
+    """The header of a CSV begun by an earlier version -> how many LATER_COLUMNS groups it lacks."""
+    headers = {}
+    for first_missing in range(len(LATER_COLUMNS)):
+        missing = {column for added, _ in LATER_COLUMNS[first_missing:] for column in added}
+        headers[tuple(column for column in COLUMNS if column not in missing)] = len(LATER_COLUMNS) - first_missing
+    return headers
+
 
 STATUS_OK, STATUS_NO_SCORE, STATUS_SKIPPED = "ok", "no_score", "skipped"
 STATUS_ERROR, STATUS_OOM, STATUS_CRASH, STATUS_TIMEOUT = "error", "oom", "crash", "timeout"
@@ -62,6 +83,7 @@ TEXT_COLUMNS = frozenset(
         "dtype",
         "stream",
         "postprocessing",
+        "tracking",
         "status",
         "error",
         "warning",

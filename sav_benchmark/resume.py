@@ -15,7 +15,7 @@ from typing import IO, Any
 from .configuration import RunConfig
 from .errors import UsageError, os_reason
 from .files import write_atomically
-from .results import COLUMNS, EARLIER_COLUMNS, LATER_COLUMNS, NOT_FAILED, lock_path, manifest_path, row_problem
+from .results import COLUMNS, LATER_COLUMNS, NOT_FAILED, earlier_headers, lock_path, manifest_path, row_problem
 
 Key = tuple[str, str, str]
 
@@ -84,7 +84,8 @@ class ResultFile:
     lines: list[int] = field(default_factory=list)  # the line of each row, for messages
     partial: str = ""  # the end of the file after its last complete row: half a row a crash left
     unterminated: bool = False  # the last row is complete but its newline is missing
-    columns: list[str] = field(default_factory=lambda: COLUMNS)  # its header: this version's, or the one before LATER_COLUMNS
+    columns: list[str] = field(default_factory=lambda: COLUMNS)  # its header: this version's, or an earlier one's
+    lacks: int = 0  # how many groups of LATER_COLUMNS its header lacks (the newest ones)
 
     def duplicates(self) -> dict[Key, list[int]]:
         """Keys with more than one row, and the lines of those rows."""
@@ -96,8 +97,7 @@ class ResultFile:
     def rewrite(self, kept: list[dict[str, str]]) -> str:
         """Make the file hold the header and the kept rows (atomically), where that changes it;
         returns what was mended, for a warning ('' when nothing was)."""
-        earlier_header = self.columns != COLUMNS
-        if len(kept) == len(self.rows) and not self.partial and not self.unterminated and not earlier_header:
+        if len(kept) == len(self.rows) and not self.partial and not self.unterminated and not self.lacks:
             return ""
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
@@ -105,9 +105,10 @@ class ResultFile:
         writer.writerows(kept)
         write_atomically(self.path, buffer.getvalue())
         mended = []
-        if earlier_header:
-            added = ", ".join(LATER_COLUMNS)
-            mended.append(f"added the columns this version has since {self.path} was begun ({added}; its rows ran with post-processing on)")
+        if self.lacks:
+            added = LATER_COLUMNS[-self.lacks :]
+            columns, meaning = ", ".join(column for group, _ in added for column in group), "; ".join(note for _, note in added)
+            mended.append(f"added the columns this version has since {self.path} was begun ({columns}; {meaning})")
         if self.partial:
             mended.append(f"dropped a partial last line of {self.path} ({len(self.partial.encode())} bytes) left by an interrupted run")
         return "; ".join(mended)
@@ -136,8 +137,9 @@ def read_result_file(output: Path) -> ResultFile:
         found.partial = last
         return found
     header = next(csv.reader([records[0][1]]), None) if records else None
-    if header == EARLIER_COLUMNS:
-        found.columns = EARLIER_COLUMNS
+    lacks = earlier_headers().get(tuple(header or ()), 0)
+    if lacks:
+        found.columns, found.lacks = list(header), lacks
     elif header != COLUMNS:
         raise UsageError(
             f"--resume: {output} is not a result CSV of this benchmark version (its first line is not this version's header); "
@@ -183,8 +185,9 @@ def _add_row(found: ResultFile, output: Path, line: str, number: int, must_be_ro
         problem = f"(it has {len(cells)} cells, not {len(found.columns)})" if len(cells) != len(found.columns) else ""
     row = dict(zip(found.columns, cells))
     problem = problem or (f"({row_problem(row)})" if row_problem(row) else "")
-    for column, earlier_value in LATER_COLUMNS.items():
-        row.setdefault(column, earlier_value(row))
+    for added, _ in LATER_COLUMNS:
+        for column, earlier_value in added.items():
+            row.setdefault(column, earlier_value(row))
     if problem:
         if must_be_row:
             raise UsageError(
@@ -234,9 +237,8 @@ def keys_to_skip(rows: list[dict[str, str]], retry_failed: bool) -> set[Key]:
     return {row_key(r) for r in rows if r["status"] in NOT_FAILED or not retry_failed}
 
 
-def partial_groups(rows: list[dict[str, str]], objects: dict[str, set[str]]) -> set[tuple[str, str]]:
-    """(video, model) pairs with rows for some of the video's objects but not all."""
-    found: dict[tuple[str, str], set[str]] = {}
-    for row in rows:
-        found.setdefault((row["video_id"], row["model"]), set()).add(row["object_id"])
-    return {group for group, done in found.items() if group[0] in objects and not objects[group[0]] <= done}
+def rows_of_partial_groups(rows: list[dict[str, str]], groups: list[set[Key]]) -> set[Key]:
+    """The keys of rows whose group (rows made together) has only some of its rows: such a group
+    runs again whole."""
+    have = {row_key(row) for row in rows}
+    return {key for group in groups if not group <= have for key in group & have}

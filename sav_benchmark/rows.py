@@ -24,6 +24,7 @@ class JobResult:
     input_problem: bool  # a failure that is the input's fault (a corrupt frame), not the model's
     spec: ModelSpec
     obj: PreparedObject
+    job_index: int = 0  # which job of the run made it: the objects of a shared job have the same
 
 
 def row_start(run_id: str, settings: RunSettings, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Phase 2: for each video, each object, each model: run the job, score it, write its row.
+"""Phase 2: for each video, each object, each model: run the job, score it, write its row (with
+--objects together, one job tracks the objects that start together, and each gets its row).
 
 The job itself (build, init, prompt, propagate under the timers, clean up) runs in an executor:
 this process, or the model's worker process. Scoring and saving masks (`scoring`) and writing the
@@ -14,7 +15,7 @@ import time
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import one_line
 from .executors import Executor, InProcessExecutor
@@ -22,11 +23,12 @@ from .finisher import Finisher, PendingJob
 from .ledger import JobLedger
 from .masks import PackedMasks
 from .measure import JobOutcome
+from .plan import OBJECTS_SEPARATE, OBJECTS_TOGETHER, PlannedJob, plan_jobs, together_objects
 from .progress import Progress
 from .results import NOT_FAILED, STATUS_CRASH, STATUS_ERROR, STATUS_OOM, STATUS_SKIPPED, ResultsNotWritable, ResultWriter
 from .rows import CRASHED_TWICE, JobResult, prompt_detail, prompt_warning, row_start, with_status
 from .runners import ModelSpec
-from .runners.base import Job, RunSettings
+from .runners.base import Job, Prompt, RunSettings
 from .runners.sizes import DEFAULT_IMGSZ
 from .scoring import JobScoring, annotated_predictions
 from .signals import Interrupted, SignalGuard, interruption_behind, signals_raised
@@ -50,6 +52,7 @@ class RunOptions:
     max_consecutive_failures: int | None = None
     oom_retry_imgsz: int | None = None
     current_job_file: Path | None = None  # in-process runs: the job in progress, to know it if it kills the run
+    objects: str = OBJECTS_SEPARATE  # --objects: a predictor per object, or the objects that start together in one
 
 
 @dataclass
@@ -59,22 +62,24 @@ class RunReport:
     stopped_at: dict[str, Any] = field(default_factory=dict)  # the failed row that ended it
 
 
-def make_job(split: PreparedSplit, video: PreparedVideo, obj: PreparedObject, max_frames: int | None = None) -> Job:
-    mask = split.read_truth(video, obj, obj.prompt_frame)
+def make_job(split: PreparedSplit, video: PreparedVideo, objects: list[PreparedObject], max_frames: int | None = None) -> Job:
+    prompts = [Prompt(obj.prompt_frame, obj.points, obj.box, split.read_truth(video, obj, obj.prompt_frame)) for obj in objects]
     keep_scores = split.layout == LAYOUT_DAVIS  # its label maps resolve overlaps by score
-    return Job(split.frames_dir(video), video.n_frames, obj.prompt_frame, obj.points, obj.box, mask, max_frames, keep_scores)
+    return Job(split.frames_dir(video), video.n_frames, prompts, max_frames, keep_scores)
 
 
-def warmup_job(split: PreparedSplit, frames: int) -> tuple[Job | None, str]:
+def warmup_job(split: PreparedSplit, frames: int, objects: str = OBJECTS_SEPARATE) -> tuple[Job | None, str]:
     """The job every model (and every new worker) warms up on: the first frames of the first
-    usable object. Returns it, or None and why there is none."""
+    usable object (with --objects together, of the first video's shared job, so that what is
+    compiled fits its objects). Returns it, or None and why there is none."""
     if frames <= 0:
         return None, "no warm-up (--warmup_frames 0)"
-    target = next(((v, o) for v in split.videos if not v.problem for o in v.objects if not o.skip_reason), None)
-    if target is None:
+    video = next((v for v in split.videos if together_objects(v)), None)
+    if video is None:
         return None, "no warm-up: no video and object can run"
+    target = together_objects(video)
     try:
-        return make_job(split, *target, max_frames=frames), ""
+        return make_job(split, video, target if objects == OBJECTS_TOGETHER else target[:1], max_frames=frames), ""
     except Exception as exc:  # its own job will report the problem in its row
         return None, f"no warm-up: {one_line(exc)}"
 
@@ -102,37 +107,40 @@ class Benchmark:
         self.ledger = JobLedger(options.current_job_file)
         self.report = RunReport()
         self._consecutive_failures = 0
+        self._last_failed_job: int | None = None
 
-    def jobs(self) -> Iterator[tuple[PreparedVideo, PreparedObject, ModelSpec]]:
-        """Every job still to run, in video -> object -> model order."""
-        for video in self.split.videos:
-            for obj in video.objects:
-                for spec in self.specs:
-                    if (video.video_id, obj.object_id, spec.name) not in self.options.done:
-                        yield video, obj, spec
+    def jobs(self) -> list[PlannedJob]:
+        """Every job still to run, in order (see plan)."""
+        return [job for job in plan_jobs(self.split, self.specs, self.options.objects) if not set(job.keys()) <= self.options.done]
 
     def run(self, show_progress: bool = False) -> RunReport:
         """Predict each job here; score, save and write it on the finisher's thread while the next
         job runs. The last job, and any job without masks to score, is concluded here once the
         finisher is idle, so that rows stay in order and a failure stops the run at once."""
-        todo = list(self.jobs())
+        todo = self.jobs()
         progress = Progress(len(todo), show_progress, self.executor.frames_done)
         finisher = Finisher(self._conclude_and_write)
         raised_before = signals_raised()
         try:
             started = time.perf_counter()
-            for index, (video, obj, spec) in enumerate(todo):
+            for index, planned in enumerate(todo):
                 if self.report.stopped:
                     break
-                progress.start_job(f"{video.video_id}/{obj.object_id} {spec.name}", video.n_frames - (obj.prompt_frame or 0))
-                if self.ledger.starting((video.video_id, obj.object_id, spec.name)):
-                    row, input_problem, predictions = self._crashed_twice_row(spec, video, obj), False, None
+                video = planned.video
+                progress.start_job(planned.label, video.n_frames - min(obj.prompt_frame or 0 for obj in planned.objects))
+                if self.ledger.starting(planned.keys()[0]):  # a shared job goes by its first object's key
+                    outcomes = [(self._crashed_twice_row(planned, obj), False, None) for obj in planned.objects]
                 else:
-                    row, input_problem, predictions = self._predict(spec, video, obj)
+                    outcomes = self._predict(planned)
                     self.ledger.ended()
-                video_ends = index + 1 == len(todo) or todo[index + 1][0] is not video
-                pending = PendingJob(JobResult(row, input_problem, spec, obj), video, predictions, video_ends, started)
-                if index + 1 == len(todo) or predictions is None or self.options.fail_fast:
+                video_ends = index + 1 == len(todo) or todo[index + 1].video is not video
+                results = [
+                    JobResult(row, input_problem, planned.spec, obj, index)
+                    for (row, input_problem, _), obj in zip(outcomes, planned.objects)
+                ]
+                predictions = [masks for _, _, masks in outcomes]
+                pending = PendingJob(results, video, predictions, video_ends, started)
+                if index + 1 == len(todo) or all(masks is None for masks in predictions) or self.options.fail_fast:
                     finisher.drain()
                     with self.guard.critical():  # a video's rows are written together, or none of them
                         self._conclude_and_write(pending)
@@ -160,13 +168,15 @@ class Benchmark:
         run ends at the row that stopped it, and a resume runs them."""
         if self.report.stopped:
             return
-        video = pending.video
-        concluded = self.scoring.conclude(pending.job, video, pending.predictions, pending.video_ends)
+        video, last = pending.video, len(pending.jobs) - 1
+        concluded = []
+        for index, (job, predictions) in enumerate(zip(pending.jobs, pending.predictions)):
+            concluded += self.scoring.conclude(job, video, predictions, pending.video_ends and index == last)
         pending.settle_wall()
         for done in concluded:
             done.row["overhead_s"] = overhead(done.row)
             self._write(done)
-            self._should_stop(done.row, done.input_problem)
+            self._should_stop(done)
         self.ledger.rows_written([(video.video_id, done.obj.object_id, done.spec.name) for done in concluded])
 
     def _write(self, done: JobResult) -> None:
@@ -179,18 +189,24 @@ class Benchmark:
         self.report.rows.append(row)
         log.info("%s/%s %s: %s %s", row["video_id"], done.obj.object_id, done.spec.name, row["status"], row["error"])
 
-    def _crashed_twice_row(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject) -> dict[str, Any]:
-        row = {**row_start(self.options.run_id, self.options.settings, spec, video, obj), "prompt_frame": obj.prompt_frame}
-        log.error("%s %s/%s: %s", spec.name, video.video_id, obj.object_id, CRASHED_TWICE)
+    def _crashed_twice_row(self, planned: PlannedJob, obj: PreparedObject) -> dict[str, Any]:
+        row = {**self._row_start(planned, obj), "prompt_frame": obj.prompt_frame, **tracking_columns(planned)}
+        log.error("%s %s/%s: %s", planned.spec.name, planned.video.video_id, obj.object_id, CRASHED_TWICE)
         return with_status(row, STATUS_CRASH, CRASHED_TWICE)
 
-    def _should_stop(self, row: dict[str, Any], input_problem: bool) -> bool:
+    def _row_start(self, planned: PlannedJob, obj: PreparedObject) -> dict[str, Any]:
+        return row_start(self.options.run_id, self.options.settings, planned.spec, planned.video, obj)
+
+    def _should_stop(self, done: JobResult) -> bool:
+        row = done.row
         if row["status"] in NOT_FAILED:
             self._consecutive_failures = 0
             return False
-        if input_problem:
+        if done.input_problem:
             return self.options.fail_fast and self._stop(STOPPED_FAIL_FAST, row)  # bad input is no systematic failure
-        self._consecutive_failures += 1
+        if done.job_index != self._last_failed_job:  # a shared job that failed is one failure, however many rows it has
+            self._consecutive_failures += 1
+        self._last_failed_job = done.job_index
         if self.options.fail_fast:
             return self._stop(STOPPED_FAIL_FAST, row)
         limit = self.options.max_consecutive_failures
@@ -201,45 +217,62 @@ class Benchmark:
             self.report.stopped, self.report.stopped_at = why, row
         return True
 
-    def _predict(self, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject) -> tuple[dict[str, Any], bool, PackedMasks | None]:
-        """Run the job: its row, whether a failure there is the input's fault rather than the model's,
-        and its masks on every annotated frame. Without masks the row is complete, else scoring completes it."""
-        row = row_start(self.options.run_id, self.options.settings, spec, video, obj)
+    def _predict(self, planned: PlannedJob) -> list[tuple[dict[str, Any], bool, PackedMasks | None]]:
+        """Run the job: for each of its objects, its row, whether a failure there is the input's
+        fault rather than the model's, and its masks on every annotated frame. Without masks the
+        row is complete, else scoring completes it."""
+        spec, video, objects = planned.spec, planned.video, list(planned.objects)
+        rows = [self._row_start(planned, obj) for obj in objects]
         if video.problem:
-            return with_status(row, STATUS_ERROR, video.problem), True, None
-        if obj.skip_reason:
-            return with_status(row, STATUS_SKIPPED, obj.skip_reason), True, None
-        row["prompt_frame"] = obj.prompt_frame
-        row["prompt_detail"] = prompt_detail(self.split, spec, video, obj)
+            return [(with_status(row, STATUS_ERROR, video.problem), True, None) for row in rows]
+        if objects[0].skip_reason:  # such an object has a job of its own
+            return [(with_status(rows[0], STATUS_SKIPPED, objects[0].skip_reason), True, None)]
+        for row, obj in zip(rows, objects):
+            row.update(
+                prompt_frame=obj.prompt_frame, prompt_detail=prompt_detail(self.split, spec, video, obj), **tracking_columns(planned)
+            )
         try:
-            job = make_job(self.split, video, obj)
+            job = make_job(self.split, video, objects)
         except Exception as exc:
-            log.error("%s %s/%s: reading the prompt failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
-            return with_status(row, STATUS_ERROR, f"reading the prompt failed: {one_line(exc)}"), True, None
-        outcome = self._execute(spec, job, obj, row)
-        row.update(outcome.columns)
-        row["warning"] = "; ".join(filter(None, [prompt_warning(self.split, spec, obj), row.get("warning")]))
+            log.error("%s %s: reading the prompt failed\n%s", spec.name, planned.label, traceback.format_exc())
+            return [(with_status(row, STATUS_ERROR, f"reading the prompt failed: {one_line(exc)}"), True, None) for row in rows]
+        outcome = self._execute(spec, job, objects, rows)
+        for row, obj in zip(rows, objects):
+            row.update(outcome.columns)  # a shared job's timing, memory and power: the same in each of its rows
+            row["warning"] = "; ".join(filter(None, [prompt_warning(self.split, spec, obj), planned.warning, row.get("warning")]))
         if outcome.status:
-            log.error("%s %s/%s: %s\n%s", spec.name, video.video_id, obj.object_id, outcome.reason, outcome.traceback)
-            return with_status(row, outcome.status, outcome.reason), False, None
+            log.error("%s %s: %s\n%s", spec.name, planned.label, outcome.reason, outcome.traceback)
+            return [(with_status(row, outcome.status, outcome.reason), False, None) for row in rows]
+        return [self._annotated(row, video, obj, masks, spec) for row, obj, masks in zip(rows, objects, outcome.masks)]
+
+    def _annotated(
+        self, row: dict[str, Any], video: PreparedVideo, obj: PreparedObject, masks: PackedMasks, spec: ModelSpec
+    ) -> tuple[dict[str, Any], bool, PackedMasks | None]:
         try:
-            return row, False, annotated_predictions(obj, outcome.masks, (video.height, video.width))
+            return row, False, annotated_predictions(obj, masks, (video.height, video.width))
         except Exception as exc:
             log.error("%s %s/%s: scoring failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
             return with_status(row, STATUS_ERROR, f"scoring failed: {one_line(exc)}"), True, None
 
-    def _execute(self, spec: ModelSpec, job: Job, obj: PreparedObject, row: dict[str, Any]) -> JobOutcome:
+    def _execute(self, spec: ModelSpec, job: Job, objects: list[PreparedObject], rows: list[dict[str, Any]]) -> JobOutcome:
         """Run the job; out of memory, run it once more at --oom_retry_imgsz when that is set."""
         settings = self.options.settings
+        keep = {frame for obj in objects for frame in obj.annotated_frames}
         setup_before = self.executor.setup_total_s
-        outcome = self.executor.run_job(spec, job, set(obj.annotated_frames), settings)
+        outcome = self.executor.run_job(spec, job, keep, settings)
         retry = self.options.oom_retry_imgsz
         if outcome.status == STATUS_OOM and retry:
-            log.warning("%s %s: %s; retrying at imgsz %d", spec.name, obj.object_id, outcome.reason, retry)
-            row["oom_retry_from_imgsz"] = settings.imgsz or DEFAULT_IMGSZ
-            row["imgsz"] = retry
-            outcome = self.executor.run_job(spec, job, set(obj.annotated_frames), replace(settings, imgsz=retry))
+            log.warning("%s %s: %s; retrying at imgsz %d", spec.name, "+".join(o.object_id for o in objects), outcome.reason, retry)
+            for row in rows:
+                row.update(oom_retry_from_imgsz=settings.imgsz or DEFAULT_IMGSZ, imgsz=retry)
+            outcome = self.executor.run_job(spec, job, keep, replace(settings, imgsz=retry))
         setup = self.executor.setup_total_s - setup_before
         if setup:
-            row["setup_s"] = setup
+            for row in rows:
+                row["setup_s"] = setup
         return outcome
+
+
+def tracking_columns(planned: PlannedJob) -> dict[str, Any]:
+    """How the row's object was tracked: in the video's shared job, or with a predictor of its own."""
+    return {"tracking": OBJECTS_TOGETHER if planned.together else OBJECTS_SEPARATE, "objects_in_job": len(planned.objects)}

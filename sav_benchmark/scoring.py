@@ -154,8 +154,8 @@ class JobScoring:
         self.skip_first_and_last = skip_first_and_last
         self.save_masks = save_masks
         self._held = HeldVideo()  # the DAVIS video in progress
-        self._truth_key: tuple[str, str] | None = None
-        self._truth = PackedMasks()
+        self._truth_video = ""
+        self._truth: dict[str, PackedMasks] = {}  # the video's objects' ground truth, as decoded so far
 
     def conclude(self, job: JobResult, video: PreparedVideo, predictions: PackedMasks | None, video_ends: bool) -> list[JobResult]:
         """The jobs whose rows are now complete: this one, or with DAVIS input all of the video's
@@ -186,12 +186,11 @@ class JobScoring:
         return replace(job, row=with_status(row, status, reason))
 
     def _truth_of(self, video: PreparedVideo, obj: PreparedObject) -> PackedMasks:
-        """The object's ground truth, decoded once for all its models (kept as bits: a long video's
-        frames add up)."""
-        key = (video.video_id, obj.object_id)
-        if self._truth_key != key:
-            self._truth_key, self._truth = key, PackedMasks()
-        return self._truth
+        """The object's ground truth, decoded once for all its models while its video runs (kept as
+        bits: a long video's frames add up)."""
+        if self._truth_video != video.video_id:
+            self._truth_video, self._truth = video.video_id, {}
+        return self._truth.setdefault(obj.object_id, PackedMasks())
 
     def _conclude_davis_video(self, video: PreparedVideo) -> list[JobResult]:
         """Each model's objects of the video put together (see Composite), each object scored on

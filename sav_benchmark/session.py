@@ -25,6 +25,7 @@ from .environment import check_allocator_config, describe, file_digest, is_jetso
 from .errors import UsageError, os_reason
 from .executors import make_executor
 from .files import write_atomically
+from .plan import OBJECTS_TOGETHER, plan_jobs, whole_groups
 from .results import (
     NOT_FAILED,
     ResultsNotWritable,
@@ -41,9 +42,9 @@ from .resume import (
     ResultFile,
     check_comparable,
     keys_to_skip,
-    partial_groups,
     read_result_file,
     row_key,
+    rows_of_partial_groups,
 )
 from .run import STOPPED_FAILURES, Benchmark, RunOptions, RunReport, warmup_job
 from .runners import ModelSpec, resolve_models
@@ -387,10 +388,11 @@ class RunSession:
         _check_save_masks(self.save_masks, earlier.configs, args.force)
         # Only now, when nothing else can refuse the run: preparing SA-V training videos takes long.
         self.split = prepared or select_split(args)
-        if self.split.layout == LAYOUT_DAVIS and earlier.rows:
-            partial = partial_groups(earlier.rows, {v.video_id: {o.object_id for o in v.objects} for v in self.split.videos})
-            # DAVIS scores a model's objects of a video together: such groups run again whole
-            earlier.rows = [row for row in earlier.rows if (row["video_id"], row["model"]) not in partial]
+        if earlier.rows:  # rows made together (a shared job's, a DAVIS video's) are kept all or none
+            again = rows_of_partial_groups(
+                earlier.rows, whole_groups(self.split, self.specs, plan_jobs(self.split, self.specs, args.objects))
+            )
+            earlier.rows = [row for row in earlier.rows if row_key(row) not in again]
         self.earlier_rows = earlier.rows
         run_id = earlier.manifest["run_id"] if earlier.manifest else uuid.uuid4().hex[:12]
         self.options = RunOptions(
@@ -404,6 +406,7 @@ class RunSession:
                 args.compile,
                 args.stream,
                 args.postprocessing,
+                non_overlap_masks=args.objects == OBJECTS_TOGETHER and self.split.layout == LAYOUT_DAVIS,
             ),
             warmup,
             self.save_masks,
@@ -414,6 +417,7 @@ class RunSession:
             max_consecutive_failures=args.max_consecutive_failures or None,
             oom_retry_imgsz=args.oom_retry_imgsz,
             current_job_file=current_job_path(self.output) if self.isolation == "none" else None,
+            objects=args.objects,
         )
         self._start_manifest(earlier.manifest, config, checkpoints, device, uses_torch, run_id)
         self._open_files(earlier)
@@ -508,7 +512,7 @@ class RunSession:
         raised_before = signals_raised()
         with SignalGuard() as guard:
             try:
-                warmup, no_warmup = warmup_job(self.split, self.options.warmup_frames)
+                warmup, no_warmup = warmup_job(self.split, self.options.warmup_frames, self.options.objects)
                 executor = make_executor(
                     self.isolation, self.specs, self.options.settings, warmup, self.args.job_timeout_s, self.import_paths
                 )

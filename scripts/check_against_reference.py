@@ -10,12 +10,15 @@ device (the script builds on CUDA), and, for an --imgsz other than the model's o
 overrides the benchmark passes (sav_benchmark/runners/sizes.py); and EdgeTAM's backbone is built
 without timm's ImageNet download, as the benchmark builds it (the checkpoint replaces those weights).
 
-The benchmark tracks each object with a predictor of its own, from its first mask: the script's
-separate mode (--track_object_appearing_later_in_video), the reference here unless
---reference_mode first_frame asks for its default mode (all objects in one state, from the first
-frame). SA-V stores one PNG per object (the script runs with --per_obj_png_file, and the masks are
-compared as booleans); DAVIS stores label maps (compared id by id, overlaps resolved by score on
-both sides).
+--reference_mode says how the run tracked its objects (its --objects). separate (default): each
+object with a predictor of its own, from its first mask, as the script's separate mode
+(--track_object_appearing_later_in_video). together: the objects of the first frame in one state,
+as the script's default mode, and objects that start later each on their own, as its separate
+mode: the script runs in both modes and each object is compared with the mode that tracked it.
+(With DAVIS label maps the script's default mode tracks only the first frame's objects: give it
+a split whose objects all start there.) SA-V stores one PNG per object (the script runs with
+--per_obj_png_file, and the masks are compared as booleans); DAVIS stores label maps (compared
+id by id, overlaps resolved by score on both sides).
 
 The script's autocast is CUDA-only: on a CPU it runs in float32, so run the benchmark with
 --autocast_dtype float32 there; on CUDA both use bfloat16.
@@ -35,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -90,8 +94,10 @@ def layout_of(split_dir: Path) -> str:
     refuse(f"--split_dir {split_dir}: neither the SA-V layout (JPEGImages_24fps/, Annotations_6fps/) nor DAVIS (JPEGImages/480p/)")
 
 
-def run_reference(args: argparse.Namespace, videos: list[str], out: Path, layout: str) -> None:
+def run_reference(args: argparse.Namespace, videos: list[str], out: Path, layout: str, separate: bool) -> Path:
+    """The script's masks of the videos, in its separate mode or its default one: out/masks."""
     frames, truth, per_object = LAYOUTS[layout]
+    out.mkdir()
     video_list = out / "videos.txt"
     video_list.write_text("".join(f"{v}\n" for v in videos))
     argv = [
@@ -104,7 +110,7 @@ def run_reference(args: argparse.Namespace, videos: list[str], out: Path, layout
     ]  # fmt: skip
     if per_object:
         argv.append("--per_obj_png_file")
-    if args.reference_mode == "separate":
+    if separate:
         argv.append("--track_object_appearing_later_in_video")
     if args.postprocessing:
         argv.append("--apply_postprocessing")
@@ -114,6 +120,34 @@ def run_reference(args: argparse.Namespace, videos: list[str], out: Path, layout
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=out)
     if done.returncode:
         sys.exit(f"tools/vos_inference.py failed (exit code {done.returncode}):\n{done.stderr[-4000:]}")
+    return out / "masks"
+
+
+def first_frame_objects(truth: Path) -> set[str]:
+    """An SA-V video's objects whose first mask is on the video's first annotated frame with any
+    (the benchmark's --objects together tracks them in one state)."""
+    first = {}
+    for folder in sorted(p for p in truth.iterdir() if p.is_dir()):
+        first[folder.name] = next((i for i, png in enumerate(sorted(folder.glob("*.png"))) if read_mask(png).any()), None)
+    start = min((index for index in first.values() if index is not None), default=None)
+    return {name for name, index in first.items() if index == start}
+
+
+def reference_masks(args: argparse.Namespace, videos: list[str], work: Path, layout: str) -> Path:
+    """The folder of the reference's masks, as the run tracked its objects."""
+    if args.reference_mode == "separate":
+        return run_reference(args, videos, work / "separate", layout, separate=True)
+    together = run_reference(args, videos, work / "together", layout, separate=False)
+    if not LAYOUTS[layout][2]:
+        return together
+    separate = run_reference(args, videos, work / "separate", layout, separate=True)
+    for video in videos:  # objects that start later: as the separate mode tracked them
+        shared = first_frame_objects(args.split_dir / LAYOUTS[layout][1] / video)
+        for folder in (separate / video).iterdir():
+            if folder.name not in shared:
+                shutil.rmtree(together / video / folder.name, ignore_errors=True)
+                shutil.copytree(folder, together / video / folder.name)
+    return together
 
 
 def compare(ours: Path, reference: Path, read) -> dict[str, int]:
@@ -145,8 +179,8 @@ def main() -> int:
     parser.add_argument("--imgsz", type=int, help="as given to the benchmark (default: the model's own)")
     parser.add_argument("--family", choices=sorted(SIZE_OVERRIDES), default="sam2.1", help="the size overrides' family (default sam2.1)")
     parser.add_argument("--device", default="cpu", help="cpu (compare with --autocast_dtype float32) or cuda (bfloat16); default cpu")
-    parser.add_argument("--reference_mode", choices=("separate", "first_frame"), default="separate",
-                        help="the script's separate mode, as the benchmark tracks (default), or its default mode")  # fmt: skip
+    parser.add_argument("--reference_mode", choices=("separate", "together"), default="separate",
+                        help="as the run's --objects: separate (default), or together")  # fmt: skip
     parser.add_argument("--postprocessing", action="store_true", help="as given to the benchmark: the script's --apply_postprocessing")
     parser.add_argument("--python", default=sys.executable, help="the interpreter to run the script with")
     args = parser.parse_args()
@@ -159,9 +193,13 @@ def main() -> int:
         refuse(f"--masks {args.masks}: no video folders; give the run's --save_masks folder of one model (MASKS/<model>)")
     layout = layout_of(args.split_dir)
     with tempfile.TemporaryDirectory() as folder:
-        run_reference(args, videos, Path(folder), layout)
-        counts = compare(args.masks, Path(folder) / "masks", read_mask if LAYOUTS[layout][2] else read_ids)
-    mode = "separate (--track_object_appearing_later_in_video)" if args.reference_mode == "separate" else "first frame (its default)"
+        reference = reference_masks(args, videos, Path(folder), layout)
+        counts = compare(args.masks, reference, read_mask if LAYOUTS[layout][2] else read_ids)
+    mode = (
+        "separate (--track_object_appearing_later_in_video)"
+        if args.reference_mode == "separate"
+        else "together (its default mode; later objects: its separate mode)"
+    )
     print(f"reference: {args.repo / 'tools' / 'vos_inference.py'}, {mode}, {layout} layout, {len(videos)} videos")
     print(", ".join(f"{name}: {count}" for name, count in counts.items()))
     return 1 if counts["frames that differ"] or counts["missing"] or not counts["frames compared"] else 0

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sav_benchmark.runners.base import Job, RunSettings
+from sav_benchmark.runners.base import Job, Prompt, RunSettings
 
 
 def job_of(frames_dir: Path, prompt_mask: np.ndarray, prompt_frame: int = 0) -> Job:
     n_frames = len(list(frames_dir.glob("*.jpg")))
-    return Job(frames_dir, n_frames, prompt_frame, [[8, 8]], [0, 0, 16, 16], prompt_mask)
+    return Job(frames_dir, n_frames, [Prompt(prompt_frame, [[8, 8]], [0, 0, 16, 16], prompt_mask)])
 
 
 def propagated_outputs(

@@ -28,6 +28,7 @@ def test_a_version_1_manifest_is_read_under_the_same_names():
     earlier = RunConfig.from_manifest(manifest, "demo.csv.json")
     stored = earlier.to_manifest()
     assert stored.pop("postprocessing") is True  # added by version 3; the runs before it post-processed
+    assert stored.pop("objects") == "separate"  # added by version 4; the runs before it tracked each object on its own
     assert list(stored) == list(manifest["config"])  # the stored names, in their order, unchanged
     assert stored == manifest["config"]
     assert (earlier.imgsz, earlier.device, earlier.uses_torch) == (256, "cpu", True)
@@ -45,8 +46,11 @@ def test_fields_are_compared_one_by_one():
 
 
 def test_a_field_missing_from_an_older_manifest_reads_as_unset_or_as_those_versions_ran():
-    assert RunConfig.from_manifest({"config": {"imgsz": 512, "renamed_long_ago": 1}, "config_version": 3}, "m.json") == RunConfig(imgsz=512)
-    assert RunConfig.from_manifest({"config": {"imgsz": 512}, "config_version": 2}, "m.json") == RunConfig(imgsz=512, postprocessing=True)
+    assert RunConfig.from_manifest({"config": {"imgsz": 512, "renamed_long_ago": 1}, "config_version": 4}, "m.json") == RunConfig(imgsz=512)
+    assert RunConfig.from_manifest({"config": {"imgsz": 512}, "config_version": 3}, "m.json") == RunConfig(imgsz=512, objects="separate")
+    assert RunConfig.from_manifest({"config": {"imgsz": 512}, "config_version": 2}, "m.json") == RunConfig(
+        imgsz=512, postprocessing=True, objects="separate"
+    )
 
 
 @pytest.mark.parametrize("version", [CONFIG_VERSION + 1, "2", 0])
@@ -115,7 +119,8 @@ def test_a_run_begun_before_the_postprocessing_column_is_resumed_with_it_on(tmp_
     resumed = cli(*common, "--postprocessing")
     assert resumed.returncode == 0, resumed.stderr
     assert (
-        f"added the columns this version has since {out} was begun (postprocessing; its rows ran with post-processing on)" in resumed.stderr
+        f"added the columns this version has since {out} was begun (postprocessing, tracking, objects_in_job; its rows ran with "
+        "post-processing on; its rows tracked each object separately)" in resumed.stderr
     )
     assert out.read_text().splitlines()[0] == ",".join(COLUMNS)
     rows = rows_of(out)
@@ -124,3 +129,39 @@ def test_a_run_begun_before_the_postprocessing_column_is_resumed_with_it_on(tmp_
         ("synth_001", "static_mask", ""),
         ("synth_001", "sam2.1_tiny_mask", "on"),
     ]
+    assert {(r["tracking"], r["objects_in_job"]) for r in rows} == {("separate", "1")}
+
+
+def test_a_run_begun_before_the_tracking_columns_is_resumed_with_each_object_separate(tmp_path):
+    """tests/data/before_tracking: the CSV and manifest of a run made by commit 093649c (config
+    version 3, no tracking or objects_in_job columns), static_mask and sam2.1_tiny_mask on the
+    first video of this split. Those runs tracked each object separately: resuming with --objects
+    together is refused; without it, the header gains the columns and every row says separate, 1."""
+    require("sam2.build_sam")
+    make_split(tmp_path / "split", videos=2, frames=5, width=64, height=48, objects=1)
+    for name in ("run.csv", "run.csv.json"):
+        (tmp_path / name).write_bytes((ROOT / "tests" / "data" / "before_tracking" / name).read_bytes())
+    out = tmp_path / "run.csv"
+    common = ("--split_dir", tmp_path / "split", "--models", "static_mask,sam2.1_tiny_mask", "--weights", "random", "--imgsz", "128")
+    common += ("--device", "cpu", "--output", out, "--resume")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert_usage_error(
+        cli(*common, "--objects", "together"),
+        "--resume: settings differ from the earlier run's (objects 'separate' -> 'together'); its rows would not be comparable. Use "
+        "the same settings, a new --output, or --force",
+    )
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    resumed = cli(*common)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (
+        f"added the columns this version has since {out} was begun (tracking, objects_in_job; its rows tracked each object "
+        "separately)" in resumed.stderr
+    )
+    assert out.read_text().splitlines()[0] == ",".join(COLUMNS)
+    rows = rows_of(out)
+    assert [(r["video_id"], r["model"], r["tracking"], r["objects_in_job"]) for r in rows] == [
+        *[("synth_000", "static_mask", "separate", "1"), ("synth_000", "sam2.1_tiny_mask", "separate", "1")] * 2,
+        ("synth_001", "static_mask", "separate", "1"),
+        ("synth_001", "sam2.1_tiny_mask", "separate", "1"),
+    ]
+    assert [r["postprocessing"] for r in rows] == ["", "off"] * 3

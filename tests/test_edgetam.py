@@ -141,10 +141,10 @@ def test_a_model_with_an_import_path_runs_in_a_worker_even_without_isolation(tmp
     try:
         assert isinstance(executor, RoutingExecutor)
         video, obj = split.videos[0], split.videos[0].objects[0]
-        job = make_job(split, video, obj)
+        job = make_job(split, video, [obj])
         for model in (static, spec):
             outcome = executor.run_job(model, job, set(obj.annotated_frames), settings)
-            assert outcome.status == "" and sorted(outcome.masks) == obj.annotated_frames
+            assert outcome.status == "" and sorted(outcome.masks[0]) == obj.annotated_frames
         assert "only_in_checkout" not in sys.modules  # it was imported in the worker alone
         assert len(executor.startup_s["only_in_checkout"]) == 1 and "static_mask" not in executor.startup_s
     finally:

@@ -49,37 +49,68 @@ def run_benchmark(split, checkpoint, model, out, imgsz, *flags):
     return out / "masks" / model
 
 
+MODES = {"separate": "separate (--track_object_appearing_later_in_video)", "together": "together (its default mode; later objects"}
+
+
 @pytest.mark.skipif(not SAM2_REPO, reason="set SAM2_REPO to a checkout of github.com/facebookresearch/sam2 to run it")
-@pytest.mark.parametrize("postprocessing", [False, True], ids=["protocol", "postprocessing"])
-def test_sam2_masks_equal_vos_inference(synthetic_split, tmp_path, postprocessing):
-    split = synthetic_split(videos=1, frames=25, width=160, height=120, objects=1)  # an object enters at frame 10
+@pytest.mark.parametrize(
+    "objects,postprocessing", [("separate", False), ("separate", True), ("together", False)], ids=["protocol", "postprocessing", "together"]
+)
+def test_sam2_masks_equal_vos_inference(synthetic_split, tmp_path, objects, postprocessing):
+    split = synthetic_split(videos=1, frames=25, width=160, height=120, objects=2)  # two objects from frame 0, one entering at frame 10
     checkpoint = write_checkpoint(tmp_path / "ckpt" / "sam2.1_hiera_tiny.pt", imgsz=128)
     flags = ["--postprocessing"] if postprocessing else []
-    masks = run_benchmark(split, checkpoint, "sam2.1_tiny_mask", tmp_path, 128, *flags)
-    code, compared, differ, pixels, missing, stdout = check(SAM2_REPO, checkpoint, SAM21_TINY, "sam2.1", split, masks, 128, *flags)
+    masks = run_benchmark(split, checkpoint, "sam2.1_tiny_mask", tmp_path, 128, "--objects", objects, *flags)
+    code, compared, differ, pixels, missing, stdout = check(
+        SAM2_REPO, checkpoint, SAM21_TINY, "sam2.1", split, masks, 128, "--reference_mode", objects, *flags
+    )
     assert (code, differ, pixels, missing) == (0, 0, 0, 0), stdout
-    assert compared == 2 * 7 and "separate (--track_object_appearing_later_in_video)" in stdout
+    assert compared == 3 * 7 and MODES[objects] in stdout
 
 
 @pytest.mark.skipif(not SAM2_REPO, reason="set SAM2_REPO to a checkout of github.com/facebookresearch/sam2 to run it")
-def test_davis_label_maps_equal_vos_inference_with_overlaps_resolved_by_score(synthetic_split, tmp_path):
+@pytest.mark.parametrize("objects", ["separate", "together"])
+def test_davis_label_maps_equal_vos_inference_with_overlaps_resolved_by_score(synthetic_split, tmp_path, objects):
     """Four objects whose predicted masks overlap on most frames here: giving each contested pixel to
-    the lowest id instead of the highest score changes 12 of the 13 label maps."""
-    split = synthetic_split(videos=1, frames=13, width=160, height=120, objects=3, layout="davis")
+    the lowest id instead of the highest score changes most label maps. The late object of the
+    separate case is left out together: the reference's default mode tracks the first frame's objects."""
+    frames = 13 if objects == "separate" else 12  # 13: the last object enters at frame 10
+    split = synthetic_split(videos=1, frames=frames, width=160, height=120, objects=3, layout="davis")
     checkpoint = write_checkpoint(tmp_path / "ckpt" / "sam2.1_hiera_tiny.pt", imgsz=128)
-    masks = run_benchmark(split, checkpoint, "sam2.1_tiny_mask", tmp_path, 128)
-    code, compared, differ, pixels, missing, stdout = check(SAM2_REPO, checkpoint, SAM21_TINY, "sam2.1", split, masks, 128)
-    assert (code, compared, differ, pixels, missing) == (0, 13, 0, 0, 0), stdout
-    assert "davis layout" in stdout
+    masks = run_benchmark(split, checkpoint, "sam2.1_tiny_mask", tmp_path, 128, "--objects", objects)
+    code, compared, differ, pixels, missing, stdout = check(
+        SAM2_REPO, checkpoint, SAM21_TINY, "sam2.1", split, masks, 128, "--reference_mode", objects
+    )
+    assert (code, compared, differ, pixels, missing) == (0, frames, 0, 0, 0), stdout
+    assert "davis layout" in stdout and MODES[objects] in stdout
 
 
 @pytest.mark.skipif(not EDGETAM_REPO, reason="set EDGETAM_REPO to a checkout of github.com/facebookresearch/EdgeTAM to run it")
-def test_edgetam_masks_equal_its_own_vos_inference(synthetic_split, tmp_path):
-    split = synthetic_split(videos=1, frames=25, width=160, height=120, objects=1)
+@pytest.mark.parametrize("objects", ["separate", "together"])
+def test_edgetam_masks_equal_its_own_vos_inference(synthetic_split, tmp_path, objects):
+    """EdgeTAM's predictor cannot track two objects in one state (EdgeTAM issue 15), its own script's
+    default mode included: with --objects together the benchmark tracks its objects separately, the
+    rows say why, and the masks equal the script's separate mode."""
+    split = synthetic_split(videos=1, frames=25, width=160, height=120, objects=2)
     checkpoint = write_checkpoint(tmp_path / "ckpt" / "edgetam.pt", EDGETAM, "edgetam", 512, repo=EDGETAM_REPO)
-    masks = run_benchmark(split, checkpoint, "edgetam_mask", tmp_path, 512, "--edgetam_repo", EDGETAM_REPO)
+    masks = run_benchmark(split, checkpoint, "edgetam_mask", tmp_path, 512, "--edgetam_repo", EDGETAM_REPO, "--objects", objects)
+    rows = rows_of(tmp_path / "run.csv")
+    assert {(r["tracking"], r["objects_in_job"]) for r in rows} == {("separate", "1")}
+    shared_would_be = [r["warning"] for r in rows if r["object_id"] in ("000", "001")]
+    assert all(("EdgeTAM/issues/15" in w) == (objects == "together") for w in shared_would_be)
     code, compared, differ, pixels, missing, stdout = check(EDGETAM_REPO, checkpoint, EDGETAM, "edgetam", split, masks, 512)
     assert (code, differ, pixels, missing) == (0, 0, 0, 0), stdout
+    assert compared == 3 * 7
+    if objects == "together":
+        script = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "check_against_reference.py"), "--repo", EDGETAM_REPO, "--checkpoint", str(checkpoint)]
+            + ["--config", EDGETAM, "--family", "edgetam", "--split_dir", str(split), "--masks", str(masks), "--imgsz", "512"]
+            + ["--reference_mode", "together"],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+        assert script.returncode == 1 and "view size is not compatible" in script.stderr, "EdgeTAM tracks objects together now"
 
 
 def test_davis_label_maps_equal_per_object_predictors_merged_by_score(synthetic_split, tmp_path):

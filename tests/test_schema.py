@@ -22,7 +22,7 @@ from sav_benchmark.timing import latency_columns
 # The file format: earlier runs' CSVs have this header, and --resume, report and compare read them.
 HEADER = (
     "run_id,timestamp_utc,video_id,object_id,model,prompt,prompt_detail,weights,device,dtype,imgsz,stream,"
-    "postprocessing,oom_retry_from_imgsz,status,error,warning,n_frames,prompt_frame,n_propagated,n_eval_frames,J,F,JF,fps,"
+    "postprocessing,tracking,objects_in_job,oom_retry_from_imgsz,status,error,warning,n_frames,prompt_frame,n_propagated,n_eval_frames,J,F,JF,fps,"
     "latency_ms_mean,latency_ms_p50,latency_ms_p90,latency_ms_p99,latency_ms_max,build_s,init_s,prompt_ms,"
     "propagate_s,setup_s,wall_s,overhead_s,compiled_graphs,mem_alloc_before_mb,mem_reserved_before_mb,"
     "peak_alloc_mb,peak_reserved_mb,mem_alloc_after_cleanup_mb,mem_reserved_after_cleanup_mb,telemetry_source,"
@@ -98,7 +98,7 @@ def test_every_cell_of_a_jobs_row_is_in_the_schema(split, model, tmp_path):
     obj = video.objects[0]
     settings = RunSettings("cpu", "float32", 128, "random", Path(tmp_path))
     row = row_start("run", settings, spec, video, obj)
-    outcome = execute_job(load_runner_class(spec), spec, settings, make_job(split, video, obj), set(obj.annotated_frames), Frames())
+    outcome = execute_job(load_runner_class(spec), spec, settings, make_job(split, video, [obj]), set(obj.annotated_frames), Frames())
     assert outcome.status == "", outcome.traceback
     in_schema(with_status({**row, **outcome.columns}, "ok", ""))
     if spec.uses_torch:

@@ -248,7 +248,7 @@ def test_a_predictor_whose_internals_differ_runs_the_plain_path_with_a_warning_i
         "memory_temporal_stride_for_eval, use_obj_ptrs_in_encoder, max_obj_ptrs_in_encoder as streaming expects); the job ran without it"
     )
     plain = execute_job(Sam2Runner, SPEC, replace(SETTINGS, stream=False), job_of(frames_dir, mask), set(range(FRAMES)), _Progress())
-    assert all(np.array_equal(outcome.masks[f], plain.masks[f]) for f in range(FRAMES))
+    assert all(np.array_equal(outcome.masks[0][f], plain.masks[0][f]) for f in range(FRAMES))
 
 
 def test_each_thing_streaming_relies_on_is_checked(monkeypatch):

@@ -24,7 +24,7 @@ from sav_benchmark.errors import UsageError
 from sav_benchmark.measure import execute_job
 from sav_benchmark.progress import FrameCounter
 from sav_benchmark.runners import MODELS, load_runner_class
-from sav_benchmark.runners.base import Job, RunSettings
+from sav_benchmark.runners.base import Job, Prompt, RunSettings
 from sav_benchmark.telemetry import (
     Reading,
     Sampler,
@@ -380,7 +380,7 @@ def failing_job(tmp_path):
 
     make_split(tmp_path / "split", videos=1, frames=9, width=32, height=24, objects=1)
     frames = tmp_path / "split" / "JPEGImages_24fps" / "synth_000"
-    return Job(frames, 9, 0, [[5, 5]], [0, 0, 10, 10], np.ones((24, 32), dtype=bool))
+    return Job(frames, 9, [Prompt(0, [[5, 5]], [0, 0, 10, 10], np.ones((24, 32), dtype=bool))])
 
 
 def sampler_threads():

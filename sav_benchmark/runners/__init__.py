@@ -16,6 +16,12 @@ from .. import PROG
 from ..errors import UsageError
 
 PROMPT_KINDS = ("points", "bbox", "mask")  # a model name is <model>_<prompt kind>
+# EdgeTAM's memory encoder reshapes its spatial perceiver's latents with a view that fails for more
+# than one object (RuntimeError: view size is not compatible ...), in its own vos_inference.py too.
+EDGETAM_TOGETHER_PROBLEM = (
+    "EdgeTAM cannot track several objects in one state: its spatial perceiver fails for more than one "
+    "(github.com/facebookresearch/EdgeTAM/issues/15)"
+)
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,7 @@ class ModelSpec:
     config: str = ""
     checkpoint: str = ""
     uses_torch: bool = True
+    together_problem: str = ""  # why the model cannot track several objects in one state ('' when it can)
 
 
 SAM2_SIZES = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}
@@ -50,7 +57,13 @@ def _build_registry() -> dict[str, ModelSpec]:
                 )
     for prompt in PROMPT_KINDS:
         specs[f"edgetam_{prompt}"] = ModelSpec(
-            f"edgetam_{prompt}", prompt, "sav_benchmark.runners.edgetam", "edgetam", config="configs/edgetam.yaml", checkpoint="edgetam.pt"
+            f"edgetam_{prompt}",
+            prompt,
+            "sav_benchmark.runners.edgetam",
+            "edgetam",
+            config="configs/edgetam.yaml",
+            checkpoint="edgetam.pt",
+            together_problem=EDGETAM_TOGETHER_PROBLEM,
         )
     return specs
 

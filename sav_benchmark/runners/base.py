@@ -61,22 +61,38 @@ class RunSettings:
     # The package's interactive post-processing of masks; off, as the model owners' VOS evaluation
     # (tools/vos_inference.py builds with apply_postprocessing=False).
     postprocessing: bool = False
+    # Label maps of objects tracked together: the predictor gives a pixel that several objects
+    # claim to the highest-scoring one, as tools/vos_inference.py builds it for DAVIS output.
+    non_overlap_masks: bool = False
+
+
+@dataclass
+class Prompt:
+    """One object's prompt on its frame, in each kind a model may take."""
+
+    frame: int
+    points: list[list[int]]
+    box: list[int]
+    mask: np.ndarray
 
 
 @dataclass
 class Job:
-    """One object of one video, prompted on one frame."""
+    """The objects of one video that one predictor tracks in one state: one object (--objects
+    separate), or those prompted on the video's first prompt frame (--objects together).
+    Propagation starts on the earliest prompt frame."""
 
     frames_dir: Path
     n_frames: int
-    prompt_frame: int
-    points: list[list[int]]
-    box: list[int]
-    prompt_mask: np.ndarray
+    prompts: list[Prompt]
     max_frames: int | None = None  # set for warm-up runs
     # DAVIS label maps give a pixel that several objects claim to the highest-scoring one, as
     # the model owners' evaluation does: the job keeps its masks' scores too.
     keep_scores: bool = False
+
+    @property
+    def start_frame(self) -> int:
+        return min(prompt.frame for prompt in self.prompts)
 
 
 class Runner(Protocol):
@@ -90,13 +106,14 @@ class Runner(Protocol):
         """Load the video's frames and make a fresh tracking state."""
 
     def add_prompt(self, job: Job) -> None:
-        """Give the prompt of the runner's kind on the job's prompt frame."""
+        """Give each of the job's objects its prompt, of the runner's kind, on its frame."""
 
-    def propagate(self, job: Job) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield (frame index, boolean mask on the host) from the prompt frame to the last frame.
-        With job.keep_scores a runner whose masks come from scores may yield a third item: a
-        function, called after the frame's timer stops, that returns the mask's scores (logits) at
-        its True pixels in row-major order, float32. Without it every pixel of a mask scores the same."""
+    def propagate(self, job: Job) -> Iterator[tuple[int, list[np.ndarray]]]:
+        """Yield (frame index, one boolean mask on the host per prompt, in the job's order) from the
+        start frame to the last frame. With job.keep_scores a runner whose masks come from scores
+        may yield a third item: a function, called after the frame's timer stops, that returns each
+        mask's scores (logits) at its True pixels in row-major order, float32. Without it every
+        pixel of a mask scores the same."""
 
     def memory_counters(self) -> MemoryCounters:
         """The device's memory counters for one job."""

@@ -25,7 +25,6 @@ log = logging.getLogger("sav_benchmark")
 # the manifest records whether the extension is present instead.
 warnings.filterwarnings("ignore", message=r"cannot import name '_C'", category=UserWarning)
 
-OBJ_ID = 1
 _warned: set[tuple[str, str]] = set()
 
 
@@ -52,7 +51,7 @@ class Sam2Runner:
                     self.spec.config,
                     checkpoint,
                     device=self.settings.device,
-                    hydra_overrides_extra=self.size_overrides(self.settings.imgsz),
+                    hydra_overrides_extra=self.overrides(),
                     apply_postprocessing=self.settings.postprocessing,
                     **compiling,
                 )
@@ -64,6 +63,12 @@ class Sam2Runner:
             if checkpoint and "state_dict" in str(exc):  # torch names the keys that do not fit
                 raise ValueError(f"checkpoint {checkpoint} does not fit {self.spec.config}: {exc}") from exc
             raise
+
+    def overrides(self) -> list[str]:
+        """The config's overrides: the input size, and for objects that share label maps, the
+        non-overlap rule of the model owners' DAVIS evaluation."""
+        extra = ["++model.non_overlap_masks=true"] if self.settings.non_overlap_masks else []
+        return [*self.size_overrides(self.settings.imgsz), *extra]
 
     def size_overrides(self, imgsz: int | None) -> list[str]:
         return sam2_size_overrides(imgsz)
@@ -100,30 +105,32 @@ class Sam2Runner:
         return Stream(self.predictor)
 
     def add_prompt(self, job: Job) -> None:
-        if self.spec.prompt == "points":
-            points = np.asarray(job.points, dtype=np.float32)
-            labels = np.ones(len(points), dtype=np.int32)
-            self.predictor.add_new_points_or_box(self.state, job.prompt_frame, OBJ_ID, points=points, labels=labels)
-        elif self.spec.prompt == "bbox":
-            box = np.asarray(job.box, dtype=np.float32)
-            self.predictor.add_new_points_or_box(self.state, job.prompt_frame, OBJ_ID, box=box)
-        else:
-            self.predictor.add_new_mask(self.state, job.prompt_frame, OBJ_ID, job.prompt_mask)
+        # Object ids 1..K in the job's order: the predictor returns its objects in the order they were added.
+        for obj_id, prompt in enumerate(job.prompts, start=1):
+            if self.spec.prompt == "points":
+                points = np.asarray(prompt.points, dtype=np.float32)
+                labels = np.ones(len(points), dtype=np.int32)
+                self.predictor.add_new_points_or_box(self.state, prompt.frame, obj_id, points=points, labels=labels)
+            elif self.spec.prompt == "bbox":
+                box = np.asarray(prompt.box, dtype=np.float32)
+                self.predictor.add_new_points_or_box(self.state, prompt.frame, obj_id, box=box)
+            else:
+                self.predictor.add_new_mask(self.state, prompt.frame, obj_id, prompt.mask)
 
-    def propagate(self, job: Job) -> Iterator[tuple[int, np.ndarray]]:
+    def propagate(self, job: Job) -> Iterator[tuple[int, list[np.ndarray]]]:
         if self.stream is not None:
             self.stream.watch(self.state)
-        frames = self.predictor.propagate_in_video(self.state, start_frame_idx=job.prompt_frame)
+        frames = self.predictor.propagate_in_video(self.state, start_frame_idx=job.start_frame)
         for count, (frame, _, mask_logits) in enumerate(frames, start=1):
-            # Reading the mask back to the host is part of the frame's cost: an application needs it.
-            logits = mask_logits[0, 0]
-            mask = (logits > 0).cpu().numpy()
+            # Reading the masks back to the host is part of the frame's cost: an application needs them.
+            logits = mask_logits[:, 0]
+            masks = list((logits > 0).cpu().numpy())
             if self.stream is not None:
                 self.stream.frame_done(frame, self.state["num_frames"])
             if job.keep_scores:  # read by the harness after the frame's timer, indexed on the host (no device memory)
-                yield frame, mask, lambda logits=logits, mask=mask: logits.float().cpu().numpy()[mask]
+                yield frame, masks, lambda logits=logits, masks=masks: [s[m] for s, m in zip(logits.float().cpu().numpy(), masks)]
             else:
-                yield frame, mask
+                yield frame, masks
             if job.max_frames is not None and count >= job.max_frames:
                 break
 

@@ -14,7 +14,7 @@ from .base import Job, NoMemoryCounters, RunSettings
 
 class StaticMaskRunner:
     def __init__(self, spec: ModelSpec, settings: RunSettings) -> None:
-        self._mask: np.ndarray | None = None
+        self._masks: list[np.ndarray] = []
         self._n_frames = 0
 
     def build(self) -> None:
@@ -27,12 +27,14 @@ class StaticMaskRunner:
         self._n_frames = job.n_frames
 
     def add_prompt(self, job: Job) -> None:
-        self._mask = job.prompt_mask.copy()
+        self._masks = [prompt.mask.copy() for prompt in job.prompts]
 
-    def propagate(self, job: Job) -> Iterator[tuple[int, np.ndarray]]:
-        last = self._n_frames if job.max_frames is None else min(self._n_frames, job.prompt_frame + job.max_frames)
-        for frame in range(job.prompt_frame, last):
-            yield frame, self._mask.copy()
+    def propagate(self, job: Job) -> Iterator[tuple[int, list[np.ndarray]]]:
+        start = job.start_frame
+        last = self._n_frames if job.max_frames is None else min(self._n_frames, start + job.max_frames)
+        for frame in range(start, last):
+            # an object prompted later than the job's start has nothing yet
+            yield frame, [mask.copy() if frame >= prompt.frame else np.zeros_like(mask) for mask, prompt in zip(self._masks, job.prompts)]
 
     def memory_counters(self) -> NoMemoryCounters:
         return NoMemoryCounters()
@@ -41,7 +43,7 @@ class StaticMaskRunner:
         pass
 
     def cleanup(self) -> None:
-        self._mask = None
+        self._masks = []
         gc.collect()
 
 

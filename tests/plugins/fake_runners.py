@@ -32,7 +32,7 @@ class FakeRunner(StaticMaskRunner):
                 raise RuntimeError(f"CUDA out of memory at imgsz {self.imgsz} (a test stand-in)")
             if count == 2 and video in EXIT_VIDEOS:
                 raise SystemExit(f"a library gave up on video {video} (a test stand-in)")
-            if count == 2 and (video in FAIL_VIDEOS or job.prompt_frame in FAIL_PROMPT_FRAMES):
+            if count == 2 and (video in FAIL_VIDEOS or job.start_frame in FAIL_PROMPT_FRAMES):
                 if self.spec.name == "fake_oom":
                     raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB (a test stand-in)")
                 if self.spec.name == "fake_crash":
