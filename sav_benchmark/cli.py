@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=0,
         help="with --isolation process: a job silent this long is taken as hung, its worker killed and the row marked timeout (default 0 = "
-        "600 s + 10 s per frame)",
+        "600 s + 10 s per frame and object)",
     )
     run.add_argument("--resume", action="store_true", help="continue the run whose CSV is --output: jobs already in it are skipped")
     run.add_argument("--retry_failed", action="store_true", help="with --resume: run the failed jobs again (their old rows are dropped)")

@@ -50,10 +50,12 @@ REQUIRED = (
     "init_s",
 )
 # Row settings that change the numbers: files that differ in them are compared with a warning.
-SETTINGS = ("device", "dtype", "imgsz", "weights", "stream", "postprocessing", "tracking")
-# What a CSV from before a setting's column ran with: the plain path, the package's post-processing,
-# a predictor per object.
-BEFORE_THE_COLUMN = {"stream": "off", "postprocessing": "on", "tracking": "separate"}
+SETTINGS = ("device", "dtype", "imgsz", "weights", "stream", "postprocessing")
+# What a CSV from before a setting's column ran with: the plain path, the package's post-processing.
+BEFORE_THE_COLUMN = {"stream": "off", "postprocessing": "on"}
+# Settings of the whole run, from its manifest: --objects (rows say how each object was tracked,
+# and in a run of objects together some are tracked separately), torch, the Jetson power mode.
+RUN_SETTINGS = ("objects", "torch", "power mode")
 SIGNIFICANCE = 0.05
 FEWEST_PAIRS = 6  # below this the exact test cannot reach p < 0.05 (tied differences aside)
 Group = tuple[str, str]  # (model, prompt)
@@ -311,17 +313,29 @@ def _setting_values(run: Run) -> dict[str, set[str]]:
             if value:
                 values.setdefault(name, set()).add(value)
     environment = (run.manifest or {}).get("environment") or {}
-    for name, value in (("torch", environment.get("torch")), ("power mode", ((environment.get("jetson") or {}).get("power_mode")))):
+    for name, value in (
+        ("objects", _objects_mode(run)),
+        ("torch", environment.get("torch")),
+        ("power mode", ((environment.get("jetson") or {}).get("power_mode"))),
+    ):
         if value:
             values.setdefault(name, set()).add(str(value))
     return values
+
+
+def _objects_mode(run: Run) -> str:
+    """The run's --objects: its manifest's (runs before the flag: separate), else what its rows say."""
+    config = (run.manifest or {}).get("config")
+    if isinstance(config, dict):
+        return config.get("objects") or "separate"
+    return "together" if any(row.get("tracking") == "together" for row in run.rows) else "separate"
 
 
 def mismatch_warnings(reference: Run, other: Run) -> list[str]:
     """What differs between the files and changes the numbers."""
     ref_values, other_values = _setting_values(reference), _setting_values(other)
     warnings = []
-    for name in [*SETTINGS, "torch", "power mode"]:
+    for name in [*SETTINGS, *RUN_SETTINGS]:
         a, b = ref_values.get(name, set()), other_values.get(name, set())
         if a and b and a != b:
             warnings.append(f"warning: {name} differs: {', '.join(sorted(a))} in the reference, {', '.join(sorted(b))} here")
@@ -413,7 +427,7 @@ def merge_runs(runs: list[Run], output: Path) -> int:
     """Join shards of one run (same settings, disjoint jobs) into one CSV; returns its row count.
     Overlapping jobs and settings that differ are UsageErrors (the command line refuses an
     existing output before)."""
-    for name in [*SETTINGS, "torch", "power mode"]:
+    for name in [*SETTINGS, *RUN_SETTINGS]:
         seen = {path: values[name] for path, values in _settings_by_file(runs).items() if values.get(name)}
         if len({frozenset(v) for v in seen.values()}) > 1:
             listed = "; ".join(f"{', '.join(sorted(v))} in {path}" for path, v in seen.items())

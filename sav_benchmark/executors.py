@@ -15,6 +15,7 @@ import signal
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from multiprocessing import resource_tracker
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -37,10 +38,19 @@ ERROR_WORDS = re.compile(r"error|assert|fatal|abort|killed|exception", re.IGNORE
 
 
 def job_timeout(job: Job, configured_s: float) -> float:
+    """--job_timeout_s, or by default 600 s plus 10 s for each frame of each object tracked."""
     if configured_s > 0:
         return configured_s
     frames = job.max_frames or (job.n_frames - job.start_frame)
-    return AUTO_TIMEOUT_BASE_S + AUTO_TIMEOUT_PER_FRAME_S * frames
+    return AUTO_TIMEOUT_BASE_S + AUTO_TIMEOUT_PER_FRAME_S * frames * len(job.prompts)
+
+
+def warmup_of(spec: ModelSpec, warmup: Job | None) -> Job | None:
+    """The model's warm-up job: a model that tracks objects only one at a time (EdgeTAM) warms up
+    on the first of the shared job's objects."""
+    if warmup is not None and spec.together_problem and len(warmup.prompts) > 1:
+        return replace(warmup, prompts=warmup.prompts[:1])
+    return warmup
 
 
 class InProcessExecutor:
@@ -61,7 +71,7 @@ class InProcessExecutor:
     def run_job(self, spec: ModelSpec, job: Job, keep: set[int], settings: RunSettings) -> JobOutcome:
         if self._warmup is not None and spec.name not in self.warmup_s:
             start = time.perf_counter()
-            self.warmup_s[spec.name] = [execute_warmup(self.runner_classes[spec.name], spec, self.settings, self._warmup)]
+            self.warmup_s[spec.name] = [execute_warmup(self.runner_classes[spec.name], spec, self.settings, warmup_of(spec, self._warmup))]
             self.setup_total_s += time.perf_counter() - start
         outcome = execute_job(self.runner_classes[spec.name], spec, settings, job, keep, self._progress)
         if not outcome.status and spec.uses_torch:
@@ -259,9 +269,10 @@ class ProcessExecutor:
         worker = _Worker(self._context, spec, self._stderr_dir / f"{spec.name}.{self._starts}.stderr", self._import_paths.get(spec.name))
         self._workers[spec.name] = worker
         self.startup_s.setdefault(spec.name, []).append(worker.startup_s)
-        if self._warmup is not None:  # every new process starts cold: warm it before it is timed
+        warmup_job = warmup_of(spec, self._warmup)
+        if warmup_job is not None:  # every new process starts cold: warm it before it is timed
             compiling_s = COMPILE_TIMEOUT_S if self.settings.compile else 0.0
-            warmup = worker.call("warmup", (self._warmup, self.settings), job_timeout(self._warmup, self._job_timeout_s) + compiling_s)
+            warmup = worker.call("warmup", (warmup_job, self.settings), job_timeout(warmup_job, self._job_timeout_s) + compiling_s)
             self.warmup_s.setdefault(spec.name, []).append(warmup)
         return worker
 

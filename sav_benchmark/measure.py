@@ -78,6 +78,10 @@ def _propagate_timed(runner: Runner, job: Job, keep: set[int], columns: dict[str
         runner.synchronize()
         end = time.perf_counter()
         latencies.append(end - asked)
+        if len(masks) != len(kept):  # a runner of the protocol before objects were tracked together yields one array
+            raise RuntimeError(
+                f"the runner gave {len(masks)} masks for frame {frame} of a job of {len(kept)} objects: yield a list, one per prompt"
+            )
         if frame in keep:
             frame_scores = scores[0]() if scores else [None] * len(masks)
             for packed, mask, mask_scores in zip(kept, masks, frame_scores, strict=True):

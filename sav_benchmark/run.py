@@ -103,7 +103,7 @@ class Benchmark:
         self.writer = writer
         self.executor = executor or InProcessExecutor(specs, options.settings)
         self.guard = guard or SignalGuard()
-        self.scoring = scoring or JobScoring(split, options.skip_first_and_last, options.save_masks)
+        self.scoring = scoring or JobScoring(split, options.skip_first_and_last, options.save_masks, options.objects == OBJECTS_TOGETHER)
         self.ledger = JobLedger(options.current_job_file)
         self.report = RunReport()
         self._consecutive_failures = 0
@@ -200,7 +200,7 @@ class Benchmark:
     def _should_stop(self, done: JobResult) -> bool:
         row = done.row
         if row["status"] in NOT_FAILED:
-            self._consecutive_failures = 0
+            self._consecutive_failures, self._last_failed_job = 0, None
             return False
         if done.input_problem:
             return self.options.fail_fast and self._stop(STOPPED_FAIL_FAST, row)  # bad input is no systematic failure

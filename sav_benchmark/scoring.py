@@ -149,8 +149,13 @@ def annotated_predictions(obj: PreparedObject, masks: PackedMasks, size: tuple[i
 class JobScoring:
     """Scores finished jobs and saves their masks (--save_masks): rows get J, F, J&F and their status."""
 
-    def __init__(self, split: PreparedSplit, skip_first_and_last: bool = True, save_masks: Path | None = None) -> None:
+    def __init__(
+        self, split: PreparedSplit, skip_first_and_last: bool = True, save_masks: Path | None = None, objects_together: bool = False
+    ) -> None:
         self.split = split
+        # Jobs come object by object, or (objects together) model by model over the video's objects:
+        # the ground truth is kept for the object in progress, or for the whole video.
+        self.objects_together = objects_together
         self.skip_first_and_last = skip_first_and_last
         self.save_masks = save_masks
         self._held = HeldVideo()  # the DAVIS video in progress
@@ -186,9 +191,9 @@ class JobScoring:
         return replace(job, row=with_status(row, status, reason))
 
     def _truth_of(self, video: PreparedVideo, obj: PreparedObject) -> PackedMasks:
-        """The object's ground truth, decoded once for all its models while its video runs (kept as
-        bits: a long video's frames add up)."""
-        if self._truth_video != video.video_id:
+        """The object's ground truth, decoded once for all its models (kept as bits: a long video's
+        frames add up)."""
+        if self._truth_video != video.video_id or (not self.objects_together and obj.object_id not in self._truth):
             self._truth_video, self._truth = video.video_id, {}
         return self._truth.setdefault(obj.object_id, PackedMasks())
 

@@ -15,8 +15,9 @@ object with a predictor of its own, from its first mask, as the script's separat
 (--track_object_appearing_later_in_video). together: the objects of the first frame in one state,
 as the script's default mode, and objects that start later each on their own, as its separate
 mode: the script runs in both modes and each object is compared with the mode that tracked it.
-(With DAVIS label maps the script's default mode tracks only the first frame's objects: give it
-a split whose objects all start there.) SA-V stores one PNG per object (the script runs with
+The script's default mode prompts every object on frame 0 (an SA-V object absent there with an
+empty mask; with DAVIS label maps it tracks only the first frame's objects): give it a split whose
+videos have their first objects on frame 0, and with DAVIS no later ones. SA-V stores one PNG per object (the script runs with
 --per_obj_png_file, and the masks are compared as booleans); DAVIS stores label maps (compared
 id by id, overlaps resolved by score on both sides).
 

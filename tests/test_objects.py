@@ -152,7 +152,7 @@ def test_sam2_tracks_objects_together_with_the_masks_it_gives_them_separately(sy
     separate = {(r["object_id"], r["model"]): (r["J"], r["F"]) for r in rows_of(tmp_path / "separate.csv")}
     assert {(r["object_id"], r["model"]): (r["J"], r["F"]) for r in together} == separate
     compared = cli("compare", tmp_path / "separate.csv", tmp_path / "together.csv")
-    assert "warning: tracking differs: separate in the reference, separate, together here" in compared.stdout + compared.stderr
+    assert "warning: objects differs: separate in the reference, together here" in compared.stdout + compared.stderr
 
 
 @pytest.mark.slow
@@ -189,3 +189,35 @@ def test_the_objects_flag_is_stored_in_the_manifest(split, tmp_path):
     assert (manifest["config"]["objects"], manifest["config_version"]) == ("together", 4)
     with open(out, newline="") as f:
         assert "tracking" in next(csv.reader(f))
+
+
+def test_shards_of_a_run_of_objects_together_merge_and_compare_warns_against_separate(split, tmp_path):
+    """Rows say how each object was tracked (a late object separate); the run's mode is its
+    manifest's, so shards of one run merge, and a run of the other mode is compared with a warning."""
+    common = ("--split_dir", split, "--models", "static_mask", "--objects", "together")
+    for part in ("1/2", "2/2"):
+        assert cli(*common, "--shard", part, "--output", tmp_path / f"{part[0]}.csv").returncode == 0
+    assert {r["tracking"] for r in rows_of(tmp_path / "1.csv")} != {r["tracking"] for r in rows_of(tmp_path / "2.csv")}
+    merged = cli("compare", tmp_path / "1.csv", tmp_path / "2.csv", "--merge", tmp_path / "all.csv")
+    assert merged.returncode == 0, merged.stderr
+    assert len(rows_of(tmp_path / "all.csv")) == 10
+    assert cli("--split_dir", split, "--models", "static_mask", "--output", tmp_path / "separate.csv").returncode == 0
+    compared = cli("compare", tmp_path / "separate.csv", tmp_path / "all.csv")
+    assert "warning: objects differs: separate in the reference, together here" in compared.stdout + compared.stderr
+
+
+def test_a_model_that_tracks_one_object_at_a_time_warms_up_on_one(tmp_path):
+    """EdgeTAM fails on a state of several objects: warmed up on the shared job's objects it would
+    fail its warm-up, and its first timed job would run cold."""
+    import numpy as np
+
+    from sav_benchmark.executors import job_timeout, warmup_of
+    from sav_benchmark.runners import MODELS
+    from sav_benchmark.runners.base import Job, Prompt
+
+    prompts = [Prompt(0, [[1, 1]], [0, 0, 2, 2], np.ones((4, 4), bool)) for _ in range(3)]
+    warmup = Job(tmp_path, 20, prompts, max_frames=8)
+    assert len(warmup_of(MODELS["edgetam_mask"], warmup).prompts) == 1
+    assert warmup_of(MODELS["sam2.1_tiny_mask"], warmup) is warmup
+    assert warmup_of(MODELS["edgetam_mask"], None) is None
+    assert job_timeout(Job(tmp_path, 20, prompts), 0) == 600 + 10 * 20 * 3  # each object's frames
