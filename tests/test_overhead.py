@@ -1,10 +1,13 @@
 """Scoring, saving and row writing overlap the next job: a job's wall_s stops when the driver
 moves on, the last job's when its row is written, and the rows' wall times add up to the run."""
 
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
+from conftest import ROOT, require
 
 from sav_benchmark.results import ResultWriter
 from sav_benchmark.run import Benchmark, RunOptions
@@ -67,3 +70,19 @@ def test_a_failure_found_while_the_next_job_ran_still_ends_the_run_at_its_row(tm
     assert [r["status"] for r in report.rows] == ["error", "error"]
     assert report.rows[-1]["error"].startswith("saving masks failed: ")
     assert report.stopped == "max_consecutive_failures" and report.stopped_at is report.rows[-1]
+
+
+def test_the_bare_loop_script_prints_a_ratio_for_each_mode():
+    """scripts/bare_loop.py (README: The harness against a bare loop), small and once, so that it cannot rot."""
+    require("sam2.build_sam")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bare_loop.py"), "--repeats", "1", "--frames", "5", "--imgsz", "64"]
+        + ["--width", "64", "--height", "48"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines[-3:]] == ["--stream", "--no-stream", "decoding a frame"]
+    assert all(float(line.rsplit("ratio ", 1)[1]) > 0 for line in lines[-3:-1])
