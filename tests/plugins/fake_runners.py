@@ -33,12 +33,22 @@ class FakeRunner(StaticMaskRunner):
             if count == 2 and video in EXIT_VIDEOS:
                 raise SystemExit(f"a library gave up on video {video} (a test stand-in)")
             if count == 2 and (video in FAIL_VIDEOS or job.start_frame in FAIL_PROMPT_FRAMES):
+                if self.spec.name == "fake_oom" and os.environ.get("FAKE_REAL_DEVICE_OOM") == "1":
+                    _allocate_past_the_device()
                 if self.spec.name == "fake_oom":
                     raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB (a test stand-in)")
                 if self.spec.name == "fake_crash":
                     ctypes.string_at(0)  # a real segfault: the process dies, no exception, no cleanup
                 raise ValueError(f"fake failure on video {video}")
             yield item
+
+
+def _allocate_past_the_device():
+    """A real CUDA out-of-memory error (scripts/gpu_check.py on a GPU): twice the device's memory."""
+    import torch
+
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.empty(2 * total, dtype=torch.uint8, device="cuda")
 
 
 class SwallowingRunner(FakeRunner):
