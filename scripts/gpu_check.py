@@ -111,6 +111,68 @@ def step_gpu_tests(device: str, work: Path) -> Outcome:
     return Outcome(PASS if done.returncode == 0 else FAIL, summary)
 
 
+def step_timing(device: str, work: Path) -> Outcome:
+    """One job through the real execute_job: its per-frame latencies against the model's own time
+    for each frame (CUDA events around the runner's frame on CUDA; perf_counter on the CPU) and the
+    sum of the latencies against the wall time of the whole loop."""
+    import torch
+
+    from sav_benchmark import measure
+    from sav_benchmark.progress import FrameCounter
+    from sav_benchmark.run import make_job
+    from sav_benchmark.runners import MODELS
+    from sav_benchmark.runners.base import RunSettings
+    from sav_benchmark.runners.sam2_family import Sam2Runner
+    from sav_benchmark.split import prepare_split
+
+    split = prepare_split(split_of(work, device, videos=2), video_ids=["synth_001"])
+    video, obj = split.videos[0], split.videos[0].objects[0]
+    latencies, model_s, loop = [], [], {}
+    original = measure.latency_columns
+    measure.latency_columns = lambda found: latencies.extend(found) or original(found)
+
+    class TimedRunner(Sam2Runner):
+        def propagate(self, job):
+            inner = super().propagate(job)
+            loop["start"] = time.perf_counter()
+            while True:
+                if device == "cuda":
+                    began, ended = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    began.record()
+                else:
+                    began = time.perf_counter()
+                try:
+                    item = next(inner)
+                except StopIteration:
+                    break
+                if device == "cuda":
+                    ended.record()
+                    model_s.append((began, ended))
+                else:
+                    model_s.append(time.perf_counter() - began)
+                yield item
+            loop["end"] = time.perf_counter()
+
+    size = small(device)
+    settings = RunSettings(device, "bfloat16" if device == "cuda" else "float32", size["imgsz"], "random", REPO / "checkpoints")
+    outcome = measure.execute_job(TimedRunner, MODELS["sam2.1_tiny_mask"], settings, make_job(split, video, [obj]), set(), FrameCounter())
+    if outcome.status:
+        return Outcome(FAIL, f"the job failed: {outcome.reason}")
+    if device == "cuda":
+        torch.cuda.synchronize()
+        model_s = [began.elapsed_time(ended) / 1000 for began, ended in model_s]
+    wall = loop["end"] - loop["start"]
+    gap = 100 * abs(sum(latencies) - wall) / wall
+    shorter = sum(latency < model for latency, model in zip(latencies, model_s))
+    ok = len(latencies) == len(model_s) and gap <= 2.0 and shorter == 0
+    clock = "CUDA events" if device == "cuda" else "perf_counter (CPU stand-in for CUDA events)"
+    figure = (
+        f"{len(latencies)} frames: latencies sum to {gap:.2f}% off the loop's wall time (goal <= 2%); frames timed shorter than "
+        f"the model's own time by {clock}: {shorter}"
+    )
+    return Outcome(PASS if ok else FAIL, figure)
+
+
 def step_not_built(device: str, work: Path) -> Outcome:
     return Outcome(SKIP, "not built yet (issue 19): no figure")
 
@@ -240,7 +302,7 @@ def step_nvml(device: str, work: Path) -> Outcome:
 STEPS = [
     Step("environment", "GPU, compute capability, driver, torch and CUDA, sam2", 60, step_environment),
     Step("gpu_tests", "pytest -m gpu tests", 300, step_gpu_tests),
-    Step("timing", "per-frame latencies against CUDA events and the loop's wall time", 60, step_not_built),
+    Step("timing", "per-frame latencies against CUDA events and the loop's wall time", 120, step_timing),
     Step("bare_loop", "FPS of the benchmark's job over a bare propagate_in_video loop, --stream and --no-stream", 240, step_bare_loop),
     Step("cleanup", "memory after cleanup over 50 jobs, with and without the protocol", 60, step_not_built),
     Step("bf16", "bfloat16 against float32: FPS ratio, masks' mean IoU", 180, step_bf16),
