@@ -15,6 +15,7 @@ from .availability import availability
 from .compare import compare_text, load_run, merge_runs, missing_shards, report_text, write_findings
 from .errors import UsageError, os_reason
 from .evaluate import run_evaluate
+from .memory import CLEANUP_LEVELS
 from .plan import OBJECTS_MODES, OBJECTS_SEPARATE
 from .plot import check_plot_path, write_plot
 from .results import manifest_path
@@ -169,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
         "the video's first prompt frame, as tools/vos_inference.py does (one image encoding per frame; their rows share the job's "
         "time, memory and power cells), and objects that start later are tracked separately, as that script does",
     )
+    # A measurement aid for developers (README: GPU check kit), not shown in --help: "gc" and "none"
+    # leave out parts of the cleanup protocol, to show what each call of it does.
+    run.add_argument("--cleanup", choices=CLEANUP_LEVELS, default="full", help=argparse.SUPPRESS)
     run.add_argument(
         "--warmup_frames", type=_non_negative, help="warm-up frames before each model's first job (default 8 on CUDA, 0 on CPU)"
     )

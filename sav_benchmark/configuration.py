@@ -11,6 +11,7 @@ beside each session's configuration:
 - version 3: adds postprocessing. Versions 1 and 2 ran with the package's post-processing, so
   their postprocessing reads as True.
 - version 4: adds objects. Earlier versions tracked each object separately.
+- version 5: adds cleanup (a developer's measurement aid). Earlier versions ran the full protocol.
 A field an older manifest lacks reads as None, unless ADDED_WITH says what those versions did.
 """
 
@@ -24,14 +25,14 @@ from .errors import UsageError
 from .runners.base import RANDOM_WEIGHTS_SEED
 from .runners.sizes import DEFAULT_IMGSZ
 
-CONFIG_VERSION = 4
+CONFIG_VERSION = 5
 # What makes two sessions' rows incomparable, in the order a refusal lists them: the first two
 # for every model, the rest only when both sessions ran torch models (static_mask has no weights).
 ALWAYS_COMPARED = ("num_points", "do_not_skip_first_and_last_frame")
-TORCH_COMPARED = ("imgsz", "autocast_dtype", "weights", "device", "stream", "postprocessing", "objects")
+TORCH_COMPARED = ("imgsz", "autocast_dtype", "weights", "device", "stream", "postprocessing", "objects", "cleanup")
 UNSET_MEANS = {"imgsz": DEFAULT_IMGSZ}  # an unset --imgsz is the model's own size
 # field -> (the version that added it, what the runs of earlier versions did)
-ADDED_WITH = {"postprocessing": (3, True), "objects": (4, "separate")}
+ADDED_WITH = {"postprocessing": (3, True), "objects": (4, "separate"), "cleanup": (5, "full")}
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class RunConfig:
     stream: bool | None = None
     postprocessing: bool | None = None
     objects: str | None = None
+    cleanup: str | None = None
     warmup_frames: int | None = None  # resolved: the default for the device
     output: str | None = None
     save_masks: str | None = None

@@ -64,10 +64,14 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def release_memory(device: str) -> None:
-    """The cleanup protocol, once every reference to the predictor and its state is dropped."""
+def release_memory(device: str, level: str = "full") -> None:
+    """The cleanup protocol, once every reference to the predictor and its state is dropped:
+    gc.collect, then on CUDA synchronize, empty_cache and ipc_collect (level "full", the default);
+    only gc.collect ("gc"); or nothing ("none")."""
+    if level == "none":
+        return
     gc.collect()
-    if device == "cuda":
+    if device == "cuda" and level == "full":
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
         torch.cuda.ipc_collect()

@@ -53,7 +53,7 @@ def release_device_memory(spec: ModelSpec, settings: RunSettings) -> None:
     if spec.uses_torch:
         from .device import release_memory
 
-        release_memory(settings.device)
+        release_memory(settings.device, settings.cleanup)
 
 
 def _timed(runner: Runner, step: Callable[[Job], None], job: Job) -> float:

@@ -6,6 +6,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+# --cleanup, a developer's measurement aid: the whole cleanup protocol after each job (the default),
+# only its gc.collect, or nothing; the memory after cleanup then shows what each call does.
+CLEANUP_LEVELS = ("full", "gc", "none")
 MEMORY_COLUMNS = (
     "mem_alloc_before_mb",
     "mem_reserved_before_mb",

@@ -407,6 +407,7 @@ class RunSession:
                 args.stream,
                 args.postprocessing,
                 non_overlap_masks=args.objects == OBJECTS_TOGETHER and self.split.layout == LAYOUT_DAVIS,
+                cleanup=args.cleanup,
             ),
             warmup,
             self.save_masks,

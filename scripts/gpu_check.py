@@ -173,8 +173,35 @@ def step_timing(device: str, work: Path) -> Outcome:
     return Outcome(PASS if ok else FAIL, figure)
 
 
-def step_not_built(device: str, work: Path) -> Outcome:
-    return Outcome(SKIP, "not built yet (issue 19): no figure")
+def step_cleanup(device: str, work: Path) -> Outcome:
+    """Many jobs in one process with each --cleanup level: the device memory still allocated and
+    reserved after the cleanup, from the second job to the last (the first builds the process's
+    caches), shows whether memory leaks from job to job and what each call of the protocol does."""
+    from sav_benchmark.split.synthetic import make_split
+
+    jobs = 50 if device == "cuda" else 2
+    levels = ("full", "gc", "none") if device == "cuda" else ("none",)  # the rehearsal: the option works (the tests run "full")
+    make_split(work / "split", videos=jobs - 1, frames=9, width=small(device)["width"], height=small(device)["height"], objects=1)
+    drift = {}
+    for level in levels:
+        out = work / f"{level}.csv"
+        done = benchmark(
+            "--split_dir", work / "split", "--models", "sam2.1_tiny_mask", "--weights", "random",
+            "--imgsz", 512 if device == "cuda" else 64, "--device", device, "--isolation", "none", "--cleanup", level,
+            "--quiet", "--output", out,
+        )  # fmt: skip
+        rows = rows_of(out) if out.exists() else []
+        if done.returncode or len(rows) != jobs:
+            return Outcome(FAIL, f"--cleanup {level}: the run failed (exit code {done.returncode}, {len(rows)} of {jobs} rows)")
+        columns = ("mem_alloc_after_cleanup_mb", "mem_reserved_after_cleanup_mb")
+        drift[level] = [float(rows[-1][c]) - float(rows[1][c]) if rows[1][c] else None for c in columns]
+    if device != "cuda":
+        return Outcome(PASS, f"CPU rehearsal: {jobs} jobs with --cleanup none; no device memory counters here")
+    figure = "; ".join(f"{level}: allocated {a:+.1f} MB, reserved {r:+.1f} MB" for level, (a, r) in drift.items())
+    full = drift["full"]
+    return Outcome(
+        PASS if abs(full[0]) < 1 and abs(full[1]) < 1 else FAIL, f"after cleanup, job 2 to job {jobs}: {figure} (goal: full within 1 MB)"
+    )
 
 
 def step_bare_loop(device: str, work: Path) -> Outcome:
@@ -304,7 +331,7 @@ STEPS = [
     Step("gpu_tests", "pytest -m gpu tests", 300, step_gpu_tests),
     Step("timing", "per-frame latencies against CUDA events and the loop's wall time", 120, step_timing),
     Step("bare_loop", "FPS of the benchmark's job over a bare propagate_in_video loop, --stream and --no-stream", 240, step_bare_loop),
-    Step("cleanup", "memory after cleanup over 50 jobs, with and without the protocol", 60, step_not_built),
+    Step("cleanup", "memory after cleanup over 50 jobs, with each --cleanup level", 300, step_cleanup),
     Step("bf16", "bfloat16 against float32: FPS ratio, masks' mean IoU", 180, step_bf16),
     Step("isolation_oom", "--isolation process: an oom row, the next job ok, the worker replaced", 180, step_isolation_oom),
     Step("compile", "--compile: warm-up, compiled_graphs 0 in every row, recompilations", 300, step_compile),

@@ -29,6 +29,7 @@ def test_a_version_1_manifest_is_read_under_the_same_names():
     stored = earlier.to_manifest()
     assert stored.pop("postprocessing") is True  # added by version 3; the runs before it post-processed
     assert stored.pop("objects") == "separate"  # added by version 4; the runs before it tracked each object on its own
+    assert stored.pop("cleanup") == "full"  # added by version 5; the runs before it ran the whole protocol
     assert list(stored) == list(manifest["config"])  # the stored names, in their order, unchanged
     assert stored == manifest["config"]
     assert (earlier.imgsz, earlier.device, earlier.uses_torch) == (256, "cpu", True)
@@ -46,10 +47,13 @@ def test_fields_are_compared_one_by_one():
 
 
 def test_a_field_missing_from_an_older_manifest_reads_as_unset_or_as_those_versions_ran():
-    assert RunConfig.from_manifest({"config": {"imgsz": 512, "renamed_long_ago": 1}, "config_version": 4}, "m.json") == RunConfig(imgsz=512)
-    assert RunConfig.from_manifest({"config": {"imgsz": 512}, "config_version": 3}, "m.json") == RunConfig(imgsz=512, objects="separate")
+    assert RunConfig.from_manifest({"config": {"imgsz": 512, "renamed_long_ago": 1}, "config_version": 5}, "m.json") == RunConfig(imgsz=512)
+    assert RunConfig.from_manifest({"config": {"imgsz": 512}, "config_version": 4}, "m.json") == RunConfig(imgsz=512, cleanup="full")
+    assert RunConfig.from_manifest({"config": {"imgsz": 512}, "config_version": 3}, "m.json") == RunConfig(
+        imgsz=512, objects="separate", cleanup="full"
+    )
     assert RunConfig.from_manifest({"config": {"imgsz": 512}, "config_version": 2}, "m.json") == RunConfig(
-        imgsz=512, postprocessing=True, objects="separate"
+        imgsz=512, postprocessing=True, objects="separate", cleanup="full"
     )
 
 

@@ -118,3 +118,14 @@ def test_bf16_is_refused_on_a_gpu_without_it(monkeypatch):
         "--autocast_dtype bfloat16: Xavier stand-in (compute capability 7.2) has no native bfloat16; use --autocast_dtype float16"
     )
     check_dtype("cuda", "float16")  # float16 is accepted there
+
+
+@pytest.mark.parametrize("level,collections", [("full", 1), ("gc", 1), ("none", 0)])
+def test_each_cleanup_level_runs_its_part_of_the_protocol(monkeypatch, level, collections):
+    """--cleanup (a measurement aid): on the CPU, full and gc collect garbage, none does nothing."""
+    from sav_benchmark import device
+
+    calls = []
+    monkeypatch.setattr(gc, "collect", lambda *args: calls.append(args) or 0)
+    device.release_memory("cpu", level)
+    assert len(calls) == collections

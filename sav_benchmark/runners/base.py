@@ -64,6 +64,7 @@ class RunSettings:
     # Label maps of objects tracked together: the predictor gives a pixel that several objects
     # claim to the highest-scoring one, as tools/vos_inference.py builds it for DAVIS output.
     non_overlap_masks: bool = False
+    cleanup: str = "full"  # the cleanup protocol after each job (device.release_memory); other levels only to measure it
 
 
 @dataclass

@@ -153,7 +153,7 @@ class Sam2Runner:
             self.stream = None
             self.state = None
             self.predictor = None
-            release_memory(self.settings.device)
+            release_memory(self.settings.device, self.settings.cleanup)
 
 
 def _silence_progress_bars() -> None:
