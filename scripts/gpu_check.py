@@ -17,6 +17,7 @@ import csv
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -81,10 +82,14 @@ def step_environment(device: str, work: Path) -> Outcome:
     if device != "cuda":
         return Outcome(PASS, f"no CUDA (dry run): torch {torch.__version__}, {sam2}")
     properties = torch.cuda.get_device_properties(0)
-    driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True)
+    try:
+        driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True)
+        driver_version = driver.stdout.strip() or "?"
+    except OSError:
+        driver_version = "? (no nvidia-smi)"
     figure = (
         f"{properties.name}, compute capability {properties.major}.{properties.minor}, {properties.total_memory / 2**30:.0f} GiB, "
-        f"driver {driver.stdout.strip() or '?'}, torch {torch.__version__}, CUDA {torch.version.cuda}, {sam2}"
+        f"driver {driver_version}, torch {torch.__version__}, CUDA {torch.version.cuda}, {sam2}"
     )
     return Outcome(PASS if "MISSING" not in sam2 else FAIL, figure)
 
@@ -105,10 +110,11 @@ def step_gpu_tests(device: str, work: Path) -> Outcome:
         print(done.stdout[-2000:], done.stderr[-2000:])
         collected = re.search(r"(\d+)(?:/\d+)? tests? (?:collected|selected)", done.stdout)
         return Outcome(SKIP, f"no CUDA: {collected.group(1) if collected else '?'} gpu tests collected, not run")
-    done = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-rs", "tests"], capture_output=True, text=True, cwd=REPO)
-    print(done.stdout[-6000:], done.stderr[-2000:])
-    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "no output"
-    return Outcome(PASS if done.returncode == 0 else FAIL, summary)
+    # The compile step covers the compiled run (its test allows itself 30 minutes); pytest writes
+    # straight to the log, so that a step stopped by its timeout still leaves what ran.
+    sys.stdout.flush()
+    done = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-k", "not compiled_run", "-q", "-rs", "tests"], cwd=REPO)
+    return Outcome(PASS if done.returncode == 0 else FAIL, f"pytest exit code {done.returncode} (its summary is in gpu_check.log)")
 
 
 def step_timing(device: str, work: Path) -> Outcome:
@@ -179,7 +185,7 @@ def step_cleanup(device: str, work: Path) -> Outcome:
     caches), shows whether memory leaks from job to job and what each call of the protocol does."""
     from sav_benchmark.split.synthetic import make_split
 
-    jobs = 50 if device == "cuda" else 2
+    jobs = 30 if device == "cuda" else 2
     levels = ("full", "gc", "none") if device == "cuda" else ("none",)  # the rehearsal: the option works (the tests run "full")
     make_split(work / "split", videos=jobs - 1, frames=9, width=small(device)["width"], height=small(device)["height"], objects=1)
     drift = {}
@@ -217,7 +223,8 @@ def step_bare_loop(device: str, work: Path) -> Outcome:
     figure = f"ours / bare: --stream {ratios['stream']}, --no-stream {ratios['no-stream']}"
     if device != "cuda":
         return Outcome(PASS, figure + " (CPU rehearsal: no verdict)")
-    return Outcome(PASS if min(map(float, ratios.values())) >= 0.98 else FAIL, figure + " (goal >= 0.98)")
+    # --stream decodes frames inside the loop, which the bare loop does in init_state: its ratio is a figure, not the verdict
+    return Outcome(PASS if float(ratios["no-stream"]) >= 0.98 else FAIL, figure + " (goal: --no-stream >= 0.98)")
 
 
 def step_bf16(device: str, work: Path) -> Outcome:
@@ -272,8 +279,8 @@ def step_compile(device: str, work: Path) -> Outcome:
     split, out = split_of(work, device), work / "compile.csv"
     env = {"TORCH_LOGS": "recompiles,cudagraphs"}
     done = benchmark(
-        "--split_dir", split, "--models", "sam2.1_tiny_mask", "--weights", "random", "--compile", "--quiet", "--output", out,
-        env=env, timeout=1500,
+        "--split_dir", split, "--models", "sam2.1_tiny_mask", "--weights", "random", "--compile", "--device", "cuda",
+        "--isolation", "none", "--quiet", "--output", out, env=env, timeout=1500,
     )  # fmt: skip
     if done.returncode:
         return Outcome(FAIL, f"the run failed (exit code {done.returncode})")
@@ -306,7 +313,7 @@ def step_stream_memory(device: str, work: Path) -> Outcome:
     verdict = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     if done.returncode or "--stream" not in verdict:
         return Outcome(FAIL, f"stream_memory.py failed (exit code {done.returncode})")
-    good = "all masks equal" in verdict and ("goal" not in verdict or ": met" in verdict or device != "cuda")
+    good = ": met" in verdict if device == "cuda" else "all masks equal" in verdict  # two bf16 CUDA processes may differ in a bit
     return Outcome(PASS if good else FAIL, verdict)
 
 
@@ -315,8 +322,9 @@ def step_nvml(device: str, work: Path) -> Outcome:
         return Outcome(SKIP, "needs an NVIDIA GPU's NVML")
     split, out = split_of(work, device), work / "nvml.csv"
     done = benchmark(
-        "--split_dir", split, "--models", "sam2.1_tiny_mask", "--weights", "random", "--telemetry", "nvml", "--quiet", "--output", out
-    )
+        "--split_dir", split, "--models", "sam2.1_tiny_mask", "--weights", "random", "--device", "cuda", "--telemetry", "nvml",
+        "--quiet", "--output", out,
+    )  # fmt: skip
     if done.returncode:
         return Outcome(FAIL, f"the run failed (exit code {done.returncode})")
     row = rows_of(out)[0]
@@ -326,17 +334,17 @@ def step_nvml(device: str, work: Path) -> Outcome:
     return Outcome(FAIL if missing else PASS, figure + (f"; empty: {', '.join(missing)}" if missing else ""))
 
 
-STEPS = [
-    Step("environment", "GPU, compute capability, driver, torch and CUDA, sam2", 60, step_environment),
-    Step("gpu_tests", "pytest -m gpu tests", 300, step_gpu_tests),
-    Step("timing", "per-frame latencies against CUDA events and the loop's wall time", 120, step_timing),
-    Step("bare_loop", "FPS of the benchmark's job over a bare propagate_in_video loop, --stream and --no-stream", 240, step_bare_loop),
-    Step("cleanup", "memory after cleanup over 50 jobs, with each --cleanup level", 300, step_cleanup),
-    Step("bf16", "bfloat16 against float32: FPS ratio, masks' mean IoU", 180, step_bf16),
-    Step("isolation_oom", "--isolation process: an oom row, the next job ok, the worker replaced", 180, step_isolation_oom),
+STEPS = [  # cheap, decisive steps first; the compile step last (its warm-up may take minutes)
+    Step("environment", "GPU, compute capability, driver, torch and CUDA, sam2", 30, step_environment),
+    Step("timing", "per-frame latencies against CUDA events and the loop's wall time", 90, step_timing),
+    Step("isolation_oom", "--isolation process: an oom row, the next job ok, the worker replaced", 120, step_isolation_oom),
+    Step("bare_loop", "FPS of the benchmark's job over a bare propagate_in_video loop, --stream and --no-stream", 150, step_bare_loop),
+    Step("bf16", "bfloat16 against float32: FPS ratio, masks' mean IoU", 120, step_bf16),
+    Step("nvml", "NVML telemetry: power, energy per frame, clocks, throttling filled", 90, step_nvml),
+    Step("stream_memory", "--stream: peak memory for a short and a long video, masks equal", 180, step_stream_memory),
+    Step("cleanup", "memory after cleanup over 30 jobs, with each --cleanup level", 180, step_cleanup),
+    Step("gpu_tests", "pytest -m gpu tests (but the compiled run)", 240, step_gpu_tests),
     Step("compile", "--compile: warm-up, compiled_graphs 0 in every row, recompilations", 300, step_compile),
-    Step("stream_memory", "--stream: peak memory for a short and a long video, masks equal", 300, step_stream_memory),
-    Step("nvml", "NVML telemetry: power, energy per frame, clocks, throttling filled", 120, step_nvml),
 ]
 
 
@@ -363,27 +371,49 @@ def run_all(device: str, out: Path, budget_s: float) -> list[dict[str, object]]:
             outcome = Outcome(SKIP, f"the budget ({budget_s:.0f} s) is spent")
         else:
             outcome = _child(step, device, min(step.timeout_s, left), log)
+            if outcome.status == FAIL and outcome.figure.startswith(STOPPED) and left < step.timeout_s:
+                outcome = Outcome(SKIP, f"cut by the budget ({budget_s:.0f} s) after {left:.0f} s")
         results.append({"step": step.name, "checks": step.checks, **asdict(outcome), "seconds": round(time.monotonic() - began, 1)})
         print(f"{step.name}: {outcome.status} {outcome.figure}", file=sys.stderr, flush=True)
+        write_table(results, device, out)  # after every step: a run cut short still leaves its table
     log.close()
     return results
 
 
+STOPPED = "no result within"
+
+
 def _child(step: Step, device: str, timeout_s: float, log) -> Outcome:
-    with tempfile.TemporaryDirectory() as work:
+    """The step in a process group of its own, its output into the log; on its timeout the whole
+    group is killed (a benchmark or pytest it started included), so nothing runs on into the next step."""
+    log.write(f"\n===== {step.name} ({step.checks}) =====\n")
+    log.flush()
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as work:
         command = [sys.executable, __file__, "--step", step.name, "--device", device, "--work", work]
-        log.write(f"\n===== {step.name} ({step.checks}) =====\n")
+        with open(Path(work) / "step.out", "w+") as output:
+            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+            try:
+                process.wait(timeout=timeout_s)
+                stopped = False
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                stopped = True
+            output.seek(0)
+            text = output.read()
+        log.write(text)
         log.flush()
-        try:
-            done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout_s, cwd=REPO)
-        except subprocess.TimeoutExpired as exc:
-            log.write((exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or ""))
-            return Outcome(FAIL, f"no result within its {timeout_s:.0f} s: stopped")
-        log.write(done.stdout)
-        found = [line for line in done.stdout.splitlines() if line.startswith(RESULT)]
-        if not found:
-            return Outcome(FAIL, f"its process ended without a result (exit code {done.returncode}); see gpu_check.log")
-        return Outcome(**json.loads(found[-1][len(RESULT) :]))
+    if stopped:
+        return Outcome(FAIL, f"{STOPPED} its {timeout_s:.0f} s: stopped")
+    found = [line for line in text.splitlines() if line.startswith(RESULT)]
+    if not found:
+        return Outcome(FAIL, f"its process ended without a result (exit code {process.returncode}); see gpu_check.log")
+    return Outcome(**json.loads(found[-1][len(RESULT) :]))
+
+
+def write_table(results: list[dict[str, object]], device: str, out: Path) -> None:
+    (out / "gpu_check.md").write_text(table(results, device) + "\n")
+    (out / "gpu_check.json").write_text(json.dumps({"device": device, "steps": results}, indent=2) + "\n")
 
 
 def table(results: list[dict[str, object]], device: str) -> str:
@@ -415,10 +445,7 @@ def main() -> int:
             print("gpu_check: error: torch sees no CUDA device here; run with --dry-run to rehearse on the CPU", file=sys.stderr)
             return 2
     results = run_all(device, args.out, args.budget_s)
-    text = table(results, device)
-    (args.out / "gpu_check.md").write_text(text + "\n")
-    (args.out / "gpu_check.json").write_text(json.dumps({"device": device, "steps": results}, indent=2) + "\n")
-    print(text)
+    print((args.out / "gpu_check.md").read_text(), end="")
     failed = [r["step"] for r in results if r["status"] == FAIL]
     return 1 if failed else 0
 

@@ -6,7 +6,7 @@ import subprocess
 
 from conftest import ROOT, require
 
-STEPS = ["environment", "gpu_tests", "timing", "bare_loop", "cleanup", "bf16", "isolation_oom", "compile", "stream_memory", "nvml"]
+STEPS = ["environment", "timing", "isolation_oom", "bare_loop", "bf16", "nvml", "stream_memory", "cleanup", "gpu_tests", "compile"]
 
 
 def test_the_dry_run_prints_every_step_and_none_fails(tmp_path):
@@ -20,7 +20,7 @@ def test_the_dry_run_prints_every_step_and_none_fails(tmp_path):
     assert [r["step"] for r in results["steps"]] == STEPS
     assert {r["status"] for r in results["steps"]} <= {"PASS", "SKIP"}, results
     ran = [r["step"] for r in results["steps"] if r["status"] == "PASS"]
-    assert ran == ["environment", "timing", "bare_loop", "cleanup", "bf16", "isolation_oom", "stream_memory"]  # their CPU stand-ins ran
+    assert ran == ["environment", "timing", "isolation_oom", "bare_loop", "bf16", "stream_memory", "cleanup"]  # their CPU stand-ins ran
     table = (tmp_path / "gpu_check.md").read_text()
     assert all(f"| {step} |" in table for step in STEPS) and table in done.stdout
     assert "===== isolation_oom" in (tmp_path / "gpu_check.log").read_text()
