@@ -101,19 +101,26 @@ def test_post_processing_on_and_off_are_refused_as_one_run(tmp_path, synthetic_s
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
+def earlier_run(data: str, tmp_path):
+    """tests/data/<data> (a CSV and manifest that an earlier version wrote, static_mask and
+    sam2.1_tiny_mask on the first of the two videos of this split) in tmp_path: the output, the
+    arguments that resume it, and the files as they are before."""
+    require("sam2.build_sam")
+    make_split(tmp_path / "split", videos=2, frames=5, width=64, height=48, objects=1)
+    for name in ("run.csv", "run.csv.json"):
+        (tmp_path / name).write_bytes((ROOT / "tests" / "data" / data / name).read_bytes())
+    out = tmp_path / "run.csv"
+    common = ("--split_dir", tmp_path / "split", "--models", "static_mask,sam2.1_tiny_mask", "--weights", "random", "--imgsz", "128")
+    common += ("--device", "cpu", "--output", out, "--resume")
+    return out, common, {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+
+
 def test_a_run_begun_before_the_postprocessing_column_is_resumed_with_it_on(tmp_path):
     """tests/data/before_postprocessing: the CSV and manifest of a run made by commit 912d2e0 (no
     postprocessing column, no config_version), static_mask and sam2.1_tiny_mask on the first of
     the two videos of this split. Those runs post-processed: resuming without --postprocessing is
     refused; with it, the header gains the column, the earlier rows say on, the new rows too."""
-    require("sam2.build_sam")
-    make_split(tmp_path / "split", videos=2, frames=5, width=64, height=48, objects=1)
-    for name in ("run.csv", "run.csv.json"):
-        (tmp_path / name).write_bytes((ROOT / "tests" / "data" / "before_postprocessing" / name).read_bytes())
-    out = tmp_path / "run.csv"
-    common = ("--split_dir", tmp_path / "split", "--models", "static_mask,sam2.1_tiny_mask", "--weights", "random", "--imgsz", "128")
-    common += ("--device", "cpu", "--output", out, "--resume")
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    out, common, before = earlier_run("before_postprocessing", tmp_path)
     assert_usage_error(
         cli(*common),
         "--resume: settings differ from the earlier run's (postprocessing True -> False); its rows would not be comparable. Use the "
@@ -141,14 +148,7 @@ def test_a_run_begun_before_the_tracking_columns_is_resumed_with_each_object_sep
     version 3, no tracking or objects_in_job columns), static_mask and sam2.1_tiny_mask on the
     first video of this split. Those runs tracked each object separately: resuming with --objects
     together is refused; without it, the header gains the columns and every row says separate, 1."""
-    require("sam2.build_sam")
-    make_split(tmp_path / "split", videos=2, frames=5, width=64, height=48, objects=1)
-    for name in ("run.csv", "run.csv.json"):
-        (tmp_path / name).write_bytes((ROOT / "tests" / "data" / "before_tracking" / name).read_bytes())
-    out = tmp_path / "run.csv"
-    common = ("--split_dir", tmp_path / "split", "--models", "static_mask,sam2.1_tiny_mask", "--weights", "random", "--imgsz", "128")
-    common += ("--device", "cpu", "--output", out, "--resume")
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    out, common, before = earlier_run("before_tracking", tmp_path)
     assert_usage_error(
         cli(*common, "--objects", "together"),
         "--resume: settings differ from the earlier run's (objects 'separate' -> 'together'); its rows would not be comparable. Use "

@@ -122,6 +122,19 @@ def test_retry_failed_runs_the_failed_shared_job_again(split, tmp_path):
     assert [(r["video_id"], r["tracking"]) for r in rows[-3:]] == [("synth_002", "together")] * 3
 
 
+def masks_in_both_modes(split, checkpoint, models, tmp_path, read):
+    """mode -> {saved mask file: read(file)} of a CPU float32 run at 128 px with --objects mode
+    (rows in tmp_path/<mode>.csv, masks in tmp_path/<mode>)."""
+    common = ["--split_dir", split, "--models", models, "--checkpoint_dir", checkpoint.parent]
+    common += ["--imgsz", "128", "--device", "cpu", "--autocast_dtype", "float32"]
+    saved = {}
+    for mode in ("separate", "together"):
+        result = cli(*common, "--objects", mode, "--output", tmp_path / f"{mode}.csv", "--save_masks", tmp_path / mode)
+        assert result.returncode == 0, result.stderr
+        saved[mode] = {p.relative_to(tmp_path / mode): read(p) for p in (tmp_path / mode).rglob("*.png")}
+    return saved
+
+
 @pytest.mark.slow
 def test_sam2_tracks_objects_together_with_the_masks_it_gives_them_separately(synthetic_split, tmp_path):
     """sam2 >= 1.1 keeps each object's memory apart in a shared state: the masks are the same bit
@@ -129,13 +142,7 @@ def test_sam2_tracks_objects_together_with_the_masks_it_gives_them_separately(sy
     require("sam2.build_sam")
     split = synthetic_split(videos=1, frames=17, width=160, height=120, objects=2)  # objects 000, 001 from frame 0; 002 late
     checkpoint = write_checkpoint(tmp_path / "ckpt" / "sam2.1_hiera_tiny.pt", imgsz=128)
-    common = ["--split_dir", split, "--models", "sam2.1_tiny_mask,sam2.1_tiny_points", "--checkpoint_dir", checkpoint.parent]
-    common += ["--imgsz", "128", "--device", "cpu", "--autocast_dtype", "float32"]
-    saved = {}
-    for mode in ("separate", "together"):
-        result = cli(*common, "--objects", mode, "--output", tmp_path / f"{mode}.csv", "--save_masks", tmp_path / mode)
-        assert result.returncode == 0, result.stderr
-        saved[mode] = {p.relative_to(tmp_path / mode): p.read_bytes() for p in (tmp_path / mode).rglob("*.png")}
+    saved = masks_in_both_modes(split, checkpoint, "sam2.1_tiny_mask,sam2.1_tiny_points", tmp_path, lambda p: p.read_bytes())
     assert len(saved["together"]) == 2 * 3 * 5 and saved["together"] == saved["separate"]
     foreground = sum(read_mask(tmp_path / "together" / name).any() for name in saved["together"])
     # every mask but the late object's before it enters (3 frames a model) should hold an object
@@ -163,13 +170,7 @@ def test_davis_label_maps_are_the_same_when_objects_are_tracked_together(synthet
     require("sam2.build_sam")
     split = synthetic_split(videos=1, frames=12, width=160, height=120, objects=3, layout="davis")  # four objects, all from frame 0
     checkpoint = write_checkpoint(tmp_path / "ckpt" / "sam2.1_hiera_tiny.pt", imgsz=128)
-    common = ["--split_dir", split, "--models", "sam2.1_tiny_mask", "--checkpoint_dir", checkpoint.parent]
-    common += ["--imgsz", "128", "--device", "cpu", "--autocast_dtype", "float32"]
-    saved = {}
-    for mode in ("separate", "together"):
-        result = cli(*common, "--objects", mode, "--output", tmp_path / f"{mode}.csv", "--save_masks", tmp_path / mode)
-        assert result.returncode == 0, result.stderr
-        saved[mode] = {p.relative_to(tmp_path / mode): read_ids(p) for p in (tmp_path / mode).rglob("*.png")}
+    saved = masks_in_both_modes(split, checkpoint, "sam2.1_tiny_mask", tmp_path, read_ids)
     assert len(saved["together"]) == 12 and saved["together"].keys() == saved["separate"].keys()
     differing = [name for name in saved["together"] if not (saved["together"][name] == saved["separate"][name]).all()]
     assert differing == []
