@@ -6,10 +6,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 # The benchmark itself runs from this folder (its scripts and tests put it on the import path): no install.
-# A failed install is said, not fatal: the steps then say what is missing, and the table still comes back.
+# From .whl/, each wheel whose distribution is missing here, without dependencies: what the machine has is never
+# replaced (torch least of all: pip's resolver would reach for another torch wherever one of torch's own
+# requirements looked unmet). A failure is said, not fatal: the steps say what is missing, the table still comes back.
 shopt -s nullglob
-wheels=(.whl/*.whl)
-if [[ " $* " != *" --dry-run "* ]] && ((${#wheels[@]})); then
-  "$PY" -m pip install -q --no-index --no-deps "${wheels[@]}" || echo "gpu_check: installing .whl/ failed; going on" >&2
+missing=()
+for wheel in .whl/*.whl; do
+  distribution=$(basename "$wheel")
+  "$PY" -c "import importlib.metadata, sys; importlib.metadata.version(sys.argv[1])" "${distribution%%-*}" 2>/dev/null || missing+=("$wheel")
+done
+if [[ " $* " != *" --dry-run "* ]] && ((${#missing[@]})); then
+  echo "gpu_check: installing ${missing[*]}" >&2
+  "$PY" -m pip install -q --no-index --no-deps "${missing[@]}" || echo "gpu_check: installing from .whl/ failed; going on" >&2
 fi
 exec "$PY" scripts/gpu_check.py "$@"

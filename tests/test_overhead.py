@@ -76,7 +76,7 @@ def test_the_bare_loop_script_prints_a_ratio_for_each_mode():
     """scripts/bare_loop.py (README: The harness against a bare loop), small and once, so that it cannot rot."""
     require("sam2.build_sam")
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bare_loop.py"), "--repeats", "1", "--frames", "5", "--imgsz", "64"]
+        [sys.executable, str(ROOT / "scripts" / "bare_loop.py"), "--repeats", "1", "--lockstep", "1", "--frames", "5", "--imgsz", "64"]
         + ["--width", "64", "--height", "48"],
         capture_output=True,
         text=True,
@@ -84,5 +84,7 @@ def test_the_bare_loop_script_prints_a_ratio_for_each_mode():
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines[-3:]] == ["--stream", "--no-stream", "decoding a frame"]
-    assert all(float(line.rsplit("ratio ", 1)[1]) > 0 for line in lines[-3:-1])
+    modes = ["--stream", "--no-stream", "frame by frame, --stream", "frame by frame, --no-stream"]
+    assert [line.split(":")[0] for line in lines[-5:]] == [*modes, "decoding a frame"]
+    assert all(float(line.rsplit("ratio ", 1)[1]) > 0 for line in lines[-5:-1])
+    assert lines[-3].startswith("frame by frame, --stream: 2 frames")  # 5 frames, the first 3 left out (warm-up)

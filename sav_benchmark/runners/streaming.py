@@ -123,6 +123,15 @@ class StreamedFrames:
             frame = self._frames[index]
         return frame.result()
 
+    def wait_for_read_ahead(self) -> None:
+        """Return once every frame queued so far is decoded: for a measurement that charges all of
+        the decoding to the frame that queued it (scripts/bare_loop.py)."""
+        with self._lock:
+            queued = list(self._frames.values())
+        for frame in queued:
+            if not frame.cancelled():
+                frame.exception()  # waits; a failed decode is the job's to report, when it asks for the frame
+
     def _load(self, index: int) -> torch.Tensor:
         """One frame as the package's loader leaves it: decoded to float64 by its own decoder,
         stored as float32, then the mean subtracted and divided by the std, in float32."""
