@@ -138,7 +138,7 @@ def execute_job(runner_class: type, spec: ModelSpec, settings: RunSettings, job:
     outcome = JobOutcome()
     runner: Runner = runner_class(spec, settings)
     counters = runner.memory_counters()
-    sampler = _sampler(settings)
+    sampler = job_sampler(settings)
     window = None
     graphs_before = _graphs_compiled(settings)
     raised_before = signals_raised()
@@ -179,7 +179,7 @@ def _graphs_compiled(settings: RunSettings) -> int:
     return graphs_compiled()
 
 
-def _sampler(settings: RunSettings) -> Sampler:
+def job_sampler(settings: RunSettings) -> Sampler:
     """The job's sampler. A source that the driver could open but this process cannot (a sensor
     gone since) leaves the process's own figures, and says so in the row's telemetry_source."""
     config = settings.telemetry

@@ -12,15 +12,19 @@ goal: at least 0.98):
   device synchronised, as the benchmark's loop does. FPS is frames over the loop's time (build and
   init excluded); one run of each comes first, discarded (lazy initialisation). The ratio is the
   median FPS of ours over the bare loop's.
-- frame by frame (`--lockstep` rounds): the runner under `--stream`, under `--no-stream` and the
-  bare loop, one frame of each in turn (rotated), each frame timed as the benchmark times it; the
-  ratio is the median over frames of the bare loop's frame time over ours. A shared machine's
-  load changes over seconds, so this cancels it where whole runs cannot. Under `--stream` the
-  read-ahead a frame queued is waited for inside that frame's time, so that none of the decoding
-  falls into another loop's frame.
+- frame by frame (`--lockstep` rounds): the runner under `--stream`, under `--no-stream` (each with
+  the job's telemetry sampler running and its kept masks packed between frames, as the harness
+  does) and the bare loop, one frame of each in turn (rotated), each frame timed as the benchmark
+  times it (from asking for the frame to its masks on the host, the device synchronised). The
+  ratio is the median over frames of the bare loop's frame time over ours. A shared machine's load
+  changes over seconds, so this cancels it where whole runs cannot. Under `--stream` the decoding
+  a frame queues is waited for inside that frame's time: none of it falls into another loop's
+  frame (the benchmark lets it overlap the next frame: this charges it a frame early, not twice).
+  Also printed: init_state and the prompt with the loop, in all, ours over the bare loop's: where
+  decoding was moved, not added, that is near 1.
 
-Last, what the package's decoder costs per frame (the work that --stream moves from init_state into
-the loop), step by step: Pillow's JPEG decode, its resize, the conversion to floats.
+Last, what decoding a frame costs: --stream's own loader (StreamedFrames, one frame after the
+other) and the package's decoder step by step (Pillow's JPEG decode, its resize, the floats).
 
     python scripts/bare_loop.py [--device cpu|cuda] [--imgsz 256] [--frames 40] [--width 854] [--height 480]
         [--repeats 3] [--lockstep 2] [--dtype float32|bfloat16]
@@ -37,7 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -47,17 +51,20 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from sav_benchmark.device import DTYPES, synchronize  # noqa: E402
-from sav_benchmark.measure import execute_job  # noqa: E402
+from sav_benchmark.masks import PackedMasks  # noqa: E402
+from sav_benchmark.measure import execute_job, job_sampler  # noqa: E402
 from sav_benchmark.progress import FrameCounter  # noqa: E402
 from sav_benchmark.run import make_job  # noqa: E402
 from sav_benchmark.runners import MODELS, load_runner_class  # noqa: E402
 from sav_benchmark.runners.base import RANDOM_WEIGHTS_SEED, RunSettings  # noqa: E402
 from sav_benchmark.runners.sizes import sam2_size_overrides  # noqa: E402
+from sav_benchmark.runners.streaming import DECODER, StreamedFrames, frame_paths, normalisation  # noqa: E402
 from sav_benchmark.split import prepare_split  # noqa: E402
 from sav_benchmark.split.synthetic import make_split  # noqa: E402
 from sav_benchmark.telemetry import choose_telemetry  # noqa: E402
 
 MODEL = "sam2.1_tiny_mask"
+MODES = ("stream", "no-stream")
 
 
 def bare_predictor(spec, settings: RunSettings):
@@ -74,30 +81,47 @@ def autocast_for(settings: RunSettings) -> contextlib.AbstractContextManager:
     return torch.autocast(device_type=settings.device, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
-def start_bare_loop(predictor, settings: RunSettings, job) -> Iterator[int]:
-    """init_state and the prompt, then the package's own loop as a generator of frame indices, each
-    frame's mask read back to the host and the device synchronised, as the benchmark's loop does."""
+@dataclasses.dataclass
+class Loop:
+    """A loop ready to step: what its init_state and prompt took, its frames, and what is done
+    after each frame's time has stopped."""
+
+    setup_s: float
+    frames: Iterator[Any]
+    after: Callable[[Any], None] = lambda item: None
+
+
+def open_bare_loop(predictor, settings: RunSettings, job, stack: contextlib.ExitStack) -> Loop:
+    """init_state and the prompt, then the package's own loop, each frame's mask read back to the
+    host and the device synchronised, as the benchmark's loop does. The stack closes the loop and
+    resets the state."""
+    stack.enter_context(torch.inference_mode())
+    stack.enter_context(autocast_for(settings))
+    start = time.perf_counter()
     state = predictor.init_state(str(job.frames_dir))
     prompt = job.prompts[0]
     predictor.add_new_mask(state, prompt.frame, 1, prompt.mask)
+    synchronize(settings.device)
+    setup_s = time.perf_counter() - start
+    stack.callback(predictor.reset_state, state)
 
     def frames() -> Iterator[int]:
         for frame, _, logits in predictor.propagate_in_video(state, start_frame_idx=prompt.frame):
             (logits[:, 0] > 0).cpu().numpy()
             synchronize(settings.device)
             yield frame
-        predictor.reset_state(state)
 
-    return frames()
+    loop = frames()
+    stack.callback(loop.close)  # before the reset: the paused generator holds the state
+    return Loop(setup_s, loop)
 
 
 def bare_fps(spec, settings: RunSettings, job) -> float:
     predictor = bare_predictor(spec, settings)
-    with torch.inference_mode(), autocast_for(settings):
-        loop = start_bare_loop(predictor, settings, job)
-        synchronize(settings.device)
+    with contextlib.ExitStack() as stack:
+        loop = open_bare_loop(predictor, settings, job, stack)
         start = time.perf_counter()
-        frames = sum(1 for _ in loop)
+        frames = sum(1 for _ in loop.frames)
         elapsed = time.perf_counter() - start
     return frames / elapsed
 
@@ -109,57 +133,109 @@ def our_fps(spec, settings: RunSettings, job, keep: set[int]) -> float:
     return outcome.columns["fps"]
 
 
-def start_our_loop(spec, settings: RunSettings, job, stack: contextlib.ExitStack) -> Iterator[int]:
-    """The runner as the benchmark drives it (build, init, prompt), then its frames, each timed as
-    the benchmark times one: the runner's frame and the device synchronised; under --stream, also
-    the decoding of whatever that frame queued."""
+def built_runner(spec, settings: RunSettings, stack: contextlib.ExitStack):
     runner = load_runner_class(spec)(spec, settings)
     runner.build()
     stack.callback(runner.cleanup)
+    return runner
+
+
+def open_our_loop(runner, job, keep: set[int], stack: contextlib.ExitStack) -> Loop:
+    """The runner as the harness drives it: its inference context, the job's telemetry sampler,
+    init and prompt; then its frames, each ending with the device synchronised (and under --stream
+    the read-ahead it queued decoded), and its kept masks packed after the frame's time."""
     stack.enter_context(runner.inference_context())
+    stack.enter_context(job_sampler(runner.settings))
+    start = time.perf_counter()
     runner.init_video(job)
     runner.add_prompt(job)
+    runner.synchronize()
+    setup_s = time.perf_counter() - start
+    kept = PackedMasks()
 
-    def frames() -> Iterator[int]:
-        for frame, *_ in runner.propagate(job):
+    def frames() -> Iterator[tuple[int, list[np.ndarray]]]:
+        for frame, masks, *_ in runner.propagate(job):
             runner.synchronize()
             if runner.stream is not None:
                 runner.stream.frames.wait_for_read_ahead()
-            yield frame
+            yield frame, masks
 
-    return frames()
+    def pack(item: tuple[int, list[np.ndarray]]) -> None:
+        frame, masks = item
+        if frame in keep:
+            kept.add(frame, masks[0])
+
+    loop = frames()
+    stack.callback(loop.close)  # before the runner's cleanup: the paused generator holds its state
+    return Loop(setup_s, loop, pack)
 
 
-def lockstep_ratios(spec, base: RunSettings, job, rounds: int, warm_frames: int = 3) -> tuple[dict[str, float], int]:
-    """Per mode, the median over frames of the bare loop's frame time over ours, the three loops
-    stepped one frame each in turn; and how many frames that is."""
-    ratios: dict[str, list[float]] = {"stream": [], "no-stream": []}
+@dataclasses.dataclass
+class Lockstep:
+    ratios: dict[str, float]  # per mode: the median over frames of the bare loop's frame time over ours
+    in_all: dict[str, float]  # per mode: the bare loop's init, prompt and frames over ours
+    frames: int
+    bare_frame_s: float  # the bare loop's median frame time
+
+
+def lockstep(spec, base: RunSettings, job, keep: set[int], rounds: int, warm_frames: int = 3) -> Lockstep:
+    ratios: dict[str, list[float]] = {mode: [] for mode in MODES}
+    totals = dict.fromkeys((*MODES, "bare"), 0.0)
+    bare_times = []
     for _ in range(rounds):
-        with contextlib.ExitStack() as stack, torch.inference_mode():
-            loops: dict[str, Iterator[int]] = {
-                mode: start_our_loop(spec, dataclasses.replace(base, stream=mode == "stream"), job, stack) for mode in ratios
-            }
-            stack.enter_context(autocast_for(base))
-            loops["bare"] = start_bare_loop(bare_predictor(spec, base), base, job)
+        with contextlib.ExitStack() as stack:  # built first, outside inference mode, as the harness builds
+            runners = {mode: built_runner(spec, dataclasses.replace(base, stream=mode == "stream"), stack) for mode in MODES}
+            predictor = bare_predictor(spec, base)
+            loops = {mode: open_our_loop(runner, job, keep, stack) for mode, runner in runners.items()}
+            loops["bare"] = open_bare_loop(predictor, base, job, stack)
+            for name, loop in loops.items():
+                totals[name] += loop.setup_s
             for index, times in enumerate(_frames_in_turn(loops, base.device)):
+                for name, seconds in times.items():
+                    totals[name] += seconds
                 if index >= warm_frames:
-                    for mode in ratios:
+                    bare_times.append(times["bare"])
+                    for mode in MODES:
                         ratios[mode].append(times["bare"] / times[mode])
-    return {mode: float(np.median(found)) for mode, found in ratios.items()}, len(ratios["stream"])
+    return Lockstep(
+        {mode: float(np.median(found)) for mode, found in ratios.items()},
+        {mode: totals["bare"] / totals[mode] for mode in MODES},
+        len(bare_times),
+        float(np.median(bare_times)),
+    )
 
 
-def _frames_in_turn(loops: dict[str, Iterator[int]], device: str) -> Iterator[dict[str, float]]:
-    """One frame of each loop in turn, the order rotated each frame; each frame's time."""
+def _frames_in_turn(loops: dict[str, Loop], device: str) -> Iterator[dict[str, float]]:
+    """One frame of each loop in turn, the order rotated each frame; each frame's time. Ends with
+    the shortest loop (they are the same video)."""
     names = list(loops)
     for index in itertools.count():
         times = {}
         for name in names[index % len(names) :] + names[: index % len(names)]:
-            synchronize(device)
+            synchronize(device)  # the previous loop's work is not this one's
             start = time.perf_counter()
-            if next(loops[name], None) is None:
+            item = next(loops[name].frames, None)
+            if item is None:
                 return
             times[name] = time.perf_counter() - start
+            loops[name].after(item)
         yield times
+
+
+def streamed_decode_ms(frames_dir: Path, image_size: int) -> float:
+    """--stream's own loader, per frame: StreamedFrames asked for each frame in turn (its read-ahead
+    thread decoding, the frame normalised as the package's loader leaves it)."""
+    from sam2.utils import misc
+
+    mean, std = normalisation(misc.load_video_frames)
+    frames = StreamedFrames(frame_paths(str(frames_dir)), image_size, getattr(misc, DECODER), mean, std)
+    try:
+        start = time.perf_counter()
+        for index in range(len(frames)):
+            frames[index]
+        return 1000 * (time.perf_counter() - start) / len(frames)
+    finally:
+        frames.close()
 
 
 def decode_steps_ms(frames_dir: Path, image_size: int) -> dict[str, float]:
@@ -216,19 +292,25 @@ def main() -> int:
                     fps[mode].append(our_fps(spec, dataclasses.replace(base, stream=mode == "stream"), job, keep))
                 print(f"  run {repeat + 1}: {mode:9s} {fps[mode][-1]:.3f} FPS", flush=True)
         bare = statistics.median(fps["bare"])
-        for mode in ("stream", "no-stream"):
+        for mode in MODES:
             ours = statistics.median(fps[mode])
             print(f"--{mode}: {ours:.3f} FPS, bare loop {bare:.3f} FPS: ratio {ours / bare:.3f}")
+        bare_frame_ms = 1000 / bare
         if args.lockstep:
-            ratios, frames = lockstep_ratios(spec, base, job, args.lockstep)
-            for mode, ratio in ratios.items():
-                print(f"frame by frame, --{mode}: {frames} frames, median of the bare loop's frame time over ours: ratio {ratio:.3f}")
+            found = lockstep(spec, base, job, keep, args.lockstep)
+            for mode in MODES:
+                what = f"{found.frames} frames, median of the bare loop's frame time over ours"
+                print(f"frame by frame, --{mode}: {what}: ratio {found.ratios[mode]:.3f}")
+            for mode in MODES:
+                print(f"init_state, prompt and frames in all, --{mode}: the bare loop's time over ours: ratio {found.in_all[mode]:.3f}")
+            bare_frame_ms = 1000 * found.bare_frame_s
+        streamed = streamed_decode_ms(job.frames_dir, args.imgsz)
         steps = decode_steps_ms(job.frames_dir, args.imgsz)
-        resize = steps["JPEG decode and resize"] - steps["JPEG decode"]
         print(
-            f"decoding a frame: {steps['in all']:.1f} ms, {steps['in all'] * bare / 10:.1f}% of a bare-loop frame "
-            f"(JPEG decode {steps['JPEG decode']:.1f} ms, resize {resize:.1f} ms, "
-            f"conversion to floats {steps['in all'] - steps['JPEG decode and resize']:.1f} ms)"
+            f"decoding a frame: {streamed:.1f} ms by --stream's loader, {100 * streamed / bare_frame_ms:.1f}% of a bare-loop frame "
+            f"({bare_frame_ms:.0f} ms); the package's decoder {steps['in all']:.1f} ms: JPEG decode {steps['JPEG decode']:.1f}, "
+            f"resize {steps['JPEG decode and resize'] - steps['JPEG decode']:.1f}, "
+            f"floats {steps['in all'] - steps['JPEG decode and resize']:.1f}"
         )
     return 0
 

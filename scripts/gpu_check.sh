@@ -11,11 +11,13 @@ PY=${PYTHON:-python3}
 # requirements looked unmet). A failure is said, not fatal: the steps say what is missing, the table still comes back.
 shopt -s nullglob
 missing=()
-for wheel in .whl/*.whl; do
-  distribution=$(basename "$wheel")
-  "$PY" -c "import importlib.metadata, sys; importlib.metadata.version(sys.argv[1])" "${distribution%%-*}" 2>/dev/null || missing+=("$wheel")
-done
-if [[ " $* " != *" --dry-run "* ]] && ((${#missing[@]})); then
+if [[ " $* " != *" --dry-run "* ]]; then
+  for wheel in .whl/*.whl; do
+    distribution=$(basename "$wheel")  # name-version-...: the name's own dashes are underscores in a wheel's file name
+    "$PY" -c "import importlib.metadata, sys; importlib.metadata.version(sys.argv[1])" "${distribution%%-*}" 2>/dev/null || missing+=("$wheel")
+  done
+fi
+if ((${#missing[@]})); then
   echo "gpu_check: installing ${missing[*]}" >&2
   "$PY" -m pip install -q --no-index --no-deps "${missing[@]}" || echo "gpu_check: installing from .whl/ failed; going on" >&2
 fi

@@ -30,4 +30,12 @@ split=$(mktemp -d)
 "$VENV/bin/python" -c "import sys; sys.path.insert(0, '.'); from pathlib import Path; from sav_benchmark.split.synthetic import make_split; make_split(Path(sys.argv[1]), videos=2, frames=9, width=64, height=48, objects=2)" "$split"
 "$VENV/bin/python" jetson_benchmark.py run --split_dir "$split" --models sam2.1_tiny_mask --weights random --imgsz 64 \
   --isolation process --quiet --output "$split/rehearsal.csv"
-"$VENV/bin/python" -c "import csv, sys; rows = list(csv.DictReader(open(sys.argv[1]))); print(f'rehearsal: {sum(r[\"status\"] == \"ok\" for r in rows)} of {len(rows)} jobs ok')" "$split/rehearsal.csv"
+"$VENV/bin/python" - "$split/rehearsal.csv" <<'PY'
+import csv
+import sys
+
+rows = list(csv.DictReader(open(sys.argv[1])))
+ok = sum(row["status"] == "ok" for row in rows)
+print(f"rehearsal: {ok} of {len(rows)} jobs ok")
+sys.exit(0 if rows and ok == len(rows) else 1)
+PY

@@ -84,7 +84,9 @@ def test_the_bare_loop_script_prints_a_ratio_for_each_mode():
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    modes = ["--stream", "--no-stream", "frame by frame, --stream", "frame by frame, --no-stream"]
-    assert [line.split(":")[0] for line in lines[-5:]] == [*modes, "decoding a frame"]
-    assert all(float(line.rsplit("ratio ", 1)[1]) > 0 for line in lines[-5:-1])
-    assert lines[-3].startswith("frame by frame, --stream: 2 frames")  # 5 frames, the first 3 left out (warm-up)
+    measured = [
+        f"{what}--{mode}" for what in ("", "frame by frame, ", "init_state, prompt and frames in all, ") for mode in ("stream", "no-stream")
+    ]
+    assert [line.split(":")[0] for line in lines[-7:]] == [*measured, "decoding a frame"]
+    assert all(float(line.rsplit("ratio ", 1)[1]) > 0 for line in lines[-7:-1])
+    assert lines[-5].startswith("frame by frame, --stream: 2 frames")  # 5 frames, the first 3 left out (warm-up)
