@@ -15,6 +15,7 @@ from .availability import availability
 from .compare import compare_text, load_run, merge_runs, missing_shards, report_text, write_findings
 from .errors import UsageError, os_reason
 from .evaluate import run_evaluate
+from .html_report import write_html_comparison, write_html_report
 from .memory import CLEANUP_LEVELS
 from .plan import OBJECTS_MODES, OBJECTS_SEPARATE
 from .plot import check_plot_path, write_plot
@@ -25,10 +26,11 @@ from .session import run_command, select_split
 from .signals import Interrupted
 from .split import MASKLET_CHOICES, is_prepared_manifest, parse_shard
 from .split.prompts import MAX_POINTS
+from .status import status_command
 from .telemetry import CHOICES as TELEMETRY_CHOICES
 from .telemetry import DEFAULT_INTERVAL_MS
 
-COMMANDS = ("run", "prepare", "models", "report", "compare", "evaluate")
+COMMANDS = ("run", "prepare", "models", "report", "compare", "evaluate", "status")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -170,6 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
         "the video's first prompt frame, as tools/vos_inference.py does (one image encoding per frame; their rows share the job's "
         "time, memory and power cells), and objects that start later are tracked separately, as that script does",
     )
+    run.add_argument(
+        "--stages",
+        choices=("on", "off"),
+        default="on",
+        help="time each frame's model stages (image encoder, memory attention, mask decoder, memory encoder, rest) into the row's "
+        "stage_* columns (default on)",
+    )
+    run.add_argument(
+        "--traces",
+        choices=("on", "off"),
+        default="on",
+        help="write one record per propagated frame (latency, stages, telemetry at that frame) to OUTPUT.traces.csv (default on)",
+    )
     # A measurement aid for developers (README: GPU check kit), not shown in --help: "gc" and "none"
     # leave out parts of the cleanup protocol, to show what each call of it does.
     run.add_argument("--cleanup", choices=CLEANUP_LEVELS, default="full", help=argparse.SUPPRESS)
@@ -236,6 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--edgetam_repo", help="a checkout of github.com/facebookresearch/EdgeTAM")
     report = sub.add_parser("report", help="the summary of one run's CSV, as a Markdown table")
     report.add_argument("csv", help="a result CSV")
+    report.add_argument(
+        "--html",
+        metavar="OUT.html",
+        help="also write one self-contained page: the table, accuracy against speed, latency across frames, stages, memory and power, "
+        "objects, the run's manifest (needs matplotlib)",
+    )
+    report.add_argument("--force", action="store_true", help="overwrite an existing --html file")
 
     compare = sub.add_parser("compare", help="each later result CSV against the first: paired per object, with significance")
     compare.add_argument("reference", help="the reference result CSV")
@@ -247,8 +269,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--plot", metavar="FILE.png", help="also draw J&F against FPS per model and file, and the per-object latencies (needs matplotlib)"
     )
     compare.add_argument("--csv", metavar="FILE", help="also write the comparison's numbers at full precision to FILE")
+    compare.add_argument(
+        "--html", metavar="OUT.html", help="also write one self-contained page: the files side by side, then the paired ratios"
+    )
     compare.add_argument("--merge", metavar="OUT.csv", help="instead: join shards of one run (same settings, disjoint jobs) into OUT.csv")
-    compare.add_argument("--force", action="store_true", help="overwrite an existing --csv, --plot or --merge file (never an input)")
+    compare.add_argument(
+        "--force", action="store_true", help="overwrite an existing --csv, --plot, --html or --merge file (never an input)"
+    )
+
+    status = sub.add_parser(
+        "status", help="how far a run got: jobs done, failures, ETA, whether its process is alive, and how to continue it"
+    )
+    status.add_argument("csv", help="the run's result CSV (its --output), running or ended")
 
     evaluate = sub.add_parser(
         "evaluate",
@@ -288,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_prepare(args)
         if args.command == "report":
             return _cmd_report(args)
+        if args.command == "status":
+            return status_command(args.csv)
         if args.command == "compare":
             return _cmd_compare(args)
         if args.command == "evaluate":
@@ -357,7 +391,8 @@ def _check_compare_outputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
 
     inputs = [Path(p) for p in (args.reference, *args.others)]
     inputs += [manifest_path(p) for p in inputs]
-    outputs = [(flag, Path(value)) for flag, value in (("--csv", args.csv), ("--plot", args.plot), ("--merge", args.merge)) if value]
+    given = (("--csv", args.csv), ("--plot", args.plot), ("--html", args.html), ("--merge", args.merge))
+    outputs = [(flag, Path(value)) for flag, value in given if value]
     if args.merge:
         outputs.append(("--merge", manifest_path(Path(args.merge))))
     for index, (flag, path) in enumerate(outputs):
@@ -371,12 +406,26 @@ def _check_compare_outputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
         _refuse_to_overwrite(flag, path, args.force)
     if args.plot:
         check_plot_path(Path(args.plot))
+    if args.html:
+        check_plot_path(Path("compare.png"))  # matplotlib, which draws the pictures, is there
     return outputs
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-
-    print(report_text(load_run(Path(args.csv))))
+    html = Path(args.html) if args.html else None
+    if html is not None:
+        _refuse_to_overwrite("--html", html, args.force)
+        if _same_file(html, Path(args.csv)):
+            raise UsageError(f"--html {html} is the CSV to report; give another file name")
+        check_plot_path(Path("report.png"))  # matplotlib, which draws the pictures, is there
+    run = load_run(Path(args.csv))
+    print(report_text(run))
+    if html is not None:
+        try:
+            write_html_report(run, html)
+        except OSError as exc:
+            raise UsageError(f"--html {html}: cannot write it ({os_reason(exc)}); choose another path") from None
+        print(f"html: {html}")
     return 0
 
 
@@ -396,5 +445,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         write_findings(Path(args.csv), reference, others, args.min_speed)
     if args.plot:
         write_plot(Path(args.plot), [reference, *others])
+    if args.html:
+        write_html_comparison(reference, others, Path(args.html), args.min_speed)
     print(compare_text(reference, others, args.min_speed))
     return 0

@@ -183,9 +183,13 @@ def report_text(run: Run) -> str:
     """Per (model, prompt): objects that ran and failed (skipped ones left out), global J&F, J and F
     (SPEC-metrics), FPS median and p10-p90 over objects, the medians over objects of the per-object
     latency p50 and p90, build and init medians, the largest peak memory, energy per frame."""
+    return f"## {run.path}\n\n" + markdown_table(REPORT_HEADER, report_lines(run))
+
+
+def report_lines(run: Run) -> list[list[str]]:
+    """The report's table, a line per (model, prompt), cells as REPORT_HEADER names them."""
     groups = group_rows([r for r in run.rows if r["status"] != STATUS_SKIPPED])
-    lines = [_report_line(group, rows) for group, rows in groups.items()]
-    return f"## {run.path}\n\n" + markdown_table(REPORT_HEADER, lines)
+    return [_report_line(group, rows) for group, rows in groups.items()]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ beside each session's configuration:
   their postprocessing reads as True.
 - version 4: adds objects. Earlier versions tracked each object separately.
 - version 5: adds cleanup (a developer's measurement aid). Earlier versions ran the full protocol.
+- version 6: adds stages and traces. Earlier versions timed no stages and wrote no traces.
 A field an older manifest lacks reads as None, unless ADDED_WITH says what those versions did.
 """
 
@@ -25,14 +26,14 @@ from .errors import UsageError
 from .runners.base import RANDOM_WEIGHTS_SEED
 from .runners.sizes import DEFAULT_IMGSZ
 
-CONFIG_VERSION = 5
+CONFIG_VERSION = 6
 # What makes two sessions' rows incomparable, in the order a refusal lists them: the first two
 # for every model, the rest only when both sessions ran torch models (static_mask has no weights).
 ALWAYS_COMPARED = ("num_points", "do_not_skip_first_and_last_frame")
 TORCH_COMPARED = ("imgsz", "autocast_dtype", "weights", "device", "stream", "postprocessing", "objects", "cleanup")
 UNSET_MEANS = {"imgsz": DEFAULT_IMGSZ}  # an unset --imgsz is the model's own size
 # field -> (the version that added it, what the runs of earlier versions did)
-ADDED_WITH = {"postprocessing": (3, True), "objects": (4, "separate"), "cleanup": (5, "full")}
+ADDED_WITH = {"postprocessing": (3, True), "objects": (4, "separate"), "cleanup": (5, "full"), "stages": (6, "off"), "traces": (6, "off")}
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class RunConfig:
     postprocessing: bool | None = None
     objects: str | None = None
     cleanup: str | None = None
+    stages: str | None = None
+    traces: str | None = None
     warmup_frames: int | None = None  # resolved: the default for the device
     output: str | None = None
     save_masks: str | None = None

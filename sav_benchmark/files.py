@@ -1,9 +1,13 @@
-"""Files written so that a crash leaves the old version or the new one, never half of either."""
+"""Files written so that a crash leaves the old version or the new one, never half of either;
+CSV lines appended so that a crash leaves only whole appends behind the last one."""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from pathlib import Path
+from typing import IO, Iterable
 
 
 def write_atomically(path: Path, content: str | bytes) -> None:
@@ -19,3 +23,12 @@ def write_atomically(path: Path, content: str | bytes) -> None:
         raise OSError(exc.errno, exc.strerror, str(path)) from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def append_durably(handle: IO[str], lines: Iterable[Iterable[str]]) -> None:
+    """CSV lines in one write, flushed and fsynced before this returns."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(lines)
+    handle.write(buffer.getvalue())
+    handle.flush()
+    os.fsync(handle.fileno())

@@ -21,9 +21,9 @@ from .runners import ModelSpec
 from .runners.base import Job, MemoryCounters, Runner, RunSettings
 from .signals import interruption_behind, signals_raised
 from .telemetry import Sampler, open_source
-from .telemetry.readings import Window
 from .telemetry.source import ProcfsOnly
-from .timing import latency_columns
+from .timing import FrameLog, frame_stage_columns, latency_columns
+from .traces import job_trace
 
 log = logging.getLogger("sav_benchmark")
 OOM_MESSAGES = ("out of memory", "can't allocate memory", "not enough memory", "nvmapmemalloc")
@@ -38,6 +38,7 @@ class JobOutcome:
     status: str = ""  # set only on failure: error, oom, crash
     reason: str = ""
     traceback: str = ""
+    trace: dict[str, list] | None = None  # each propagated frame's record (traces.job_trace)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -64,20 +65,25 @@ def _timed(runner: Runner, step: Callable[[Job], None], job: Job) -> float:
     return time.perf_counter() - start
 
 
-def _propagate_timed(runner: Runner, job: Job, keep: set[int], columns: dict[str, Any], progress: Any) -> tuple[list[PackedMasks], Window]:
+def _propagate_timed(
+    runner: Runner, job: Job, keep: set[int], columns: dict[str, Any], progress: Any
+) -> tuple[list[PackedMasks], FrameLog]:
     """Per-frame latency: from asking for a frame to its masks (every object's) on the host, device
     synchronised; propagate_s is their sum. Keeping the masks (packing them into bits) is the
-    harness's work, between the frames' timers. Returns each object's kept masks and the loop's
-    start and end on the timers' clock."""
+    harness's work, between the frames' timers. Where the runner times its model's stages, each
+    frame's are read after its synchronisation. Returns each object's kept masks and the frames' log."""
     kept = [PackedMasks() for _ in job.prompts]
-    latencies: list[float] = []
+    log = FrameLog()
+    clock = getattr(runner, "stage_clock", None)  # optional in the protocol: a runner that times its model's stages
     progress.value = 0
     runner.synchronize()
-    start = asked = end = time.perf_counter()
+    if clock is not None:
+        clock.take()  # what init and the prompt ran is not a frame's
+    asked = log.start = time.perf_counter()
     for frame, masks, *scores in runner.propagate(job):
         runner.synchronize()
         end = time.perf_counter()
-        latencies.append(end - asked)
+        log.add(frame, end - asked, end, clock.take() if clock is not None else None)
         if len(masks) != len(kept):  # a runner of the protocol before objects were tracked together yields one array
             raise RuntimeError(
                 f"the runner gave {len(masks)} masks for frame {frame} of a job of {len(kept)} objects: yield a list, one per prompt"
@@ -88,13 +94,15 @@ def _propagate_timed(runner: Runner, job: Job, keep: set[int], columns: dict[str
                 packed.add(frame, mask, mask_scores)
         progress.value += 1  # one integer store: what a progress display reads, from another thread or process
         asked = time.perf_counter()
-    columns.update(latency_columns(latencies))
-    return kept, (start, end)
+    if clock is not None:
+        log.stages_problem = clock.problem
+    columns.update(latency_columns(log.latencies_s))
+    return kept, log
 
 
 def _measure(
     runner: Runner, counters: MemoryCounters, sampler: Sampler, job: Job, keep: set[int], columns: dict[str, Any], progress: Any
-) -> tuple[list[PackedMasks], Window]:
+) -> tuple[list[PackedMasks], FrameLog]:
     """Build, init, prompt and propagate under the timers, sampled in the background from start to
     the last frame; the sampler stops and the runner cleans up on every path."""
     counters.start()
@@ -139,11 +147,11 @@ def execute_job(runner_class: type, spec: ModelSpec, settings: RunSettings, job:
     runner: Runner = runner_class(spec, settings)
     counters = runner.memory_counters()
     sampler = job_sampler(settings)
-    window = None
+    frame_log = None
     graphs_before = _graphs_compiled(settings)
     raised_before = signals_raised()
     try:
-        outcome.masks, window = _measure(runner, counters, sampler, job, keep, outcome.columns, progress)
+        outcome.masks, frame_log = _measure(runner, counters, sampler, job, keep, outcome.columns, progress)
     except Exception as exc:
         _raise_interruption_behind(exc, raised_before)
         outcome.status = STATUS_OOM if is_out_of_memory(exc) else STATUS_ERROR
@@ -157,6 +165,11 @@ def execute_job(runner_class: type, spec: ModelSpec, settings: RunSettings, job:
     row_columns = getattr(runner, "row_columns", None)  # optional in the protocol: plugins may lack it
     if row_columns is not None:
         outcome.columns.update(row_columns())
+    if frame_log is not None:
+        stage_cells, stage_warning = frame_stage_columns(frame_log)
+        outcome.columns.update(stage_cells)
+        if stage_warning:
+            outcome.columns["warning"] = "; ".join(filter(None, [outcome.columns.get("warning"), stage_warning]))
     if settings.compile:
         compiled = _graphs_compiled(settings) - graphs_before
         outcome.columns["compiled_graphs"] = compiled
@@ -165,9 +178,11 @@ def execute_job(runner_class: type, spec: ModelSpec, settings: RunSettings, job:
     counters.record_after_cleanup()
     outcome.columns.update(counters.reading.columns())
     try:
-        outcome.columns.update(sampler.columns(window, outcome.columns.get("n_propagated", 0)))
+        outcome.columns.update(sampler.columns(frame_log.window() if frame_log else None, outcome.columns.get("n_propagated", 0)))
     except Exception as exc:  # telemetry costs its own cells, never the job's row
         log.warning("telemetry: its figures were lost: %s", one_line(exc))
+    if frame_log is not None and settings.traces:
+        outcome.trace = job_trace(frame_log, list(sampler.readings))
     return outcome
 
 

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
-import os
 import re
 from pathlib import Path
 from typing import Any
 
-from .files import write_atomically
+from .files import append_durably, write_atomically
 from .memory import MEMORY_COLUMNS
 from .metrics import SCORE_COLUMNS
 from .telemetry.readings import TELEMETRY_COLUMNS
-from .timing import LATENCY_COLUMNS, STAGE_COLUMNS
+from .timing import FRAME_STAGE_COLUMNS, LATENCY_COLUMNS, STAGE_COLUMNS
 
 # The CSV's columns, in their order: the job's own (who, with what settings, what became of it, how
 # many frames), then each measurement's, as its producer declares them. A column's kind (text or
@@ -33,6 +30,7 @@ COLUMNS = [
     *SCORE_COLUMNS,
     *LATENCY_COLUMNS,
     *STAGE_COLUMNS,
+    *FRAME_STAGE_COLUMNS,
     *MEMORY_COLUMNS,
     *TELEMETRY_COLUMNS,
 ]
@@ -51,6 +49,7 @@ LATER_COLUMNS: list[tuple[dict[str, Any], str]] = [
         {"tracking": lambda row: "separate" if _ran(row) else "", "objects_in_job": lambda row: "1" if _ran(row) else ""},
         "its rows tracked each object separately",
     ),
+    ({column: lambda row: "" for column in FRAME_STAGE_COLUMNS}, "its rows have no stage times"),
 ]
 
 
@@ -171,11 +170,7 @@ class ResultWriter:
         self._append([_cell(row.get(c)) for c in COLUMNS])
 
     def _append(self, cells: list[str]) -> None:
-        buffer = io.StringIO()
-        csv.writer(buffer).writerow(cells)
-        self._file.write(buffer.getvalue())
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        append_durably(self._file, [cells])
 
     def close(self) -> None:
         self._file.close()
@@ -202,13 +197,18 @@ def lock_path(output: Path) -> Path:
     return side_file(output, ".lock")
 
 
+def traces_path(output: Path) -> Path:
+    """Each propagated frame's record (traces.py)."""
+    return side_file(output, ".traces.csv")
+
+
 def current_job_path(output: Path) -> Path:
     return side_file(output, ".current")
 
 
 def run_files(output: Path) -> list[Path]:
     """Every file a run writes beside its CSV, the CSV first."""
-    return [output, manifest_path(output), prepared_path(output), log_path(output), current_job_path(output)]
+    return [output, manifest_path(output), prepared_path(output), log_path(output), current_job_path(output), traces_path(output)]
 
 
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:

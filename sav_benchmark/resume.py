@@ -8,6 +8,7 @@ import fcntl
 import io
 import json
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -18,6 +19,18 @@ from .files import write_atomically
 from .results import COLUMNS, LATER_COLUMNS, NOT_FAILED, earlier_headers, lock_path, manifest_path, row_problem
 
 Key = tuple[str, str, str]
+
+
+def resume_arguments(command: list[str], output: Path, retry_failed: bool = False) -> str:
+    """A run's command line (what started the program, then its arguments) that continues it: with
+    --resume (and --retry_failed), and its output made explicit."""
+    args = list(command)
+    for flag in ("--resume", *(["--retry_failed"] if retry_failed else [])):
+        if flag not in args:
+            args.append(flag)
+    if "--output" not in args and not any(a.startswith("--output=") for a in args):
+        args += ["--output", str(output)]
+    return shlex.join(args)
 
 
 def row_key(row: dict[str, Any]) -> Key:

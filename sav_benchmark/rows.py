@@ -25,6 +25,7 @@ class JobResult:
     spec: ModelSpec
     obj: PreparedObject
     job_index: int = 0  # which job of the run made it: the objects of a shared job have the same
+    trace: dict[str, list] | None = None  # the job's per-frame records (traces.py), written before the row
 
 
 def row_start(run_id: str, settings: RunSettings, spec: ModelSpec, video: PreparedVideo, obj: PreparedObject) -> dict[str, Any]:

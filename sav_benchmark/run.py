@@ -34,6 +34,7 @@ from .scoring import JobScoring, annotated_predictions
 from .signals import Interrupted, SignalGuard, interruption_behind, signals_raised
 from .split import LAYOUT_DAVIS, PreparedObject, PreparedSplit, PreparedVideo
 from .timing import overhead
+from .traces import TraceWriter
 
 log = logging.getLogger("sav_benchmark")
 STOPPED_FAIL_FAST = "fail_fast"
@@ -96,11 +97,13 @@ class Benchmark:
         executor: Executor | None = None,
         guard: SignalGuard | None = None,
         scoring: JobScoring | None = None,
+        traces: TraceWriter | None = None,
     ) -> None:
         self.split = split
         self.specs = specs
         self.options = options
         self.writer = writer
+        self.traces = traces
         self.executor = executor or InProcessExecutor(specs, options.settings)
         self.guard = guard or SignalGuard()
         self.scoring = scoring or JobScoring(split, options.skip_first_and_last, options.save_masks, options.objects == OBJECTS_TOGETHER)
@@ -129,13 +132,13 @@ class Benchmark:
                 video = planned.video
                 progress.start_job(planned.label, video.n_frames - min(obj.prompt_frame or 0 for obj in planned.objects))
                 if self.ledger.starting(planned.keys()[0]):  # a shared job goes by its first object's key
-                    outcomes = [(self._crashed_twice_row(planned, obj), False, None) for obj in planned.objects]
+                    outcomes, trace = [(self._crashed_twice_row(planned, obj), False, None) for obj in planned.objects], None
                 else:
-                    outcomes = self._predict(planned)
+                    outcomes, trace = self._predict(planned)
                     self.ledger.ended()
                 video_ends = index + 1 == len(todo) or todo[index + 1].video is not video
                 results = [
-                    JobResult(row, input_problem, planned.spec, obj, index)
+                    JobResult(row, input_problem, planned.spec, obj, index, trace)
                     for (row, input_problem, _), obj in zip(outcomes, planned.objects)
                 ]
                 predictions = [masks for _, _, masks in outcomes]
@@ -183,6 +186,8 @@ class Benchmark:
         """One row to the CSV; called inside the guard's critical section."""
         row = done.row
         try:
+            if self.traces is not None and done.trace is not None:  # before the row: a row never lacks its records
+                self.traces.write(row, done.trace)
             self.writer.write(row)
         except OSError as exc:
             raise ResultsNotWritable(self.writer.path, exc) from exc
@@ -217,16 +222,16 @@ class Benchmark:
             self.report.stopped, self.report.stopped_at = why, row
         return True
 
-    def _predict(self, planned: PlannedJob) -> list[tuple[dict[str, Any], bool, PackedMasks | None]]:
+    def _predict(self, planned: PlannedJob) -> tuple[list[tuple[dict[str, Any], bool, PackedMasks | None]], dict[str, list] | None]:
         """Run the job: for each of its objects, its row, whether a failure there is the input's
-        fault rather than the model's, and its masks on every annotated frame. Without masks the
-        row is complete, else scoring completes it."""
+        fault rather than the model's, and its masks on every annotated frame (without masks the
+        row is complete, else scoring completes it); and the job's per-frame trace, if it has one."""
         spec, video, objects = planned.spec, planned.video, list(planned.objects)
         rows = [self._row_start(planned, obj) for obj in objects]
         if video.problem:
-            return [(with_status(row, STATUS_ERROR, video.problem), True, None) for row in rows]
+            return [(with_status(row, STATUS_ERROR, video.problem), True, None) for row in rows], None
         if objects[0].skip_reason:  # such an object has a job of its own
-            return [(with_status(rows[0], STATUS_SKIPPED, objects[0].skip_reason), True, None)]
+            return [(with_status(rows[0], STATUS_SKIPPED, objects[0].skip_reason), True, None)], None
         for row, obj in zip(rows, objects):
             row.update(
                 prompt_frame=obj.prompt_frame, prompt_detail=prompt_detail(self.split, spec, video, obj), **tracking_columns(planned)
@@ -235,15 +240,15 @@ class Benchmark:
             job = make_job(self.split, video, objects)
         except Exception as exc:
             log.error("%s %s: reading the prompt failed\n%s", spec.name, planned.label, traceback.format_exc())
-            return [(with_status(row, STATUS_ERROR, f"reading the prompt failed: {one_line(exc)}"), True, None) for row in rows]
+            return [(with_status(row, STATUS_ERROR, f"reading the prompt failed: {one_line(exc)}"), True, None) for row in rows], None
         outcome = self._execute(spec, job, objects, rows)
         for row, obj in zip(rows, objects):
             row.update(outcome.columns)  # a shared job's timing, memory and power: the same in each of its rows
             row["warning"] = "; ".join(filter(None, [prompt_warning(self.split, spec, obj), planned.warning, row.get("warning")]))
         if outcome.status:
             log.error("%s %s: %s\n%s", spec.name, planned.label, outcome.reason, outcome.traceback)
-            return [(with_status(row, outcome.status, outcome.reason), False, None) for row in rows]
-        return [self._annotated(row, video, obj, masks, spec) for row, obj, masks in zip(rows, objects, outcome.masks)]
+            return [(with_status(row, outcome.status, outcome.reason), False, None) for row in rows], outcome.trace
+        return [self._annotated(row, video, obj, masks, spec) for row, obj, masks in zip(rows, objects, outcome.masks)], outcome.trace
 
     def _annotated(
         self, row: dict[str, Any], video: PreparedVideo, obj: PreparedObject, masks: PackedMasks, spec: ModelSpec

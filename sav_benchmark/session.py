@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shlex
 import shutil
 import socket
 import sys
@@ -35,6 +34,7 @@ from .results import (
     manifest_path,
     prepared_path,
     run_files,
+    traces_path,
     write_manifest,
 )
 from .resume import (
@@ -43,6 +43,7 @@ from .resume import (
     check_comparable,
     keys_to_skip,
     read_result_file,
+    resume_arguments,
     row_key,
     rows_of_partial_groups,
 )
@@ -54,6 +55,7 @@ from .signals import Interrupted, SignalGuard, interruption_behind, signals_rais
 from .split import DEMO_HINT, LAYOUT_DAVIS, PreparedSplit, prepare_split
 from .summary import summary_text
 from .telemetry import choose_telemetry
+from .traces import TraceWriter, keep_traces_of
 
 SELECTION_FLAGS = ("split_dir", "video_ids", "limit_videos", "limit_objects", "shard", "masklets", "cache_dir")
 EXIT_FAILED, EXIT_TOO_MANY_FAILURES = 1, 3
@@ -196,13 +198,7 @@ def invoked_as() -> list[str]:
 
 def resume_command(argv: list[str], output: Path, retry_failed: bool = False) -> str:
     """The command that continues this run: the same one, with --resume and the output made explicit."""
-    args = list(argv)
-    for flag in ("--resume", *(["--retry_failed"] if retry_failed else [])):
-        if flag not in args:
-            args.append(flag)
-    if "--output" not in args and not any(a.startswith("--output=") for a in args):
-        args += ["--output", str(output)]
-    return shlex.join([*invoked_as(), *args])
+    return resume_arguments([*invoked_as(), *argv], output, retry_failed)
 
 
 @dataclass
@@ -284,10 +280,10 @@ def _restore(snapshot: dict[Path, bytes | None]) -> None:
             pass
 
 
-def _close_files(writer: ResultWriter, manifest_file: Path, manifest: dict[str, Any]) -> bool:
-    """Close the CSV and update the manifest; False (with a warning) if the disk refused either."""
+def _close_files(writer: ResultWriter, traces: TraceWriter | None, manifest_file: Path, manifest: dict[str, Any]) -> bool:
+    """Close the CSV and the traces and update the manifest; False (with a warning) if the disk refused any."""
     ok = True
-    for action in (writer.close, lambda: write_manifest(manifest_file, manifest)):
+    for action in (writer.close, traces.close if traces else lambda: None, lambda: write_manifest(manifest_file, manifest)):
         try:
             action()
         except OSError as exc:
@@ -408,6 +404,8 @@ class RunSession:
                 args.postprocessing,
                 non_overlap_masks=args.objects == OBJECTS_TOGETHER and self.split.layout == LAYOUT_DAVIS,
                 cleanup=args.cleanup,
+                stages=args.stages == "on",
+                traces=args.traces == "on",
             ),
             warmup,
             self.save_masks,
@@ -466,10 +464,11 @@ class RunSession:
             self.output,
             manifest_path(self.output),
             log_path(self.output),
+            traces_path(self.output),
             *([] if self.args.prepared else [prepared_path(self.output)]),
         ]
         before = _snapshot(files)
-        handler, writer, made = None, None, []
+        handler, writer, traces, made = None, None, None, []
         try:
             if self.save_masks is not None:
                 made = [folder for folder in (self.save_masks, *self.save_masks.parents) if not folder.exists()]
@@ -478,15 +477,18 @@ class RunSession:
                 self.split.save(prepared_path(self.output))
             handler = _setup_log(log_path(self.output))
             mended = earlier.file.rewrite(earlier.rows) if earlier.file is not None else ""
+            keep_traces_of(traces_path(self.output), {row_key(row) for row in earlier.rows})  # records of rows to run again
+            traces = TraceWriter(traces_path(self.output)) if self.args.traces == "on" else None
             writer = ResultWriter(self.output)
             write_manifest(manifest_path(self.output), self.manifest)
-            self.writer = writer
+            self.writer, self.traces = writer, traces
         except OSError as exc:
             if handler is not None:
                 logging.getLogger("sav_benchmark").removeHandler(handler)
                 handler.close()
-            if writer is not None:
-                writer.close()
+            for opened in (writer, traces):
+                if opened is not None:
+                    opened.close()
             _restore(before)
             for folder in made:
                 _remove_if_empty(folder)
@@ -517,7 +519,7 @@ class RunSession:
                 executor = make_executor(
                     self.isolation, self.specs, self.options.settings, warmup, self.args.job_timeout_s, self.import_paths
                 )
-                benchmark = Benchmark(self.split, self.specs, self.options, self.writer, executor, guard)
+                benchmark = Benchmark(self.split, self.specs, self.options, self.writer, executor, guard, traces=self.traces)
                 self.report = benchmark.report
                 benchmark.run(show_progress=not self.args.quiet and sys.stderr.isatty())
             except Interrupted as exc:
@@ -540,7 +542,7 @@ class RunSession:
                         rows=len(self.report.rows),
                         stopped=f"interrupted by {self.interrupted}" if self.interrupted else str(self.unwritable or self.report.stopped),
                     )
-                    self.files_ok = _close_files(self.writer, manifest_path(self.output), self.manifest)
+                    self.files_ok = _close_files(self.writer, self.traces, manifest_path(self.output), self.manifest)
                 self.interrupted = self.interrupted or guard.pending
 
     def conclude(self) -> int:

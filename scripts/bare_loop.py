@@ -190,7 +190,7 @@ def lockstep(spec, base: RunSettings, job, keep: set[int], rounds: int, warm_fra
             loops["bare"] = open_bare_loop(predictor, base, job, stack)
             for name, loop in loops.items():
                 totals[name] += loop.setup_s
-            for index, times in enumerate(_frames_in_turn(loops, base.device)):
+            for index, times in enumerate(frames_in_turn(loops, base.device)):
                 for name, seconds in times.items():
                     totals[name] += seconds
                 if index >= warm_frames:
@@ -205,7 +205,7 @@ def lockstep(spec, base: RunSettings, job, keep: set[int], rounds: int, warm_fra
     )
 
 
-def _frames_in_turn(loops: dict[str, Loop], device: str) -> Iterator[dict[str, float]]:
+def frames_in_turn(loops: dict[str, Loop], device: str) -> Iterator[dict[str, float]]:
     """One frame of each loop in turn, the order rotated each frame; each frame's time. Ends with
     the shortest loop (they are the same video)."""
     names = list(loops)

@@ -130,6 +130,7 @@ def step_timing(device: str, work: Path) -> Outcome:
     from sav_benchmark.runners.base import RunSettings
     from sav_benchmark.runners.sam2_family import Sam2Runner
     from sav_benchmark.split import prepare_split
+    from sav_benchmark.timing import FRAME_STAGES
 
     split = prepare_split(split_of(work, device, videos=2), video_ids=["synth_001"])
     video, obj = split.videos[0], split.videos[0].objects[0]
@@ -170,11 +171,14 @@ def step_timing(device: str, work: Path) -> Outcome:
     wall = loop["end"] - loop["start"]
     gap = 100 * abs(sum(latencies) - wall) / wall
     shorter = sum(latency < model for latency, model in zip(latencies, model_s))
-    ok = len(latencies) == len(model_s) and gap <= 2.0 and shorter == 0
+    stages = {stage: outcome.columns.get(f"stage_{stage}_ms_mean") for stage in FRAME_STAGES}
+    split = all(value is not None for value in stages.values())
+    ok = len(latencies) == len(model_s) and gap <= 2.0 and shorter == 0 and split
     clock = "CUDA events" if device == "cuda" else "perf_counter (CPU stand-in for CUDA events)"
     figure = (
         f"{len(latencies)} frames: latencies sum to {gap:.2f}% off the loop's wall time (goal <= 2%); frames timed shorter than "
-        f"the model's own time by {clock}: {shorter}"
+        f"the model's own time by {clock}: {shorter}; stage means (ms): "
+        + (", ".join(f"{stage} {ms:.1f}" for stage, ms in stages.items()) if split else f"none ({outcome.columns.get('warning')})")
     )
     return Outcome(PASS if ok else FAIL, figure)
 
@@ -340,7 +344,7 @@ def step_nvml(device: str, work: Path) -> Outcome:
 
 STEPS = [  # cheap, decisive steps first; the compile step last (its warm-up may take minutes)
     Step("environment", "GPU, compute capability, driver, torch and CUDA, sam2", 30, step_environment),
-    Step("timing", "per-frame latencies against CUDA events and the loop's wall time", 90, step_timing),
+    Step("timing", "per-frame latencies against CUDA events and the loop's wall time; the stages' split", 90, step_timing),
     Step("isolation_oom", "--isolation process: an oom row, the next job ok, the worker replaced", 120, step_isolation_oom),
     Step("bare_loop", "FPS of the benchmark's job over a bare propagate_in_video loop, --stream and --no-stream", 150, step_bare_loop),
     Step("bf16", "bfloat16 against float32: FPS ratio, masks' mean IoU", 120, step_bf16),

@@ -37,4 +37,10 @@ if ! "$PY" -c "import sam2.build_sam" 2>/dev/null; then
 fi
 # The test install declares itself: with this file, a test that needs one of these modules fails
 # when it cannot import it, instead of being skipped (tests/conftest.py, `require`).
-printf '%s\n' torch sam2.build_sam matplotlib timm hypothesis > .test-install
+# A headless browser for the HTML report's test: Debian's Chromium where apt can install it (as root); without it
+# that test is skipped and says so.
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || echo "install.sh: chromium could not be installed" >&2
+fi
+browser=$(command -v chromium >/dev/null && echo chromium || true)
+printf '%s\n' torch sam2.build_sam matplotlib timm hypothesis $browser > .test-install

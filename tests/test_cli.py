@@ -45,14 +45,14 @@ sys.meta_path.insert(0, Guard)
 """
 
 
-def test_help_models_static_baseline_report_and_compare_never_import_torch(split, tmp_path):
+def test_help_models_static_baseline_report_compare_and_status_never_import_torch(split, tmp_path):
     out = str(tmp_path / "o.csv")
     code = TORCH_GUARD + (
         "from sav_benchmark.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "assert main(['models']) == 0\n"
         f"assert main(['--split_dir', {str(split)!r}, '--models', 'static_mask', '--output', {out!r}]) == 0\n"
-        f"assert main(['report', {out!r}]) == 0 and main(['compare', {out!r}, {out!r}]) == 0\n"
+        f"assert main(['report', {out!r}]) == 0 and main(['compare', {out!r}, {out!r}]) == 0 and main(['status', {out!r}]) == 0\n"
         "assert not IMPORTED, f'imported: {IMPORTED}'\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
@@ -177,7 +177,8 @@ def test_side_files_never_replace_the_csv(split, tmp_path):
     out = tmp_path / "o.json"  # a CSV named like a manifest still keeps its rows
     assert cli("--split_dir", str(split), "--models", "static_mask", "--output", str(out)).returncode == 0
     assert len(list(csv.DictReader(out.open()))) == 5
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.json", "o.json.json", "o.json.log", "o.json.prepared.json"]  # the lock is gone
+    names = ["o.json", "o.json.json", "o.json.log", "o.json.prepared.json", "o.json.traces.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names  # the lock is gone
 
 
 def test_unwritable_outputs_are_usage_errors(split, tmp_path):

@@ -12,7 +12,9 @@ from sav_benchmark.configuration import CONFIG_VERSION, RunConfig
 from sav_benchmark.errors import UsageError
 from sav_benchmark.results import COLUMNS
 from sav_benchmark.split.synthetic import make_split
+from sav_benchmark.timing import FRAME_STAGE_COLUMNS
 
+STAGES = ", ".join(FRAME_STAGE_COLUMNS)  # the stage columns, which every CSV begun before them gains on resume
 # The demo's manifest as the version before the declaration wrote it (commit 6936d76; version 1, no "config_version").
 DEMO_MANIFEST = ROOT / "tests" / "data" / "manifest_version_1.json"
 
@@ -30,6 +32,7 @@ def test_a_version_1_manifest_is_read_under_the_same_names():
     assert stored.pop("postprocessing") is True  # added by version 3; the runs before it post-processed
     assert stored.pop("objects") == "separate"  # added by version 4; the runs before it tracked each object on its own
     assert stored.pop("cleanup") == "full"  # added by version 5; the runs before it ran the whole protocol
+    assert (stored.pop("stages"), stored.pop("traces")) == ("off", "off")  # added by version 6; none before
     assert list(stored) == list(manifest["config"])  # the stored names, in their order, unchanged
     assert stored == manifest["config"]
     assert (earlier.imgsz, earlier.device, earlier.uses_torch) == (256, "cpu", True)
@@ -47,13 +50,17 @@ def test_fields_are_compared_one_by_one():
 
 
 def test_a_field_missing_from_an_older_manifest_reads_as_unset_or_as_those_versions_ran():
-    assert RunConfig.from_manifest({"config": {"imgsz": 512, "renamed_long_ago": 1}, "config_version": 5}, "m.json") == RunConfig(imgsz=512)
-    assert RunConfig.from_manifest({"config": {"imgsz": 512}, "config_version": 4}, "m.json") == RunConfig(imgsz=512, cleanup="full")
+    none = {"stages": "off", "traces": "off"}  # version 6 added them; the runs before had neither
+    assert RunConfig.from_manifest({"config": {"imgsz": 512, "renamed_long_ago": 1}, "config_version": 6}, "m.json") == RunConfig(imgsz=512)
+    assert RunConfig.from_manifest({"config": {"imgsz": 512}, "config_version": 5}, "m.json") == RunConfig(imgsz=512, **none)
+    assert RunConfig.from_manifest({"config": {"imgsz": 512}, "config_version": 4}, "m.json") == RunConfig(
+        imgsz=512, cleanup="full", **none
+    )
     assert RunConfig.from_manifest({"config": {"imgsz": 512}, "config_version": 3}, "m.json") == RunConfig(
-        imgsz=512, objects="separate", cleanup="full"
+        imgsz=512, objects="separate", cleanup="full", **none
     )
     assert RunConfig.from_manifest({"config": {"imgsz": 512}, "config_version": 2}, "m.json") == RunConfig(
-        imgsz=512, postprocessing=True, objects="separate", cleanup="full"
+        imgsz=512, postprocessing=True, objects="separate", cleanup="full", **none
     )
 
 
@@ -130,8 +137,8 @@ def test_a_run_begun_before_the_postprocessing_column_is_resumed_with_it_on(tmp_
     resumed = cli(*common, "--postprocessing")
     assert resumed.returncode == 0, resumed.stderr
     assert (
-        f"added the columns this version has since {out} was begun (postprocessing, tracking, objects_in_job; its rows ran with "
-        "post-processing on; its rows tracked each object separately)" in resumed.stderr
+        f"added the columns this version has since {out} was begun (postprocessing, tracking, objects_in_job, {STAGES}; its rows ran "
+        "with post-processing on; its rows tracked each object separately; its rows have no stage times)" in resumed.stderr
     )
     assert out.read_text().splitlines()[0] == ",".join(COLUMNS)
     rows = rows_of(out)
@@ -158,8 +165,8 @@ def test_a_run_begun_before_the_tracking_columns_is_resumed_with_each_object_sep
     resumed = cli(*common)
     assert resumed.returncode == 0, resumed.stderr
     assert (
-        f"added the columns this version has since {out} was begun (tracking, objects_in_job; its rows tracked each object "
-        "separately)" in resumed.stderr
+        f"added the columns this version has since {out} was begun (tracking, objects_in_job, {STAGES}; its rows tracked each object "
+        "separately; its rows have no stage times)" in resumed.stderr
     )
     assert out.read_text().splitlines()[0] == ",".join(COLUMNS)
     rows = rows_of(out)

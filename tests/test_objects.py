@@ -187,7 +187,7 @@ def test_the_objects_flag_is_stored_in_the_manifest(split, tmp_path):
     out = tmp_path / "o.csv"
     assert cli("--split_dir", split, "--models", "static_mask", "--objects", "together", "--output", out).returncode == 0
     manifest = json.loads(Path(f"{out}.json").read_text())
-    assert (manifest["config"]["objects"], manifest["config_version"]) == ("together", 5)
+    assert (manifest["config"]["objects"], manifest["config_version"]) == ("together", 6)
     with open(out, newline="") as f:
         assert "tracking" in next(csv.reader(f))
 

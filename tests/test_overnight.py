@@ -55,6 +55,7 @@ def test_kill_9_at_random_points_then_resume_gives_every_job_once(split, referen
         assert result.returncode == 0, result.stderr
         assert sorted(keys_of(out)) == sorted(reference_keys), f"attempt {attempt}"
         assert len(set(keys_of(out))) == len(keys_of(out))
+        assert_traces_match_rows(out)
 
 
 def test_a_partial_last_line_is_dropped_with_a_warning(split, reference_keys, tmp_path):
@@ -63,10 +64,14 @@ def test_a_partial_last_line_is_dropped_with_a_warning(split, reference_keys, tm
     assert cli_with_fakes(*args).returncode == 0
     text = out.read_text()
     out.write_text(text[: -len(text.splitlines()[-1]) // 2 - 1])  # as if killed in the middle of a row
+    traces = Path(f"{out}.traces.csv")
+    with open(traces, "a") as f:  # ... after its records were written, and during the next job's
+        f.write("synth_002,000,static_mask,0,1.5,,,,")
     result = cli_with_fakes(*args[:-2], "--resume")
     assert result.returncode == 0, result.stderr
     assert f"warning: dropped a partial last line of {out}" in result.stderr
     assert sorted(keys_of(out)) == sorted(reference_keys)
+    assert_traces_match_rows(out)  # the job whose row was cut ran again: its records are there once
 
 
 @pytest.mark.parametrize(
@@ -197,6 +202,28 @@ def test_real_sam2_run_killed_and_resumed(tmp_path):
         for m in ("sam2.1_tiny_points", "static_mask")
     ]
     assert sorted(keys_of(out)) == sorted(expected)
+    assert_traces_match_rows(out, stages=True)
+
+
+def assert_traces_match_rows(out: Path, stages: bool = False) -> None:
+    """Every row's frames have one record each in the traces, and nothing else does (a killed
+    run's records of the job it did not finish were dropped by the resume); where the stages were
+    timed, a sam2 row's records split each frame's latency into them."""
+    with open(out, newline="") as f:
+        rows = {(r["video_id"], r["object_id"], r["model"]): r for r in csv.DictReader(f)}
+    with open(f"{out}.traces.csv", newline="") as f:
+        records = list(csv.DictReader(f))
+    frames = [(r["video_id"], r["object_id"], r["model"], int(r["frame"])) for r in records]
+    assert len(set(frames)) == len(frames), "a frame has two records"
+    for key, row in rows.items():
+        mine = [r for r in records if (r["video_id"], r["object_id"], r["model"]) == key]
+        assert len(mine) == int(row["n_propagated"] or 0), key
+        if stages and key[2].startswith("sam2") and mine:
+            for record in mine:
+                parts = [float(record[f"{stage}_ms"]) for stage in ("image_encoder", "memory_attention", "mask_decoder", "memory_encoder")]
+                assert all(part >= 0 for part in parts) and float(record["rest_ms"]) >= 0
+                assert sum(parts) + float(record["rest_ms"]) == pytest.approx(float(record["latency_ms"]), rel=1e-9)
+    assert {key[:3] for key in frames} <= set(rows), "records of a row that is not in the CSV"
 
 
 @pytest.mark.parametrize("isolation", ["none", "process"])
@@ -341,7 +368,7 @@ def test_resume_needs_output_and_refuses_damaged_csvs(split, tmp_path):
     result = cli_with_fakes(*args, "--resume")
     assert (result.returncode, result.stderr) == (
         2,
-        f"jetson_benchmark.py: error: --resume: line 5 of {out} is not a row of this benchmark (it has 1 cells, not 58); delete or mend "
+        f"jetson_benchmark.py: error: --resume: line 5 of {out} is not a row of this benchmark (it has 1 cells, not 68); delete or mend "
         "that line, then resume\n",
     )
     out.write_bytes(out.read_bytes().replace(b"abc\n", b"\xff\xfe\n"))

@@ -65,6 +65,8 @@ class RunSettings:
     # claim to the highest-scoring one, as tools/vos_inference.py builds it for DAVIS output.
     non_overlap_masks: bool = False
     cleanup: str = "full"  # the cleanup protocol after each job (device.release_memory); other levels only to measure it
+    stages: bool = True  # each frame's model stages timed (runners/stages.py)
+    traces: bool = True  # each frame's record kept for the traces file (traces.py)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from ..device import DTYPES, MemoryCounters, release_memory, synchronize
 from . import ModelSpec
 from .base import RANDOM_WEIGHTS_SEED, Job, RunSettings
 from .sizes import sam2_size_overrides
+from .stages import StageClock, stages_problem
 from .streaming import Stream, streaming_problem
 
 log = logging.getLogger("sav_benchmark")
@@ -35,6 +36,7 @@ class Sam2Runner:
         self.predictor = None
         self.state = None
         self.stream: Stream | None = None
+        self.stage_clock: StageClock | None = None
         self.columns: dict[str, Any] = {}
 
     def build(self) -> None:
@@ -63,6 +65,25 @@ class Sam2Runner:
             if checkpoint and "state_dict" in str(exc):  # torch names the keys that do not fit
                 raise ValueError(f"checkpoint {checkpoint} does not fit {self.spec.config}: {exc}") from exc
             raise
+        self.stage_clock = self._stage_clock_or_why_not()
+
+    def _stage_clock_or_why_not(self) -> StageClock | None:
+        """A clock on the predictor's stages under --stages on; else None, and where it cannot time
+        them the row says why (never a wrong split)."""
+        if not self.settings.stages:
+            return None
+        problem = stages_problem(self.predictor)
+        if problem:
+            self._warn(f"stage times left out: {problem}")
+            return None
+        return StageClock(self.predictor, self.settings.device)
+
+    def _warn(self, warning: str) -> None:
+        """Every row of the job says it; the log once per model."""
+        self.columns["warning"] = "; ".join(filter(None, [self.columns.get("warning"), warning]))
+        if (self.spec.name, warning) not in _warned:
+            _warned.add((self.spec.name, warning))
+            log.warning("%s: %s", self.spec.name, warning)
 
     def overrides(self) -> list[str]:
         """The config's overrides: the input size, and for objects that share label maps, the
@@ -96,10 +117,8 @@ class Sam2Runner:
             return None
         problem = streaming_problem(self.predictor)
         if problem:
-            self.columns.update(stream="off", warning=f"--stream does not fit this predictor ({problem}); the job ran without it")
-            if (self.spec.name, problem) not in _warned:  # every row says it; the log once per model
-                _warned.add((self.spec.name, problem))
-                log.warning("%s: %s", self.spec.name, self.columns["warning"])
+            self.columns["stream"] = "off"
+            self._warn(f"--stream does not fit this predictor ({problem}); the job ran without it")
             return None
         self.columns["stream"] = "on"
         return Stream(self.predictor)
@@ -150,6 +169,9 @@ class Sam2Runner:
             if self.predictor is not None and self.state is not None:
                 self.predictor.reset_state(self.state)
         finally:
+            if self.stage_clock is not None:
+                self.stage_clock.remove()
+            self.stage_clock = None
             self.stream = None
             self.state = None
             self.predictor = None
