@@ -19,7 +19,7 @@ from .html_report import write_html_comparison, write_html_report
 from .memory import CLEANUP_LEVELS
 from .plan import OBJECTS_MODES, OBJECTS_SEPARATE
 from .plot import check_plot_path, write_plot
-from .results import manifest_path
+from .results import manifest_path, run_files
 from .runners import MODELS, load_plugins
 from .runners.sizes import MAX_IMGSZ
 from .session import run_command, select_split
@@ -389,8 +389,7 @@ def _check_compare_outputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
     """The files compare writes, refused before any work: an existing one (unless --force), an
     input or its manifest (even with --force), one named twice, a plot format matplotlib lacks."""
 
-    inputs = [Path(p) for p in (args.reference, *args.others)]
-    inputs += [manifest_path(p) for p in inputs]
+    inputs = [file for p in (args.reference, *args.others) for file in run_files(Path(p))]
     given = (("--csv", args.csv), ("--plot", args.plot), ("--html", args.html), ("--merge", args.merge))
     outputs = [(flag, Path(value)) for flag, value in given if value]
     if args.merge:
@@ -415,8 +414,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     html = Path(args.html) if args.html else None
     if html is not None:
         _refuse_to_overwrite("--html", html, args.force)
-        if _same_file(html, Path(args.csv)):
-            raise UsageError(f"--html {html} is the CSV to report; give another file name")
+        for given in run_files(Path(args.csv)):
+            if _same_file(html, given):
+                raise UsageError(f"--html {html} is {given}, a file of the run to report; give another file name")
         check_plot_path(Path("report.png"))  # matplotlib, which draws the pictures, is there
     run = load_run(Path(args.csv))
     print(report_text(run))
@@ -446,6 +446,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.plot:
         write_plot(Path(args.plot), [reference, *others])
     if args.html:
-        write_html_comparison(reference, others, Path(args.html), args.min_speed)
+        try:
+            write_html_comparison(reference, others, Path(args.html), args.min_speed)
+        except OSError as exc:
+            raise UsageError(f"--html {args.html}: cannot write it ({os_reason(exc)}); choose another path") from None
     print(compare_text(reference, others, args.min_speed))
     return 0

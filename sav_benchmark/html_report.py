@@ -52,7 +52,7 @@ window.addEventListener("load", () => {
 
 
 def write_html_report(run: Run, output: Path) -> None:
-    traces = _read_traces(run.path)
+    traces = _read_traces(run)
     _write_page(
         output,
         str(run.path),
@@ -96,12 +96,24 @@ def _write_page(output: Path, title: str, sections: list[tuple[str, str, str]]) 
     output.write_text(page, encoding="utf-8")
 
 
-def _read_traces(path: Path) -> list[dict[str, str]] | None:
+def _read_traces(run: Run) -> list[dict[str, str]] | None:
+    """The records of the CSV's rows (a killed run may have those of a job it wrote no row for), a
+    shared job's once (its objects' records are the same frames)."""
     try:
-        with open(traces_path(path), newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f))
+        with open(traces_path(run.path), newline="", encoding="utf-8") as f:
+            records = list(csv.DictReader(f))
     except OSError:
         return None
+    rows = {(r["video_id"], r["object_id"], r["model"]): r for r in run.rows}
+    seen, kept = set(), []
+    for record in records:
+        row = rows.get((record["video_id"], record["object_id"], record["model"]))
+        shared = (record["video_id"], record["model"], record["frame"], record["latency_ms"])
+        if row is None or (row.get("tracking") == "together" and shared in seen):
+            continue
+        seen.add(shared)
+        kept.append(record)
+    return kept
 
 
 def _missing(why: str) -> str:
@@ -157,7 +169,9 @@ def _pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]
 
 def _latency_frames(traces: list[dict[str, str]] | None) -> str:
     if not traces:
-        return _missing("No traces beside this CSV (a run with --traces off, or from before them): no latency per frame.")
+        return _missing(
+            "No traces beside this CSV (a run with --traces off, from before traces, or merged by compare --merge): no latency per frame."
+        )
     by_model: dict[str, dict[int, list[float]]] = {}
     for record in traces:
         by_model.setdefault(record["model"], {}).setdefault(int(record["frame"]), []).append(float(record["latency_ms"]))
@@ -189,7 +203,7 @@ def _stages(run: Run) -> str:
         axes.barh(list(means), widths, left=left, label=stage)
         left += widths
     axes.set(xlabel="ms per frame (mean over objects of each object's mean)")
-    axes.legend(fontsize=8, ncols=len(FRAME_STAGES), loc="upper center", bbox_to_anchor=(0.5, -0.25))
+    axes.legend(fontsize=8, ncol=len(FRAME_STAGES), loc="upper center", bbox_to_anchor=(0.5, -0.25))
     return _picture(figure)
 
 

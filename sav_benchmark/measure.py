@@ -182,7 +182,10 @@ def execute_job(runner_class: type, spec: ModelSpec, settings: RunSettings, job:
     except Exception as exc:  # telemetry costs its own cells, never the job's row
         log.warning("telemetry: its figures were lost: %s", one_line(exc))
     if frame_log is not None and settings.traces:
-        outcome.trace = job_trace(frame_log, list(sampler.readings))
+        try:
+            outcome.trace = job_trace(frame_log, list(sampler.readings))
+        except Exception as exc:  # the traces cost their own records, never the job's row
+            log.warning("traces: this job's records were lost: %s", one_line(exc))
     return outcome
 
 

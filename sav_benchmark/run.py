@@ -185,9 +185,12 @@ class Benchmark:
     def _write(self, done: JobResult) -> None:
         """One row to the CSV; called inside the guard's critical section."""
         row = done.row
-        try:
-            if self.traces is not None and done.trace is not None:  # before the row: a row never lacks its records
+        if self.traces is not None and done.trace is not None:
+            try:  # the records before the row: a row never lacks its records
                 self.traces.write(row, done.trace)
+            except OSError as exc:
+                raise ResultsNotWritable(self.traces.path, exc) from exc
+        try:
             self.writer.write(row)
         except OSError as exc:
             raise ResultsNotWritable(self.writer.path, exc) from exc

@@ -433,6 +433,7 @@ class RunSession:
         stored = {"config": config.to_manifest(), "config_version": CONFIG_VERSION}
         session = {
             "command": [*invoked_as(), *self.argv],
+            "cwd": os.getcwd(),  # where the command's relative paths start (status prints it with the resume command)
             "checkpoints": checkpoints,
             "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "models": [spec.name for spec in self.specs],
@@ -468,7 +469,7 @@ class RunSession:
             *([] if self.args.prepared else [prepared_path(self.output)]),
         ]
         before = _snapshot(files)
-        handler, writer, traces, made = None, None, None, []
+        handler, writer, traces, made, without = None, None, None, [], []
         try:
             if self.save_masks is not None:
                 made = [folder for folder in (self.save_masks, *self.save_masks.parents) if not folder.exists()]
@@ -477,7 +478,8 @@ class RunSession:
                 self.split.save(prepared_path(self.output))
             handler = _setup_log(log_path(self.output))
             mended = earlier.file.rewrite(earlier.rows) if earlier.file is not None else ""
-            keep_traces_of(traces_path(self.output), {row_key(row) for row in earlier.rows})  # records of rows to run again
+            with_records = keep_traces_of(traces_path(self.output), {row_key(row) for row in earlier.rows})  # not of rows to run again
+            without = [row for row in earlier.rows if row.get("n_propagated") not in (None, "", "0") and row_key(row) not in with_records]
             traces = TraceWriter(traces_path(self.output)) if self.args.traces == "on" else None
             writer = ResultWriter(self.output)
             write_manifest(manifest_path(self.output), self.manifest)
@@ -497,6 +499,12 @@ class RunSession:
             ) from None
         if mended:
             print(f"{PROG}: warning: {mended}", file=sys.stderr)
+        if without and self.args.traces == "on":
+            print(
+                f"{PROG}: warning: {len(without)} rows of the earlier run have no per-frame records in {traces_path(self.output)} "
+                "(it ran with --traces off, or before traces); the traces cover the other rows",
+                file=sys.stderr,
+            )
 
     def release(self) -> None:
         """Give up the output's lock (and its file), whatever became of the run."""

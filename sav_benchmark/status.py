@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import fcntl
 import json
+import shlex
 import statistics
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .results import NOT_FAILED, lock_path, manifest_path
+from .results import NOT_FAILED, lock_path, manifest_path, prepared_path
 from .resume import read_result_file, resume_arguments
-from .split import PreparedSplit
 
 TOP_REASONS = 3  # per failed status
 
@@ -46,13 +46,17 @@ def is_running(output: Path) -> bool:
 
 def status_text(output: Path) -> tuple[str, bool]:
     """The status, and whether the run finished cleanly."""
-    if not output.is_file():
-        raise UsageError(f"status: {output} is not a file; give the CSV of a run (its --output)")
-    rows = read_result_file(output).rows
-    manifest = _manifest(output)
-    objects, models = _objects_and_models(manifest)
-    total = objects * len(models) if objects is not None else None
     running = is_running(output)
+    if not output.is_file():
+        if running:  # preparing its split: no CSV yet
+            return f"{output}: running (its process holds the lock); no row yet: it is preparing its split", False
+        raise UsageError(f"status: {output} is not a file; give the CSV of a run (its --output)")
+    manifest = _manifest(output)
+    last = (manifest.get("resumed") or [manifest])[-1] if manifest else {}
+    models = list(last.get("models") or [])
+    objects = _objects_in_split(output, manifest)
+    rows = [row for row in read_result_file(output).rows if not models or row["model"] in models]
+    total = objects * len(models) if objects is not None and models else None
     failed = [row for row in rows if row["status"] not in NOT_FAILED]
     done = len({(r["video_id"], r["object_id"], r["model"]) for r in rows})
     state, ended = _state(manifest, running)
@@ -61,15 +65,17 @@ def status_text(output: Path) -> tuple[str, bool]:
     share = f" ({100 * done / total:.0f}%)" if total else ""
     lines.append(f"jobs: {done} of {total if total is not None else '?'} have a row{share}; {len(failed)} failed")
     lines += _failures(failed)
-    if running and objects is not None:
+    if running and total is not None:
         lines.append(_eta(rows, objects, models))
     clean = not running and ended and complete and not failed
-    if not running and not clean:
-        command = manifest.get("command") if manifest else None
-        if command and not complete:
-            lines.append(f"continue it with:\n  {resume_arguments(command, output)}")
-        if command and failed:
-            lines.append(f"run its failed jobs again with:\n  {resume_arguments(command, output, retry_failed=True)}")
+    command = last.get("command")
+    if not running and not clean and command:
+        where = last.get("cwd")
+        prefix = f"cd {shlex.quote(where)} && " if where and Path(where).resolve() != Path.cwd().resolve() else ""
+        if not complete:
+            lines.append(f"continue it with:\n  {prefix}{resume_arguments(command, output)}")
+        if failed:
+            lines.append(f"run its failed jobs again with:\n  {prefix}{resume_arguments(command, output, retry_failed=True)}")
     return "\n".join(lines), clean
 
 
@@ -80,15 +86,21 @@ def _manifest(output: Path) -> dict[str, Any] | None:
         return None
 
 
-def _objects_and_models(manifest: dict[str, Any] | None) -> tuple[int | None, list[str]]:
-    """How many (video, object) the run's prepared split has, and its models: each pair has a row per model."""
-    if not manifest or not manifest.get("prepared") or not manifest.get("models"):
-        return None, []
-    try:
-        split = PreparedSplit.load(Path(manifest["prepared"]))
-    except UsageError:
-        return None, []
-    return sum(len(video.objects) for video in split.videos), list(manifest["models"])
+def _objects_in_split(output: Path, manifest: dict[str, Any] | None) -> int | None:
+    """How many (video, object) the run's prepared split has (each has a row per model): from the
+    prepared manifest beside the CSV, or the one the run named (relative to where it ran). The
+    split's own folder need not be there."""
+    candidates = [prepared_path(output)]
+    named = (manifest or {}).get("prepared")
+    if named:
+        candidates += [Path(named), Path((manifest or {}).get("cwd") or output.parent) / named]
+    for candidate in candidates:
+        try:
+            videos = json.loads(candidate.read_text())["videos"]
+            return sum(len(video["objects"]) for video in videos)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 def _state(manifest: dict[str, Any] | None, running: bool) -> tuple[str, bool]:
@@ -121,7 +133,8 @@ def _eta(rows: list[dict[str, str]], objects: int, models: list[str]) -> str:
     seconds, left, unknown = 0.0, 0, []
     for model in models:
         mine = [row for row in rows if row["model"] == model]
-        walls = [float(row["wall_s"]) for row in mine if row.get("wall_s")]
+        # a shared job's rows each hold the whole job's wall time: an object's share of it
+        walls = [float(row["wall_s"]) / float(row.get("objects_in_job") or 1) for row in mine if row.get("wall_s")]
         model_left = objects - len({(r["video_id"], r["object_id"]) for r in mine})
         left += max(model_left, 0)
         if model_left > 0 and not walls:

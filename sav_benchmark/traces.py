@@ -78,25 +78,29 @@ class TraceWriter:
         self._file.close()
 
 
-def keep_traces_of(path: Path, kept: set[Key]) -> int:
+def keep_traces_of(path: Path, kept: set[Key]) -> set[Key]:
     """Before a resumed run: the file holds the header and the complete records of the kept rows
-    only, in their order (rewritten atomically, where that changes it). Returns how many records
-    were dropped."""
+    only, in their order (rewritten atomically, where that changes it). Returns the kept rows that
+    have records."""
     if not path.exists():
-        return 0
+        return set()
     text = path.read_text(encoding="utf-8")
     lines = text.splitlines(keepends=True)
-    torn = bool(lines) and not lines[-1].endswith("\n")  # by a kill in the middle of a write
-    if torn:
-        lines.pop()
+    if lines and not lines[-1].endswith("\n"):
+        lines.pop()  # torn by a kill in the middle of a write
     if not lines or next(csv.reader([lines[0]]), []) != list(TRACE_COLUMNS):
-        write_atomically(path, _header())
-        return max(len(lines) - 1, 0) + torn
-    records = [line for line in lines[1:] if tuple(next(csv.reader([line]))[: len(KEY_COLUMNS)]) in kept]
+        write_atomically(path, _header())  # not this version's records: none can be told apart
+        return set()
+    records, found = [], set()
+    for line in lines[1:]:
+        key = tuple(next(csv.reader([line]))[: len(KEY_COLUMNS)])
+        if key in kept:
+            records.append(line)
+            found.add(key)
     content = lines[0] + "".join(records)
     if content != text:
         write_atomically(path, content)
-    return len(lines) - 1 - len(records) + torn
+    return found
 
 
 def _header() -> str:

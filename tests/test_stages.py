@@ -127,7 +127,8 @@ def test_a_resume_keeps_the_records_of_the_kept_rows_only(tmp_path):
     writer.close()
     with open(path, "a") as f:
         f.write("v3,000,m,0,1.")  # torn by a kill
-    assert keep_traces_of(path, {("v0", "000", "m"), ("v2", "000", "m")}) == 3  # v1's two and the torn one
+    kept = {("v0", "000", "m"), ("v2", "000", "m"), ("v9", "000", "m")}  # v9: a kept row without records
+    assert keep_traces_of(path, kept) == {("v0", "000", "m"), ("v2", "000", "m")}  # v1's two records and the torn one dropped
     with open(path, newline="") as f:
         records = list(csv.reader(f))
     assert records[0] == list(TRACE_COLUMNS)
@@ -137,7 +138,9 @@ def test_a_resume_keeps_the_records_of_the_kept_rows_only(tmp_path):
         ("v2", "0", "100.0"),
         ("v2", "1", "200.0"),
     ]
-    assert keep_traces_of(path, {("v0", "000", "m"), ("v2", "000", "m")}) == 0
+    before = path.read_bytes()
+    assert keep_traces_of(path, kept) == {("v0", "000", "m"), ("v2", "000", "m")}
+    assert path.read_bytes() == before  # nothing more to drop: the file is left as it is
 
 
 @pytest.mark.parametrize("flags", [(), ("--stages", "off"), ("--traces", "off")])
@@ -157,7 +160,9 @@ def test_a_sam2_run_writes_stage_cells_and_traces_unless_switched_off(synthetic_
         if "--stages" in flags:
             assert cells == [""] * 5
             continue
-        assert float(row["stage_image_encoder_ms_p50"]) > 0 and float(row["stage_memory_attention_ms_p50"]) > 0
+        assert all(float(row[f"stage_{stage}_ms_p50"]) > 0 for stage in stages[:4]), row  # each stage ran on most frames
+        # The model's four stages are most of a frame (the rest is bookkeeping), and with the rest they are all of it.
+        assert 0 < float(row["stage_rest_ms_mean"]) < 0.5 * float(row["latency_ms_mean"])
         assert sum(map(float, cells)) == pytest.approx(float(row["latency_ms_mean"]), rel=0.01)
 
 

@@ -108,3 +108,17 @@ def test_the_eta_is_each_models_jobs_left_at_its_median_by_hand():
     )
     assert _eta(rows * 50 + [{**rows[0], "object_id": str(i)} for i in range(2, 90)], 90, ["a"]) == ("ETA: the last rows are being written")
     assert _eta(rows, 62, ["a"]) == "ETA: about 1 h 30 min for 60 jobs left (each model's median wall_s so far)"  # 60 x 90 s
+
+
+def test_a_run_made_elsewhere_with_relative_paths_is_read_from_anywhere(split, tmp_path):
+    """The manifest names the prepared split as the run was given it (relative to where it ran):
+    status run from another folder still counts every job, and says where to continue from."""
+    args = ["--split_dir", split, "--models", "static_mask,fake_slow", "--output", "o.csv"]
+    assert cli_with_fakes(*args, cwd=tmp_path).returncode == 0
+    done = status(tmp_path / "o.csv")  # from the repository's folder
+    assert (done.returncode, done.stdout.splitlines()[1]) == (0, "jobs: 14 of 14 have a row (100%); 0 failed"), done.stdout
+    text = (tmp_path / "o.csv").read_text()
+    (tmp_path / "o.csv").write_text("\n".join(text.splitlines()[:-4]) + "\n")  # as if killed four rows early
+    done = status(tmp_path / "o.csv")
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[-1] == f"  cd {tmp_path} && " + shlex.join([*command_of(*args), "--resume"])
