@@ -18,7 +18,7 @@ from .evaluate import run_evaluate
 from .html_report import write_html_comparison, write_html_report
 from .memory import CLEANUP_LEVELS
 from .plan import OBJECTS_MODES, OBJECTS_SEPARATE
-from .plot import check_plot_path, write_plot
+from .plot import check_plot_path, import_pyplot, write_plot
 from .results import manifest_path, run_files
 from .runners import MODELS, load_plugins
 from .runners.sizes import MAX_IMGSZ
@@ -406,7 +406,7 @@ def _check_compare_outputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
     if args.plot:
         check_plot_path(Path(args.plot))
     if args.html:
-        check_plot_path(Path("compare.png"))  # matplotlib, which draws the pictures, is there
+        import_pyplot("--html")  # matplotlib, which draws the pictures, is there
     return outputs
 
 
@@ -417,7 +417,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         for given in run_files(Path(args.csv)):
             if _same_file(html, given):
                 raise UsageError(f"--html {html} is {given}, a file of the run to report; give another file name")
-        check_plot_path(Path("report.png"))  # matplotlib, which draws the pictures, is there
+        import_pyplot("--html")  # matplotlib, which draws the pictures, is there
     run = load_run(Path(args.csv))
     print(report_text(run))
     if html is not None:

@@ -26,7 +26,7 @@ import numpy as np
 
 from .compare import COMPARE_HEADER, REPORT_HEADER, Run, compare_runs, group_rows, known, mismatch_warnings, ran_rows, report_lines
 from .metrics import global_scores
-from .plot import _import_pyplot
+from .plot import import_pyplot
 from .results import STATUS_OK, traces_path
 from .summary import number
 from .timing import FRAME_STAGES
@@ -127,7 +127,7 @@ def _table(header: list[str], lines: list[list[str]]) -> str:
 
 
 def _picture(figure: Any) -> str:
-    plt = _import_pyplot()
+    plt = import_pyplot()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     plt.close(figure)
@@ -145,7 +145,7 @@ def _accuracy_speed(run: Run) -> str:
             points.append((model, float(np.median(fps)), global_scores(scores)[0], float(np.median(energy)) if energy else None))
     if not points:
         return _missing("No model has both a J&F and an FPS (no scored row).")
-    plt = _import_pyplot()
+    plt = import_pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5))
     energies = [e for *_, e in points if e is not None]
     for model, fps, jf, energy in points:
@@ -175,7 +175,7 @@ def _latency_frames(traces: list[dict[str, str]] | None) -> str:
     by_model: dict[str, dict[int, list[float]]] = {}
     for record in traces:
         by_model.setdefault(record["model"], {}).setdefault(int(record["frame"]), []).append(float(record["latency_ms"]))
-    plt = _import_pyplot()
+    plt = import_pyplot()
     figure, axes = plt.subplots(figsize=(9, 4.5))
     for model, frames in by_model.items():
         index = sorted(frames)
@@ -195,7 +195,7 @@ def _stages(run: Run) -> str:
             means[model] = [float(np.mean(values)) for values in stage_means]
     if not means:
         return _missing("No stage times in this run (--stages off, models without stages, or a run from before them).")
-    plt = _import_pyplot()
+    plt = import_pyplot()
     figure, axes = plt.subplots(figsize=(8, 0.6 * len(means) + 1.5))
     left = np.zeros(len(means))
     for index, stage in enumerate(FRAME_STAGES):
@@ -210,7 +210,7 @@ def _stages(run: Run) -> str:
 def _memory_power(run: Run, traces: list[dict[str, str]] | None) -> str:
     if not traces:
         return _missing("No traces beside this CSV: no memory or power across the run.")
-    plt = _import_pyplot()
+    plt = import_pyplot()
     memory = "device_mem_mb" if any(r["device_mem_mb"] for r in traces) else "rss_mb"
     power = [number(r["power_w"]) for r in traces]
     figure, axes = plt.subplots(figsize=(9, 4))

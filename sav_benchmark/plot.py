@@ -19,11 +19,12 @@ from .summary import number
 MARKERS = "osD^v<>pPX*h"
 
 
-def _import_pyplot():
+def import_pyplot(flag: str = "--plot"):
+    """matplotlib's pyplot without a display; without matplotlib, a usage error that names the flag that needs it."""
     try:
         import matplotlib
     except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install matplotlib (or the project's plot extra: pip install -e .[plot])") from None
+        raise UsageError(f"{flag} needs matplotlib: pip install matplotlib (or the project's plot extra: pip install -e .[plot])") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -32,7 +33,7 @@ def _import_pyplot():
 
 def check_plot_path(path: Path) -> None:
     """Refuse, before any work, a file name whose format matplotlib cannot write."""
-    plt = _import_pyplot()
+    plt = import_pyplot()
     figure = plt.figure()
     try:
         formats = sorted(figure.canvas.get_supported_filetypes())
@@ -47,7 +48,7 @@ def write_plot(path: Path, runs: list[Run]) -> None:
     """Left: global J&F (bootstrap 95% interval of the object mean) against median FPS (p10-p90),
     one marker per (model, prompt), one colour per file. Right: per-object latency p50 per
     (model, prompt) and file."""
-    plt = _import_pyplot()
+    plt = import_pyplot()
     figure, (scatter, latency) = plt.subplots(1, 2, figsize=(14, 6), gridspec_kw={"width_ratios": [1, 1.3]})
     groups = list(dict.fromkeys(g for run in runs for g in group_rows(run.rows)))
     colours = plt.get_cmap("tab10")

@@ -256,3 +256,7 @@ def test_plot_without_matplotlib_is_refused_with_the_fix(tmp_path):
     path = write_run(tmp_path / "r.csv", six_objects("m", "points", REFERENCE_FPS))
     result = cli("compare", path, path, "--plot", tmp_path / "p.png", pythonpath=(blocker.parent,))
     assert_usage_error(result, "--plot needs matplotlib: pip install matplotlib (or the project's plot extra: pip install -e .[plot])")
+    for command in (["compare", path, path], ["report", path]):  # the page's pictures need it too
+        result = cli(*command, "--html", tmp_path / "p.html", pythonpath=(blocker.parent,))
+        assert_usage_error(result, "--html needs matplotlib: pip install matplotlib (or the project's plot extra: pip install -e .[plot])")
+    assert not (tmp_path / "p.html").exists()
