@@ -11,6 +11,7 @@ checkout first on that process's import path.
 from __future__ import annotations
 
 import importlib.util
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,7 +108,65 @@ def compilation_problem(spec: ModelSpec, edgetam_repo: Path | None) -> str:
     return ""
 
 
+# transformers' video models by family: the class, the release that brought it, and the model_type
+# a model folder's config.json may name (SAM 3's own folder, facebook/sam3, holds the whole SAM 3
+# video model, whose tracker the tracker model reads).
+TRANSFORMERS_MODELS = {
+    "hf-sam2": ("Sam2VideoModel", "4.56", ("sam2_video",)),
+    "hf-sam2.1": ("Sam2VideoModel", "4.56", ("sam2_video",)),
+    "hf-edgetam": ("EdgeTamVideoModel", "4.57", ("edgetam_video",)),
+    "hf-sam3": ("Sam3TrackerVideoModel", "5.0", ("sam3_tracker_video", "sam3_video")),
+}
+
+
+def _transformers_availability(spec: ModelSpec, weights: str, checkpoint_dir: Path) -> Availability:
+    """Whether transformers has the model's class, read from its files (importing it takes seconds),
+    and with --weights checkpoint whether its model folder is there and holds that model."""
+    found = importlib.util.find_spec("transformers")
+    class_name, release, model_types = TRANSFORMERS_MODELS[spec.family]
+    install = f"pip install 'transformers>={release}' (scripts/install.sh installs it without replacing torch)"
+    if found is None or not found.submodule_search_locations:
+        return Availability(False, f"transformers is not installed; {install}")
+    package = Path(list(found.submodule_search_locations)[0])
+    if class_name not in _read(package / "models" / "auto" / "modeling_auto.py"):
+        return Availability(False, f"the installed transformers ({package}) has no {class_name}; {install}")
+    if weights == "checkpoint":
+        problem = model_folder_problem(checkpoint_dir / spec.checkpoint, model_types)
+        if problem:
+            return Availability(False, problem)
+    return Availability(True, f"transformers ({package.parent}), {class_name}")
+
+
+def model_folder_problem(folder: Path, model_types: tuple[str, ...]) -> str:
+    """Why `folder` is not a transformers model folder of one of these types ('' when it is)."""
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        return (
+            f"model folder {folder} not found (or it has no config.json); fetch it with scripts/download_checkpoints.sh, "
+            "convert an official checkpoint with the convert command, or use --weights random for a speed-only run"
+        )
+    try:
+        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError) as exc:
+        return f"{config_file} is not a transformers configuration ({exc}); fetch the folder again with scripts/download_checkpoints.sh"
+    if model_type not in model_types:
+        return (
+            f"{folder} holds a {model_type} model, not {' or '.join(model_types)}; put that model's folder there "
+            "(README: Backends names each folder)"
+        )
+    return ""
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
 def availability(spec: ModelSpec, weights: str, checkpoint_dir: Path, edgetam_repo: Path | None) -> Availability:
+    if spec.family in TRANSFORMERS_MODELS:
+        return _transformers_availability(spec, weights, checkpoint_dir)
     if spec.family not in ("sam2", "sam2.1", "edgetam"):
         return Availability(True, "baseline, no model" if spec.family == "static" else f"runner {spec.module}")
     found = _edgetam_availability(edgetam_repo) if spec.family == "edgetam" else _sam2_availability(spec)

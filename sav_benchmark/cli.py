@@ -13,6 +13,7 @@ from pathlib import Path
 from . import PROG, __version__
 from .availability import availability
 from .compare import compare_text, load_run, merge_runs, missing_shards, report_text, write_findings
+from .convert import convert_command
 from .errors import UsageError, os_reason
 from .evaluate import run_evaluate
 from .html_report import write_html_comparison, write_html_report
@@ -30,7 +31,7 @@ from .status import status_command
 from .telemetry import CHOICES as TELEMETRY_CHOICES
 from .telemetry import DEFAULT_INTERVAL_MS
 
-COMMANDS = ("run", "prepare", "models", "report", "compare", "evaluate", "status")
+COMMANDS = ("run", "prepare", "models", "report", "compare", "evaluate", "status", "convert")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,6 +72,15 @@ def _integer_up_to(maximum: int, why: str):
 
 
 _image_size = _integer_up_to(MAX_IMGSZ, "the largest input size this benchmark runs; the models are trained at 1024")
+
+
+def _model_image_size(text: str) -> str:
+    model, equals, size = text.partition("=")
+    if not equals or not model:
+        raise argparse.ArgumentTypeError(f"must be MODEL=SIZE, e.g. hf_sam3_tracker=336, not {text}")
+    return f"{model}={_image_size(size)}"
+
+
 _click_count = _integer_up_to(MAX_POINTS, "each click is placed by one more distance transform of the prompt mask")
 
 
@@ -137,6 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="random: build from the config without a checkpoint (speed only)",
     )
     run.add_argument("--imgsz", type=_image_size, help="model input resolution (default: the model's own, 1024)")
+    run.add_argument(
+        "--imgsz_for",
+        action="append",
+        type=_model_image_size,
+        metavar="MODEL=SIZE",
+        help="one model's own input size, over --imgsz (the model part of its name, without the prompt kind; e.g. "
+        "hf_sam3_tracker=336, whose ViT needs multiples of 336); repeat for more models",
+    )
     run.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto", help="auto = CUDA when available")
     run.add_argument(
         "--autocast_dtype",
@@ -299,6 +317,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("-s", "--strict", action="store_true", help="every video of --gt_root must have predictions, and no others")
     evaluate.add_argument("-q", "--quiet", action="store_true", help="print only where the results are saved")
     evaluate.add_argument("--do_not_skip_first_and_last_frame", action="store_true", help="score the first and last annotated frames too")
+    convert = sub.add_parser(
+        "convert", help="an official checkpoint (sam2.1_hiera_tiny.pt, edgetam.pt) as the transformers model folder of its hf_* models"
+    )
+    convert.add_argument("model", help="sam2.1_tiny ... sam2.1_large, sam2_tiny ... sam2_large, or edgetam")
+    convert.add_argument("checkpoint", type=Path, help="the official checkpoint file, {'model': state_dict}")
+    convert.add_argument(
+        "--out", type=Path, help="the folder to write (default: the model's folder beside the checkpoint, as --checkpoint_dir reads it)"
+    )
+    convert.add_argument("--imgsz", type=_image_size, help="the input size stored in the folder's configuration (default 1024)")
+    convert.add_argument("--force", action="store_true", help="replace an existing --out folder")
     return parser
 
 
@@ -324,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
             return status_command(args.csv)
         if args.command == "compare":
             return _cmd_compare(args)
+        if args.command == "convert":
+            return convert_command(args.model, args.checkpoint, args.out, args.imgsz, args.force)
         if args.command == "evaluate":
             return run_evaluate(
                 args.gt_root, args.pred_root, args.num_processes, args.strict, not args.do_not_skip_first_and_last_frame, args.quiet

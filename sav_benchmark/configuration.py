@@ -26,14 +26,21 @@ from .errors import UsageError
 from .runners.base import RANDOM_WEIGHTS_SEED
 from .runners.sizes import DEFAULT_IMGSZ
 
-CONFIG_VERSION = 6
+CONFIG_VERSION = 7
 # What makes two sessions' rows incomparable, in the order a refusal lists them: the first two
 # for every model, the rest only when both sessions ran torch models (static_mask has no weights).
 ALWAYS_COMPARED = ("num_points", "do_not_skip_first_and_last_frame")
-TORCH_COMPARED = ("imgsz", "autocast_dtype", "weights", "device", "stream", "postprocessing", "objects", "cleanup")
+TORCH_COMPARED = ("imgsz", "imgsz_for", "autocast_dtype", "weights", "device", "stream", "postprocessing", "objects", "cleanup")
 UNSET_MEANS = {"imgsz": DEFAULT_IMGSZ}  # an unset --imgsz is the model's own size
 # field -> (the version that added it, what the runs of earlier versions did)
-ADDED_WITH = {"postprocessing": (3, True), "objects": (4, "separate"), "cleanup": (5, "full"), "stages": (6, "off"), "traces": (6, "off")}
+ADDED_WITH = {
+    "postprocessing": (3, True),
+    "objects": (4, "separate"),
+    "cleanup": (5, "full"),
+    "stages": (6, "off"),
+    "traces": (6, "off"),
+    "imgsz_for": (7, None),
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,7 @@ class RunConfig:
     edgetam_repo: str | None = None
     weights: str | None = None
     imgsz: int | None = None
+    imgsz_for: list[str] | None = None  # MODEL=SIZE, as given
     device: str | None = None  # resolved: cuda or cpu
     autocast_dtype: str | None = None
     compile: bool | None = None

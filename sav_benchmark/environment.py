@@ -100,6 +100,18 @@ def file_digest(path: Path) -> dict[str, Any]:
     return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
+def folder_digest(folder: Path) -> dict[str, Any]:
+    """Each file of a model folder (transformers' layout) with its size and sha256, and one sha256
+    over them all (of each file's relative path and sha256, in order), which names the folder's weights."""
+    files = {str(path.relative_to(folder)): file_digest(path) for path in sorted(folder.rglob("*")) if path.is_file()}
+    combined = hashlib.sha256("".join(f"{name}\0{digest['sha256']}\n" for name, digest in files.items()).encode())
+    return {
+        "path": str(folder),
+        "files": {name: {"bytes": digest["bytes"], "sha256": digest["sha256"]} for name, digest in files.items()},
+        "sha256": combined.hexdigest(),
+    }
+
+
 def gpu_info() -> dict[str, Any]:
     import torch
 
@@ -124,6 +136,7 @@ def describe(device: str, uses_torch: bool) -> dict[str, Any]:
         "numpy": package_version("numpy"),
         "opencv": package_version("opencv-python-headless") or package_version("opencv-python"),
         "sam2": package_version("sam2"),
+        "transformers": package_version("transformers"),
     }
     if uses_torch:
         import torch

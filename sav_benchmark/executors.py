@@ -71,7 +71,8 @@ class InProcessExecutor:
     def run_job(self, spec: ModelSpec, job: Job, keep: set[int], settings: RunSettings) -> JobOutcome:
         if self._warmup is not None and spec.name not in self.warmup_s:
             start = time.perf_counter()
-            self.warmup_s[spec.name] = [execute_warmup(self.runner_classes[spec.name], spec, self.settings, warmup_of(spec, self._warmup))]
+            warmup = warmup_of(spec, self._warmup)
+            self.warmup_s[spec.name] = [execute_warmup(self.runner_classes[spec.name], spec, self.settings.for_model(spec), warmup)]
             self.setup_total_s += time.perf_counter() - start
         outcome = execute_job(self.runner_classes[spec.name], spec, settings, job, keep, self._progress)
         if not outcome.status and spec.uses_torch:
@@ -272,7 +273,8 @@ class ProcessExecutor:
         warmup_job = warmup_of(spec, self._warmup)
         if warmup_job is not None:  # every new process starts cold: warm it before it is timed
             compiling_s = COMPILE_TIMEOUT_S if self.settings.compile else 0.0
-            warmup = worker.call("warmup", (warmup_job, self.settings), job_timeout(warmup_job, self._job_timeout_s) + compiling_s)
+            settings = self.settings.for_model(spec)
+            warmup = worker.call("warmup", (warmup_job, settings), job_timeout(warmup_job, self._job_timeout_s) + compiling_s)
             self.warmup_s.setdefault(spec.name, []).append(warmup)
         return worker
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from .runners import ModelSpec
 from .runners.base import RunSettings
-from .runners.sizes import DEFAULT_IMGSZ
+from .runners.sizes import default_imgsz
 from .split import PreparedObject, PreparedSplit, PreparedVideo
 
 CRASHED_TWICE = "the run died twice during this job, so it was not run again (with --isolation process a crash costs only its row)"
@@ -48,7 +48,7 @@ def settings_columns(settings: RunSettings, spec: ModelSpec) -> dict[str, Any]:
         "weights": settings.weights,
         "device": settings.device,
         "dtype": settings.dtype,
-        "imgsz": settings.imgsz or DEFAULT_IMGSZ,
+        "imgsz": settings.imgsz or default_imgsz(spec.family),
         "postprocessing": "on" if settings.postprocessing else "off",
     }
 

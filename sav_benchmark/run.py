@@ -29,7 +29,7 @@ from .results import NOT_FAILED, STATUS_CRASH, STATUS_ERROR, STATUS_OOM, STATUS_
 from .rows import CRASHED_TWICE, JobResult, prompt_detail, prompt_warning, row_start, with_status
 from .runners import ModelSpec
 from .runners.base import Job, Prompt, RunSettings
-from .runners.sizes import DEFAULT_IMGSZ
+from .runners.sizes import default_imgsz
 from .scoring import JobScoring, annotated_predictions
 from .signals import Interrupted, SignalGuard, interruption_behind, signals_raised
 from .split import LAYOUT_DAVIS, PreparedObject, PreparedSplit, PreparedVideo
@@ -203,7 +203,7 @@ class Benchmark:
         return with_status(row, STATUS_CRASH, CRASHED_TWICE)
 
     def _row_start(self, planned: PlannedJob, obj: PreparedObject) -> dict[str, Any]:
-        return row_start(self.options.run_id, self.options.settings, planned.spec, planned.video, obj)
+        return row_start(self.options.run_id, self.options.settings.for_model(planned.spec), planned.spec, planned.video, obj)
 
     def _should_stop(self, done: JobResult) -> bool:
         row = done.row
@@ -264,7 +264,7 @@ class Benchmark:
 
     def _execute(self, spec: ModelSpec, job: Job, objects: list[PreparedObject], rows: list[dict[str, Any]]) -> JobOutcome:
         """Run the job; out of memory, run it once more at --oom_retry_imgsz when that is set."""
-        settings = self.options.settings
+        settings = self.options.settings.for_model(spec)
         keep = {frame for obj in objects for frame in obj.annotated_frames}
         setup_before = self.executor.setup_total_s
         outcome = self.executor.run_job(spec, job, keep, settings)
@@ -272,7 +272,7 @@ class Benchmark:
         if outcome.status == STATUS_OOM and retry:
             log.warning("%s %s: %s; retrying at imgsz %d", spec.name, "+".join(o.object_id for o in objects), outcome.reason, retry)
             for row in rows:
-                row.update(oom_retry_from_imgsz=settings.imgsz or DEFAULT_IMGSZ, imgsz=retry)
+                row.update(oom_retry_from_imgsz=settings.imgsz or default_imgsz(spec.family), imgsz=retry)
             outcome = self.executor.run_job(spec, job, keep, replace(settings, imgsz=retry))
         setup = self.executor.setup_total_s - setup_before
         if setup:

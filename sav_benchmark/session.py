@@ -4,6 +4,7 @@ benchmark, and say how it ended (summary, exit code, the command that resumes it
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
 import shutil
@@ -20,7 +21,7 @@ from typing import Any
 from . import PROG
 from .availability import availability, compilation_problem
 from .configuration import CONFIG_VERSION, RunConfig
-from .environment import check_allocator_config, describe, file_digest, is_jetson
+from .environment import check_allocator_config, describe, file_digest, folder_digest, is_jetson
 from .errors import UsageError, os_reason
 from .executors import make_executor
 from .files import write_atomically
@@ -49,7 +50,7 @@ from .resume import (
 )
 from .run import STOPPED_FAILURES, Benchmark, RunOptions, RunReport, warmup_job
 from .runners import ModelSpec, resolve_models
-from .runners.base import RunSettings
+from .runners.base import RunSettings, model_of
 from .runners.sizes import DEFAULT_IMGSZ, check_size
 from .signals import Interrupted, SignalGuard, interruption_behind, signals_raised
 from .split import DEMO_HINT, LAYOUT_DAVIS, PreparedSplit, prepare_split
@@ -242,7 +243,7 @@ def _checkpoint_digests(specs: list[ModelSpec], args: argparse.Namespace) -> dic
     if args.weights != "checkpoint":
         return {}
     files = dict.fromkeys(Path(args.checkpoint_dir) / spec.checkpoint for spec in specs if spec.checkpoint)
-    return {path.name: file_digest(path) for path in files}
+    return {path.name: folder_digest(path) if path.is_dir() else file_digest(path) for path in files}
 
 
 def _setup_log(path: Path) -> logging.Handler:
@@ -299,8 +300,9 @@ def _settings(args: argparse.Namespace, specs: list[ModelSpec]) -> tuple[str, st
     from .device import check_dtype, resolve_device
 
     check_allocator_config(dict(os.environ))
+    own = dict(own_sizes(args.imgsz_for, specs))
     for spec in specs:
-        check_size(spec.family, args.imgsz)  # refuses a size the model cannot take
+        check_size(spec.family, own.get(model_of(spec), args.imgsz))  # refuses a size the model cannot take
         if args.oom_retry_imgsz:
             check_size(spec.family, args.oom_retry_imgsz)
     if args.oom_retry_imgsz:
@@ -319,6 +321,22 @@ def _telemetry(args: argparse.Namespace, device: str) -> tuple[Any, dict[str, An
 
         uuid = gpu_uuid(device)
     return choose_telemetry(args.telemetry, args.telemetry_interval_ms, device, uuid, is_jetson())
+
+
+def own_sizes(given: list[str] | None, specs: list[ModelSpec]) -> tuple[tuple[str, int], ...]:
+    """--imgsz_for MODEL=SIZE as (model, size) pairs; a model that --models does not run is refused."""
+    models = list(dict.fromkeys(model_of(spec) for spec in specs))
+    sizes: dict[str, int] = {}
+    for item in given or []:
+        model, size = item.split("=")
+        if model not in models:
+            close = difflib.get_close_matches(model, models, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise UsageError(f"--imgsz_for {item}: --models runs no {model} model; {hint}give one of {', '.join(models)}")
+        if sizes.get(model, int(size)) != int(size):
+            raise UsageError(f"--imgsz_for gives {model} two sizes ({sizes[model]} and {size}); give it one")
+        sizes[model] = int(size)
+    return tuple(sorted(sizes.items()))
 
 
 FAILURES_SHOWN = 3
@@ -406,6 +424,7 @@ class RunSession:
                 cleanup=args.cleanup,
                 stages=args.stages == "on",
                 traces=args.traces == "on",
+                imgsz_for=own_sizes(args.imgsz_for, self.specs),
             ),
             warmup,
             self.save_masks,

@@ -22,3 +22,24 @@ else
   echo "fetching edgetam.pt"
   curl -fL --retry 3 -o "$dest/edgetam.pt.part" https://github.com/facebookresearch/EdgeTAM/raw/main/checkpoints/edgetam.pt && mv "$dest/edgetam.pt.part" "$dest/edgetam.pt"
 fi
+# The hf_* models read transformers model folders, named after their repositories on the Hugging Face
+# hub (README: Backends). They need the `hf` command of huggingface_hub (installed with transformers);
+# facebook/sam3 is gated: accept its licence on the hub and log in (`hf auth login`) first. Set
+# SKIP_HF=1 to fetch only the official checkpoints above (the convert command makes the SAM 2 / 2.1
+# and EdgeTAM folders from them, with no hub).
+if [ "${SKIP_HF:-0}" = 1 ]; then exit 0; fi
+if ! command -v hf >/dev/null; then
+  echo "download_checkpoints.sh: no hf command (pip install transformers, or run scripts/install.sh); hf_* folders not fetched" >&2
+  exit 1
+fi
+for repo in facebook/sam2.1-hiera-{tiny,small,base-plus,large} facebook/sam2-hiera-{tiny,small,base-plus,large} \
+  yonigozlan/EdgeTAM-hf facebook/sam3; do
+  folder="$dest/${repo#*/}"
+  if [ -s "$folder/config.json" ]; then
+    echo "have $folder"
+  else
+    echo "fetching $repo"
+    # Only the transformers files: the repositories of SAM 2 also hold the official .pt, fetched above.
+    hf download "$repo" --local-dir "$folder" --include "*.json" "*.safetensors" "*.txt" || echo "could not fetch $repo" >&2
+  fi
+done

@@ -8,6 +8,8 @@
 # - sam2 is installed without its dependency list (it asks for torch>=2.5.1, which JetPack's
 #   pre-release builds do not satisfy on paper) and without build isolation (which would download
 #   another torch just to build it); SAM2_BUILD_CUDA=0 skips its optional CUDA extension unless set.
+# - transformers (the hf_* models) comes with the package's `hf` extra, under the same constraints,
+#   so that it cannot pull another torch either.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -30,7 +32,7 @@ for name in ("torch", "torchvision"):
     print(f"{name}=={version(name)}")
 PYEOF
 
-"$PY" -m pip install -c "$constraints" -e ".[test,edgetam,plot]"
+"$PY" -m pip install -c "$constraints" -e ".[test,edgetam,plot,hf]"
 if ! "$PY" -c "import sam2.build_sam" 2>/dev/null; then
   "$PY" -m pip install -c "$constraints" "setuptools>=61" "hydra-core>=1.3.2" "iopath>=0.1.10" "pillow>=9.4.0"
   SAM2_BUILD_CUDA=${SAM2_BUILD_CUDA:-0} "$PY" -m pip install -c "$constraints" --no-deps --no-build-isolation "sam2>=1.0"
@@ -43,4 +45,4 @@ if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [[ $(id 
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || echo "install.sh: chromium could not be installed" >&2
 fi
 browser=$(command -v chromium >/dev/null && echo chromium || true)
-printf '%s\n' torch sam2.build_sam matplotlib timm hypothesis $browser > .test-install
+printf '%s\n' torch sam2.build_sam matplotlib timm hypothesis transformers $browser > .test-install

@@ -33,6 +33,7 @@ def test_a_version_1_manifest_is_read_under_the_same_names():
     assert stored.pop("objects") == "separate"  # added by version 4; the runs before it tracked each object on its own
     assert stored.pop("cleanup") == "full"  # added by version 5; the runs before it ran the whole protocol
     assert (stored.pop("stages"), stored.pop("traces")) == ("off", "off")  # added by version 6; none before
+    assert stored.pop("imgsz_for") is None  # added by version 7; every model ran at --imgsz before
     assert list(stored) == list(manifest["config"])  # the stored names, in their order, unchanged
     assert stored == manifest["config"]
     assert (earlier.imgsz, earlier.device, earlier.uses_torch) == (256, "cpu", True)

@@ -1,6 +1,8 @@
 """Registry of models. Nothing here imports torch: runner modules load only when a job needs them.
 
-A model name is `<model>_<prompt>`, e.g. `sam2.1_tiny_points`; `static_mask` is the baseline.
+A model name is `<model>_<prompt>`, e.g. `sam2.1_tiny_points`; `static_mask` is the baseline;
+`hf_<model>_<prompt>` is the same model through Hugging Face transformers (and the SAM 3 tracker,
+`hf_sam3_tracker_<prompt>`, only there).
 More runners can be added without changing this package: modules named in the environment variable
 SAV_BENCHMARK_PLUGINS (comma-separated, importable) are imported once and call `register(spec)`.
 """
@@ -65,6 +67,28 @@ def _build_registry() -> dict[str, ModelSpec]:
             checkpoint="edgetam.pt",
             together_problem=EDGETAM_TOGETHER_PROBLEM,
         )
+    specs.update(_transformers_specs())
+    return specs
+
+
+HF_PREFIX = "hf_"  # transformers' implementation of a model: hf_<model>_<prompt kind>
+HF_MODULE = "sav_benchmark.runners.hf_video"
+# Each model's folder under --checkpoint_dir: the name of its repository on the Hugging Face hub
+# (scripts/download_checkpoints.sh fetches them).
+HF_HUB_REPOSITORIES = {
+    **{f"{family}_{size}": f"facebook/{family}-hiera-{size.replace('_', '-')}" for family in SAM2_FAMILIES for size in SAM2_SIZES},
+    "edgetam": "yonigozlan/EdgeTAM-hf",
+    "sam3_tracker": "facebook/sam3",
+}
+
+
+def _transformers_specs() -> dict[str, ModelSpec]:
+    specs = {}
+    for key, repository in HF_HUB_REPOSITORIES.items():
+        family = "hf-" + key.split("_")[0]  # hf-sam2.1, hf-sam2, hf-edgetam, hf-sam3
+        for prompt in PROMPT_KINDS:
+            name = f"{HF_PREFIX}{key}_{prompt}"
+            specs[name] = ModelSpec(name, prompt, HF_MODULE, family, config=key, checkpoint=repository.split("/")[1])
     return specs
 
 

@@ -6,9 +6,9 @@ The driver times each step the same way for every runner, so a runner only does 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Any, Iterator, Protocol
 
 import numpy as np
 
@@ -67,6 +67,17 @@ class RunSettings:
     cleanup: str = "full"  # the cleanup protocol after each job (device.release_memory); other levels only to measure it
     stages: bool = True  # each frame's model stages timed (runners/stages.py)
     traces: bool = True  # each frame's record kept for the traces file (traces.py)
+    imgsz_for: tuple[tuple[str, int], ...] = ()  # (model, input size) where a model has its own (--imgsz_for)
+
+    def for_model(self, spec: Any) -> RunSettings:
+        """The settings of one model's jobs: its own --imgsz_for size, else --imgsz."""
+        own = dict(self.imgsz_for).get(model_of(spec))
+        return self if own is None else replace(self, imgsz=own)
+
+
+def model_of(spec: Any) -> str:
+    """The model part of a model name, without its prompt kind: hf_sam3_tracker of hf_sam3_tracker_points."""
+    return spec.name.removesuffix(f"_{spec.prompt}")
 
 
 @dataclass

@@ -50,10 +50,36 @@ def edgetam_size_overrides(imgsz: int | None) -> list[str]:
     ]
 
 
+SAM3_STEP = 336  # the SAM 3 tracker's ViT tiles 24x24 windows of 14-pixel patches over the frame (trained at 1008)
+
+
+def sam3_tracker_size(imgsz: int | None) -> list[str]:
+    """The SAM 3 tracker takes multiples of 336 (transformers' configuration sets the rest from it)."""
+    if imgsz is not None and imgsz % SAM3_STEP:
+        raise UsageError(
+            f"--imgsz {imgsz}: the SAM 3 tracker needs a multiple of {SAM3_STEP} (its ViT tiles 24x24 windows of 14-pixel "
+            f"patches), e.g. 336 or 672; give it its own with --imgsz_for hf_sam3_tracker={SAM3_STEP}"
+        )
+    return []
+
+
+def default_imgsz(family: str) -> int:
+    """The input size a model family's configuration has when --imgsz is not given."""
+    return 3 * SAM3_STEP if family == "hf-sam3" else DEFAULT_IMGSZ
+
+
 SIZE_OVERRIDES = {"sam2": sam2_size_overrides, "sam2.1": sam2_size_overrides, "edgetam": edgetam_size_overrides}
+# transformers' implementations take the sizes their sam2-package twins take.
+SIZE_CHECKS = {
+    **SIZE_OVERRIDES,
+    "hf-sam2": sam2_size_overrides,
+    "hf-sam2.1": sam2_size_overrides,
+    "hf-edgetam": edgetam_size_overrides,
+    "hf-sam3": sam3_tracker_size,
+}
 
 
 def check_size(family: str, imgsz: int | None) -> None:
     """Refuse, before any work, a size that a model family cannot take."""
-    if family in SIZE_OVERRIDES:
-        SIZE_OVERRIDES[family](imgsz)
+    if family in SIZE_CHECKS:
+        SIZE_CHECKS[family](imgsz)

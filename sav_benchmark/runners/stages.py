@@ -29,25 +29,37 @@ METHODS = {
     "mask_decoder": "_forward_sam_heads",
     "memory_encoder": "_encode_new_memory",
 }
-STAGES = tuple((stage, METHODS[stage]) for stage in MODEL_STAGES)  # the row's stages, each by its method
+# The same stages in transformers' video models (Sam2VideoModel, EdgeTamVideoModel, Sam3TrackerVideoModel).
+TRANSFORMERS_METHODS = {
+    "image_encoder": "get_image_features",
+    "memory_attention": "_prepare_memory_conditioned_features",
+    "mask_decoder": "_single_frame_forward",
+    "memory_encoder": "_encode_new_memory",
+}
 
 
-def stages_problem(model: Any) -> str:
+def _stages(methods: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The row's stages, each by its method."""
+    return tuple((stage, methods[stage]) for stage in MODEL_STAGES)
+
+
+def stages_problem(model: Any, methods: dict[str, str] = METHODS) -> str:
     """Why the stages of this model cannot be timed ('' when they can)."""
-    missing = [method for _, method in STAGES if not callable(getattr(type(model), method, None))]
+    missing = [method for _, method in _stages(methods) if not callable(getattr(type(model), method, None))]
     return f"it has no {', '.join(missing)}" if missing else ""
 
 
 class StageClock:
     """Times the model's stages while it is installed; `take()` gives each stage's seconds since the last take."""
 
-    def __init__(self, model: Any, device: str) -> None:
+    def __init__(self, model: Any, device: str, methods: dict[str, str] = METHODS) -> None:
         self.model = model
+        self._stages = _stages(methods)
         self.problem = ""
         self._cuda = device.startswith("cuda")
         self._marks: list[tuple[str, Any, Any]] = []
         self._open: str | None = None
-        for stage, method in STAGES:
+        for stage, method in self._stages:
             setattr(model, method, self._timed(stage, method, getattr(model, method)))
 
     def _timed(self, stage: str, method: str, original: Callable) -> Callable:
@@ -87,6 +99,6 @@ class StageClock:
 
     def remove(self) -> None:
         """The model's own methods again (the wrappers were attributes of the instance)."""
-        for _, method in STAGES:
+        for _, method in self._stages:
             self.model.__dict__.pop(method, None)
         self._marks.clear()

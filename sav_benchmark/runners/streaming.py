@@ -96,9 +96,12 @@ class StreamedFrames:
     host: the predictor moves each to its device when it uses it."""
 
     def __init__(self, paths: list[str], image_size: int, decode: Callable, mean: np.ndarray, std: np.ndarray) -> None:
-        self.paths = paths
         self.image_size = image_size
         self._decode, self._mean, self._std = decode, mean, std
+        self._start(paths)
+
+    def _start(self, paths: list[str]) -> None:
+        self.paths = paths
         self._frames: OrderedDict[int, Future] = OrderedDict()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="frame-reader")
         self._lock = threading.Lock()
@@ -135,12 +138,7 @@ class StreamedFrames:
     def _load(self, index: int) -> torch.Tensor:
         """One frame as the package's loader leaves it: decoded to float64 by its own decoder,
         stored as float32, then the mean subtracted and divided by the std, in float32."""
-        try:
-            image, _, _ = self._decode(self.paths[index], self.image_size)
-        except MemoryError:
-            raise  # as it is: the row says oom
-        except Exception as exc:
-            raise RuntimeError(f"frame {self.paths[index]}: {exc}") from exc
+        image, _, _ = naming_the_frame(self._decode, self.paths[index], self.image_size)
         # In numpy, which computes on this thread alone: a torch op here would start a second team of
         # intra-op threads that competes with the model's for the cores. The same IEEE float32
         # operations give the same bits; contiguous channel planes, as the package's frame tensor
@@ -157,6 +155,28 @@ class StreamedFrames:
                 frame.cancel()
             self._frames.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def naming_the_frame(decode: Callable, path: str, *args: Any) -> Any:
+    """decode(path, *args), whose failure names the frame (a MemoryError stays as it is: the row says oom)."""
+    try:
+        return decode(path, *args)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise RuntimeError(f"frame {path}: {exc}") from exc
+
+
+class ProcessedFrames(StreamedFrames):
+    """StreamedFrames whose frames a function makes from their paths: for a pipeline that
+    decodes and normalises its frames otherwise than the sam2 package (transformers')."""
+
+    def __init__(self, paths: list[str], process: Callable[[str], torch.Tensor]) -> None:
+        self._process = process
+        self._start(paths)
+
+    def _load(self, index: int) -> torch.Tensor:
+        return naming_the_frame(self._process, self.paths[index])
 
 
 def original_size(path: str) -> tuple[int, int]:
