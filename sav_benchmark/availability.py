@@ -13,8 +13,10 @@ from __future__ import annotations
 import importlib.util
 import json
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
+from .errors import os_reason
 from .runners import ModelSpec
 
 EDGETAM_CONFIG = Path("configs") / "edgetam.yaml"
@@ -112,24 +114,29 @@ def compilation_problem(spec: ModelSpec, edgetam_repo: Path | None) -> str:
 # a model folder's config.json may name (SAM 3's own folder, facebook/sam3, holds the whole SAM 3
 # video model, whose tracker the tracker model reads).
 TRANSFORMERS_MODELS = {
-    "hf-sam2": ("Sam2VideoModel", "4.56", ("sam2_video",)),
-    "hf-sam2.1": ("Sam2VideoModel", "4.56", ("sam2_video",)),
-    "hf-edgetam": ("EdgeTamVideoModel", "4.57", ("edgetam_video",)),
-    "hf-sam3": ("Sam3TrackerVideoModel", "5.0", ("sam3_tracker_video", "sam3_video")),
+    "hf-sam2": ("Sam2VideoModel", ("sam2_video",)),
+    "hf-sam2.1": ("Sam2VideoModel", ("sam2_video",)),
+    "hf-edgetam": ("EdgeTamVideoModel", ("edgetam_video",)),
+    "hf-sam3": ("Sam3TrackerVideoModel", ("sam3_tracker_video", "sam3_video")),
 }
+# The first release with all three (Sam3TrackerVideoModel came with 5.0), as setup.cfg's `hf` extra asks.
+TRANSFORMERS_RELEASE = (5, 0)
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 
 
 def _transformers_availability(spec: ModelSpec, weights: str, checkpoint_dir: Path) -> Availability:
     """Whether transformers has the model's class, read from its files (importing it takes seconds),
     and with --weights checkpoint whether its model folder is there and holds that model."""
     found = importlib.util.find_spec("transformers")
-    class_name, release, model_types = TRANSFORMERS_MODELS[spec.family]
+    class_name, model_types = TRANSFORMERS_MODELS[spec.family]
+    release = ".".join(map(str, TRANSFORMERS_RELEASE))
     install = f"pip install 'transformers>={release}' (scripts/install.sh installs it without replacing torch)"
     if found is None or not found.submodule_search_locations:
         return Availability(False, f"transformers is not installed; {install}")
     package = Path(list(found.submodule_search_locations)[0])
-    if class_name not in _read(package / "models" / "auto" / "modeling_auto.py"):
-        return Availability(False, f"the installed transformers ({package}) has no {class_name}; {install}")
+    version = _installed_version("transformers")
+    if _release(version) < TRANSFORMERS_RELEASE:
+        return Availability(False, f"the installed transformers is {version}; {install}")
     if weights == "checkpoint":
         problem = model_folder_problem(checkpoint_dir / spec.checkpoint, model_types)
         if problem:
@@ -154,14 +161,40 @@ def model_folder_problem(folder: Path, model_types: tuple[str, ...]) -> str:
             f"{folder} holds a {model_type} model, not {' or '.join(model_types)}; put that model's folder there "
             "(README: Backends names each folder)"
         )
+    return _weights_problem(folder)
+
+
+def _weights_problem(folder: Path) -> str:
+    """Why the folder's weights cannot be read ('' when a safetensors file opens): a download cut
+    short leaves config.json without them."""
+    found = [folder / name for name in WEIGHT_FILES if (folder / name).is_file()]
+    fetch = "fetch the folder again with scripts/download_checkpoints.sh"
+    if not found:
+        return f"model folder {folder} has no weights ({' or '.join(WEIGHT_FILES)}); {fetch}"
+    if found[0].name.endswith(".json"):
+        return ""  # sharded: the index names the shards, which transformers checks when it loads them
+    try:
+        with open(found[0], "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            json.loads(f.read(size) if 0 < size < 100_000_000 else b"")
+    except (OSError, ValueError) as exc:
+        return (
+            f"{found[0]} is not a safetensors file ({os_reason(exc) if isinstance(exc, OSError) else 'its header does not parse'}); {fetch}"
+        )
     return ""
 
 
-def _read(path: Path) -> str:
+def _release(version: str) -> tuple[int, ...]:
+    """(major, minor) of a version string such as 5.24.0 or 5.0.0rc1."""
+    parts = [int("".join(ch for ch in part if ch.isdigit()) or 0) for part in version.split(".")[:2]]
+    return tuple(parts + [0] * (2 - len(parts)))
+
+
+def _installed_version(distribution: str) -> str:
     try:
-        return path.read_text(encoding="utf-8")
-    except OSError:
-        return ""
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "0"
 
 
 def availability(spec: ModelSpec, weights: str, checkpoint_dir: Path, edgetam_repo: Path | None) -> Availability:

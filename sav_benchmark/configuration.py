@@ -62,7 +62,7 @@ class RunConfig:
     edgetam_repo: str | None = None
     weights: str | None = None
     imgsz: int | None = None
-    imgsz_for: list[str] | None = None  # MODEL=SIZE, as given
+    imgsz_for: list[str] | None = None  # MODEL=SIZE, sorted by model
     device: str | None = None  # resolved: cuda or cpu
     autocast_dtype: str | None = None
     compile: bool | None = None

@@ -36,16 +36,18 @@ def convert_command(model: str, checkpoint: Path, out: Path | None, imgsz: int |
         raise UsageError(f"convert: --out {out} exists already; choose another folder, or add --force to replace it")
     from .runners.hf_convert import convert_checkpoint  # torch and transformers, only now
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as work:
-        try:
-            convert_checkpoint(model, checkpoint, Path(work) / "model", imgsz)
-        except ValueError as exc:
-            raise UsageError(f"convert: {exc}") from None
-        except OSError as exc:
-            raise UsageError(f"convert: cannot write {out} ({os_reason(exc)}); choose a writable --out") from None
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        (Path(work) / "model").rename(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as work:
+            try:
+                convert_checkpoint(model, checkpoint, Path(work) / "model", imgsz)
+            except ValueError as exc:
+                raise UsageError(f"convert: {exc}") from None
+            if out.exists():
+                shutil.rmtree(out) if out.is_dir() else out.unlink()
+            (Path(work) / "model").rename(out)
+    except OSError as exc:
+        where = exc.filename or out
+        raise UsageError(f"convert: {where}: {os_reason(exc)}; check that {checkpoint} is readable and --out {out} writable") from None
     print(f"{PROG}: {checkpoint} converted for hf_{model}_*: {out}")
     return 0

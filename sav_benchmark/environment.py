@@ -102,8 +102,10 @@ def file_digest(path: Path) -> dict[str, Any]:
 
 def folder_digest(folder: Path) -> dict[str, Any]:
     """Each file of a model folder (transformers' layout) with its size and sha256, and one sha256
-    over them all (of each file's relative path and sha256, in order), which names the folder's weights."""
-    files = {str(path.relative_to(folder)): file_digest(path) for path in sorted(folder.rglob("*")) if path.is_file()}
+    over them all (of each file's name and sha256, in order), which names the folder's weights. Only
+    the folder's own visible files: a download tool's cache in it (.cache/) changes from one download
+    of the same weights to the next."""
+    files = {path.name: file_digest(path) for path in sorted(folder.iterdir()) if path.is_file() and not path.name.startswith(".")}
     combined = hashlib.sha256("".join(f"{name}\0{digest['sha256']}\n" for name, digest in files.items()).encode())
     return {
         "path": str(folder),

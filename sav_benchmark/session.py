@@ -51,7 +51,7 @@ from .resume import (
 from .run import STOPPED_FAILURES, Benchmark, RunOptions, RunReport, warmup_job
 from .runners import ModelSpec, resolve_models
 from .runners.base import RunSettings, model_of
-from .runners.sizes import DEFAULT_IMGSZ, check_size
+from .runners.sizes import check_size, default_imgsz
 from .signals import Interrupted, SignalGuard, interruption_behind, signals_raised
 from .split import DEMO_HINT, LAYOUT_DAVIS, PreparedSplit, prepare_split
 from .summary import summary_text
@@ -302,12 +302,14 @@ def _settings(args: argparse.Namespace, specs: list[ModelSpec]) -> tuple[str, st
     check_allocator_config(dict(os.environ))
     own = dict(own_sizes(args.imgsz_for, specs))
     for spec in specs:
-        check_size(spec.family, own.get(model_of(spec), args.imgsz))  # refuses a size the model cannot take
+        size = own.get(model_of(spec), args.imgsz)
+        check_size(spec.family, size)  # refuses a size the model cannot take
         if args.oom_retry_imgsz:
             check_size(spec.family, args.oom_retry_imgsz)
-    if args.oom_retry_imgsz:
-        if args.oom_retry_imgsz >= (args.imgsz or DEFAULT_IMGSZ):
-            raise UsageError(f"--oom_retry_imgsz {args.oom_retry_imgsz} must be below --imgsz ({args.imgsz or DEFAULT_IMGSZ})")
+            if args.oom_retry_imgsz >= (size or default_imgsz(spec.family)):
+                raise UsageError(
+                    f"--oom_retry_imgsz {args.oom_retry_imgsz} must be below {spec.name}'s size ({size or default_imgsz(spec.family)})"
+                )
     device = resolve_device(args.device)
     check_dtype(device, args.autocast_dtype)
     return device, args.autocast_dtype
@@ -395,6 +397,8 @@ class RunSession:
             isolation=self.isolation,
             num_points=prepared.num_points if prepared else args.num_points,
             warmup_frames=warmup,
+            # as sizes, not as typed: the same sizes in another order are the same run
+            imgsz_for=[f"{model}={size}" for model, size in own_sizes(args.imgsz_for, self.specs)] or None,
         )
         checkpoints = _checkpoint_digests(self.specs, args)
         self._lock = OutputLock(self.output)  # released when the command ends

@@ -46,8 +46,8 @@ MODELS = {
     "edgetam": ("configs/edgetam.yaml", "edgetam.pt", "EdgeTAM-hf"),
 }
 SCORE_HEAD = "sam_mask_decoder.pred_obj_score_head.layers.2"
-# (transformers tracks the owners' frames, the owners' package runs with apply_postprocessing)
-VARIANTS = ((False, False), (True, False), (True, True))
+# name -> (transformers tracks the owners' frames, the owners' package runs with apply_postprocessing)
+VARIANTS = {"as-run": (False, False), "same-frames": (True, False), "same-switches": (True, True)}
 
 
 def random_checkpoint(model: str, path: Path, imgsz: int) -> None:
@@ -168,16 +168,25 @@ def benchmark(model: str, checkpoints: Path, args: argparse.Namespace, out: Path
         return list(csv.DictReader(f))
 
 
+STAGES = ("image_encoder", "memory_attention", "mask_decoder", "memory_encoder", "rest")
+
+
 def speed(checkpoints: Path, args: argparse.Namespace, work: Path) -> dict[str, dict[str, float]]:
+    """Per backend: the median FPS of its rows, its process's peak RSS, and each stage's median ms."""
     models = (f"{args.model}_points", f"hf_{args.model}_points")
-    fps: dict[str, list[float]] = {m: [] for m in models}
-    rss: dict[str, list[float]] = {m: [] for m in models}
+    rows: dict[str, list[dict[str, str]]] = {m: [] for m in models}
     for round_ in range(args.rounds):
         for model in models if round_ % 2 == 0 else models[::-1]:  # alternated: the machine's load falls on both
-            rows = benchmark(model, checkpoints, args, work / f"{model}.{round_}.csv")
-            fps[model] += [float(row["fps"]) for row in rows if row["status"] == "ok"]
-            rss[model] += [float(row["peak_rss_mb"]) for row in rows if row["peak_rss_mb"]]
-    return {m: {"fps": statistics.median(fps[m]), "rss": max(rss[m])} for m in models}
+            found = benchmark(model, checkpoints, args, work / f"{model}.{round_}.csv")
+            rows[model] += [row for row in found if row["status"] == "ok"]
+    figures = {}
+    for model, done in rows.items():
+        figures[model] = {
+            "fps": statistics.median(float(row["fps"]) for row in done),
+            "rss": max(float(row["peak_rss_mb"]) for row in done),
+        }
+        figures[model].update({stage: statistics.median(float(row[f"stage_{stage}_ms_p50"]) for row in done) for stage in STAGES})
+    return figures
 
 
 def prepare_weights(args: argparse.Namespace, checkpoints: Path) -> None:
@@ -203,8 +212,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, help="the model's official checkpoint (default: random weights made here)")
     parser.add_argument("--autocast_dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--prompts", default="points,bbox,mask")
+    parser.add_argument("--prompts", default="points,bbox,mask", help="the prompt kinds to compare ('': none, speed only)")
     parser.add_argument("--limit_videos", type=int)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"which comparisons, of {', '.join(VARIANTS)}")
     parser.add_argument("--rounds", type=int, default=2, help="benchmark runs of each backend for FPS and memory (0: none)")
     parser.add_argument("--json", type=Path, help="also write the parity figures here")
     # The script's own processes:
@@ -237,8 +247,8 @@ def main() -> int:
         prepare_weights(args, checkpoints)
         print(f"{owners} vs transformers, {args.model}, --imgsz {args.imgsz}, {args.autocast_dtype}, {args.device}, {args.split_dir}")
         print(f"{'variant':<55}  prompt  frames  mean IoU  frames that differ  max |logit diff| on the prompt frame")
-        for owners_frames, postprocessing in VARIANTS:
-            for prompt in args.prompts.split(","):
+        for owners_frames, postprocessing in (VARIANTS[name] for name in args.variants.split(",")):
+            for prompt in filter(None, args.prompts.split(",")):
                 theirs = in_worker(f"hf_{args.model}_{prompt}", args, checkpoints, work / "hf.npz", owners_frames)
                 ours = in_worker(f"{args.model}_{prompt}", args, checkpoints, work / "owners.npz", postprocessing=postprocessing)
                 found = compare(ours, theirs)
@@ -250,9 +260,11 @@ def main() -> int:
         if args.json:
             args.json.write_text(json.dumps(figures, indent=1))
         if args.rounds:
-            print(f"\nbackend                 FPS (median of rows)  peak RSS MB   ({args.rounds} runs each, alternated)")
+            print(f"\n({args.rounds} runs of each backend, alternated; stages: median ms of a frame, p50 of each row)")
+            print(f"{'backend':<22}  {'FPS (median of rows)':>20}  {'peak RSS MB':>11}  " + "  ".join(f"{stage:>16}" for stage in STAGES))
             for model, measured in speed(checkpoints, args, work).items():
-                print(f"{model:<22}  {measured['fps']:>20.2f}  {measured['rss']:>11.0f}")
+                stages = "  ".join(f"{measured[stage]:>16.1f}" for stage in STAGES)
+                print(f"{model:<22}  {measured['fps']:>20.2f}  {measured['rss']:>11.0f}  {stages}")
     return 0
 
 

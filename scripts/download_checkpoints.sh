@@ -35,11 +35,12 @@ fi
 for repo in facebook/sam2.1-hiera-{tiny,small,base-plus,large} facebook/sam2-hiera-{tiny,small,base-plus,large} \
   yonigozlan/EdgeTAM-hf facebook/sam3; do
   folder="$dest/${repo#*/}"
-  if [ -s "$folder/config.json" ]; then
+  if [ -s "$folder/config.json" ] && { [ -s "$folder/model.safetensors" ] || [ -s "$folder/model.safetensors.index.json" ]; }; then
     echo "have $folder"
   else
     echo "fetching $repo"
     # Only the transformers files: the repositories of SAM 2 also hold the official .pt, fetched above.
-    hf download "$repo" --local-dir "$folder" --include "*.json" "*.safetensors" "*.txt" || echo "could not fetch $repo" >&2
+    hf download "$repo" --local-dir "$folder" --include "*.json" "*.safetensors" "*.txt" || { echo "could not fetch $repo" >&2; failed=1; }
   fi
 done
+exit "${failed:-0}"

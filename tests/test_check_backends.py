@@ -38,11 +38,11 @@ def check(split_dir, tmp_path, *extra, env=None):
 
 
 def test_sam21_tiny_through_both_backends(split, tmp_path):  # noqa: F811
-    figures = check(split, tmp_path, "--prompts", "points,bbox,mask")
+    figures = check(split, tmp_path, "--prompts", "points,bbox,mask", "--variants", "as-run,same-switches")
     for prompt in ("points", "bbox", "mask"):
         as_run, same = figures[AS_THE_BENCHMARK_RUNS_THEM, prompt], figures[SAME_FRAMES_AND_SWITCHES, prompt]
         assert as_run["frames"] == same["frames"] == 9 * 3  # three objects from frame 0 of a 9-frame video
-        assert as_run["mean_iou"] >= DOCUMENTED_MEAN_IOU and as_run["differ"] > 0
+        assert as_run["mean_iou"] >= DOCUMENTED_MEAN_IOU
         assert same["logit"] < PROMPT_FRAME_LOGITS
         if prompt == "mask":  # the prompt frame's memory: from the low-resolution output upsampled again, or the mask itself
             assert same["mean_iou"] > 0.999
@@ -55,7 +55,18 @@ EDGETAM_REPO = os.environ.get("EDGETAM_REPO")
 
 @pytest.mark.skipif(not EDGETAM_REPO, reason="set EDGETAM_REPO to a checkout of github.com/facebookresearch/EdgeTAM to run it")
 def test_edgetam_through_both_backends(split, tmp_path):  # noqa: F811
-    figures = check(split, tmp_path, "--model", "edgetam", "--edgetam_repo", EDGETAM_REPO, "--prompts", "points,bbox")
+    figures = check(
+        split,
+        tmp_path,
+        "--model",
+        "edgetam",
+        "--edgetam_repo",
+        EDGETAM_REPO,
+        "--prompts",
+        "points,bbox",
+        "--variants",
+        "as-run,same-switches",
+    )
     for prompt in ("points", "bbox"):
         as_run, same = figures[AS_THE_BENCHMARK_RUNS_THEM, prompt], figures[SAME_FRAMES_AND_SWITCHES, prompt]
         assert as_run["mean_iou"] >= DOCUMENTED_MEAN_IOU

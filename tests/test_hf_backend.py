@@ -200,10 +200,73 @@ def test_convert_refuses_what_it_cannot_convert(tmp_path):
 @pytest.mark.slow
 def test_transformers_edgetam_tracks_objects_together(split, checkpoints, tmp_path):
     """Unlike EdgeTAM's own predictor (github.com/facebookresearch/EdgeTAM/issues/15), transformers'
-    EdgeTamVideoModel tracks several objects in one state."""
-    out = tmp_path / "run.csv"
-    result = run(split, checkpoints, out, "--objects", "together", models="hf_edgetam_points")
-    assert result.returncode == 0, result.stderr
-    rows = rows_of(out)
-    assert {row["status"] for row in rows} == {"ok"}
-    assert max(int(row["objects_in_job"]) for row in rows) >= 2 and {row["tracking"] for row in rows} >= {"together"}
+    EdgeTamVideoModel tracks several objects in one state, each with the masks it has alone."""
+    masks = {}
+    for objects in ("together", "separate"):
+        out = tmp_path / objects
+        result = run(split, checkpoints, out / "run.csv", "--objects", objects, "--save_masks", out / "masks", models="hf_edgetam_points")
+        assert result.returncode == 0, result.stderr
+        rows = rows_of(out / "run.csv")
+        assert {row["status"] for row in rows} == {"ok"}
+        masks[objects] = {p.relative_to(out / "masks"): read_mask(p) for p in sorted((out / "masks").rglob("*.png"))}
+        if objects == "together":
+            assert max(int(row["objects_in_job"]) for row in rows) >= 2
+    assert masks["together"].keys() == masks["separate"].keys() and masks["together"]
+    for name, mask in masks["together"].items():
+        assert np.array_equal(mask, masks["separate"][name]), name
+
+
+@pytest.mark.slow
+def test_streaming_drops_what_no_later_frame_reads_and_fails_if_it_drops_more(checkpoints, tmp_path, monkeypatch):
+    """On a video longer than the 16-frame pointer window, --stream drops outputs, the masks stay
+    the plain path's, and keeping one frame fewer fails the job instead of changing them."""
+    from sav_benchmark.run import make_job
+    from sav_benchmark.runners import MODELS, hf_video
+    from sav_benchmark.runners.base import RunSettings
+    from sav_benchmark.runners.streaming import StreamingFailed
+    from sav_benchmark.split import prepare_split
+
+    make_split(tmp_path / "long", videos=1, frames=24, width=96, height=72)
+    split = prepare_split(tmp_path / "long", limit_objects=1)
+    job = make_job(split, split.videos[0], split.videos[0].objects)
+
+    def track(stream):
+        settings = RunSettings("cpu", "float32", 256, "checkpoint", checkpoints, stream=stream, stages=False)
+        runner = hf_video.HfVideoRunner(MODELS["hf_sam2.1_tiny_points"], settings)
+        runner.build()
+        try:
+            with runner.inference_context():
+                runner.init_video(job)
+                runner.add_prompt(job)
+                masks = {frame: found[0] for frame, found, *_ in runner.propagate(job)}
+                return masks, set().union(*(outputs.dropped for outputs in runner.watched))
+        finally:
+            runner.cleanup()
+
+    streamed, dropped = track(True)
+    plain, _ = track(False)
+    assert dropped and len(streamed) == 24 - job.start_frame
+    assert streamed.keys() == plain.keys() and all(np.array_equal(streamed[f], plain[f]) for f in plain)
+    assert any(mask.any() for mask in plain.values())
+    original = hf_video.oldest_output_read
+    monkeypatch.setattr(hf_video, "oldest_output_read", lambda model, frame, frames: original(model, frame, frames) + 1)
+    with pytest.raises(StreamingFailed, match="--stream dropped the memory of frame"):
+        track(True)
+
+
+def test_a_folder_whose_weights_are_missing_or_cut_short_is_refused(split, checkpoints, tmp_path):
+    folder = tmp_path / "EdgeTAM-hf"
+    folder.mkdir()
+    shutil.copy(checkpoints / "EdgeTAM-hf" / "config.json", folder)
+    args = ("--split_dir", split, "--models", "hf_edgetam_points", "--checkpoint_dir", tmp_path, "--output", tmp_path / "r.csv")
+    fetch = "fetch the folder again with scripts/download_checkpoints.sh"
+    assert_usage_error(
+        cli(*args),
+        f"hf_edgetam_points cannot run here: model folder {folder} has no weights (model.safetensors or "
+        f"model.safetensors.index.json); {fetch}",
+    )
+    (folder / "model.safetensors").write_bytes((checkpoints / "EdgeTAM-hf" / "model.safetensors").read_bytes()[:4])
+    assert_usage_error(
+        cli(*args),
+        f"hf_edgetam_points cannot run here: {folder / 'model.safetensors'} is not a safetensors file (its header does not parse); {fetch}",
+    )

@@ -11,6 +11,7 @@ import pytest
 from checkpoints import write_checkpoint
 from conftest import cli, cli_with_fakes, require, rows_of
 
+from sav_benchmark.configuration import CONFIG_VERSION
 from sav_benchmark.masks import read_ids, read_mask
 
 # the cells that describe a job rather than an object
@@ -187,7 +188,7 @@ def test_the_objects_flag_is_stored_in_the_manifest(split, tmp_path):
     out = tmp_path / "o.csv"
     assert cli("--split_dir", split, "--models", "static_mask", "--objects", "together", "--output", out).returncode == 0
     manifest = json.loads(Path(f"{out}.json").read_text())
-    assert (manifest["config"]["objects"], manifest["config_version"]) == ("together", 6)
+    assert (manifest["config"]["objects"], manifest["config_version"]) == ("together", CONFIG_VERSION)
     with open(out, newline="") as f:
         assert "tracking" in next(csv.reader(f))
 

@@ -214,7 +214,7 @@ def test_a_read_of_a_dropped_output_fails_the_job_and_names_the_frames(video, mo
     outcome = execute_job(Sam2Runner, SPEC, SETTINGS, job_of(frames_dir, mask), set(), _Progress())
     assert outcome.status == "error"
     assert outcome.reason == (
-        "StreamingFailed: --stream dropped the memory of frame 1, which the model read at frame 16: this predictor "
+        "StreamingFailed: --stream dropped the memory of frame 1, which the model read at frame 16: this model "
         "selects its memory otherwise than streaming expects; rerun with --no-stream"
     )
     assert outcome.columns["stream"] == "on"

@@ -20,24 +20,19 @@ model's 16-frame pointer window.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from typing import Any, Iterator
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..device import DTYPES, MemoryCounters, release_memory, synchronize
+from ..device import release_memory
 from . import ModelSpec
 from .base import RANDOM_WEIGHTS_SEED, Job, RunSettings
-from .hf_models import hf_processor, load_config, model_class, random_config
-from .stages import TRANSFORMERS_METHODS, StageClock, stages_problem
-from .streaming import ProcessedFrames, StreamingFailed, WatchedOutputs, frame_paths, original_size
-
-log = logging.getLogger("sav_benchmark")
-NON_COND = "non_cond_frame_outputs"
-_warned: set[tuple[str, str]] = set()
+from .hf_models import hf_processor, load_config, load_model, model_class, random_config
+from .stages import TRANSFORMERS_METHODS
+from .streaming import NON_COND, ProcessedFrames, WatchedOutputs, fail_if_misread, frame_paths, original_size
+from .torch_runner import TorchRunner, frame_output
 
 
 def read_frame(path: str) -> np.ndarray:
@@ -55,59 +50,28 @@ def oldest_output_read(model: Any, frame: int, num_frames: int) -> int:
     return frame - back
 
 
-class HfVideoRunner:
+class HfVideoRunner(TorchRunner):
     def __init__(self, spec: ModelSpec, settings: RunSettings) -> None:
-        self.spec = spec
-        self.settings = settings
+        super().__init__(spec, settings)
         self.model = None
         self.processor = None
         self.session = None
         self.frames: ProcessedFrames | None = None
         self.watched: list[WatchedOutputs] = []
         self.video_size: tuple[int, int] | None = None
-        self.stage_clock: StageClock | None = None
-        self.columns: dict[str, Any] = {}
 
     def build(self) -> None:
         if self.settings.weights == "checkpoint":
             folder = self.settings.checkpoint_dir / self.spec.checkpoint
-            config = load_config(self.spec.config, folder, self.settings.imgsz)
-            self.model = model_class(self.spec.config).from_pretrained(str(folder), config=config)
+            self.model = load_model(self.spec.config, folder, load_config(self.spec.config, folder, self.settings.imgsz))
         else:
             torch.manual_seed(RANDOM_WEIGHTS_SEED)
             self.model = model_class(self.spec.config)(random_config(self.spec.config, self.settings.imgsz))
         self.model.eval().to(self.settings.device)
         self.processor = hf_processor(self.spec.config, self.model.config.image_size)
-        self.stage_clock = self._stage_clock_or_why_not()
-        if self.settings.non_overlap_masks:
-            self._warn(
-                "transformers' models have no non_overlap_masks setting: a pixel that several objects claim goes to the "
-                "highest-scoring one in the output masks only, not in what the model remembers"
-            )
-
-    def _stage_clock_or_why_not(self) -> StageClock | None:
-        if not self.settings.stages:
-            return None
-        problem = stages_problem(self.model, TRANSFORMERS_METHODS)
-        if problem:
-            self._warn(f"stage times left out: {problem}")
-            return None
-        return StageClock(self.model, self.settings.device, TRANSFORMERS_METHODS)
-
-    def _warn(self, warning: str) -> None:
-        """Every row of the job says it; the log once per model."""
-        self.columns["warning"] = "; ".join(filter(None, [self.columns.get("warning"), warning]))
-        if (self.spec.name, warning) not in _warned:
-            _warned.add((self.spec.name, warning))
-            log.warning("%s: %s", self.spec.name, warning)
-
-    def inference_context(self) -> contextlib.ExitStack:
-        stack = contextlib.ExitStack()
-        stack.enter_context(torch.inference_mode())
-        dtype = DTYPES[self.settings.dtype]
-        if dtype is not None:
-            stack.enter_context(torch.autocast(device_type=self.settings.device, dtype=dtype))
-        return stack
+        self.stage_clock = self._stage_clock_or_why_not(self.model, TRANSFORMERS_METHODS)
+        # transformers' models always do what the sam2 package does with apply_postprocessing (README: Backends).
+        self.columns["postprocessing"] = "on"
 
     def _process(self, path: str) -> torch.Tensor:
         """One frame as the processor leaves it for the session: 3 x size x size, float32."""
@@ -121,7 +85,8 @@ class HfVideoRunner:
         if not self.settings.stream:
             self.columns["stream"] = "off"
             video = [read_frame(path) for path in paths]
-            self.session = self.processor.init_video_session(video=video, inference_device=device)
+            # Processed on the CPU, as --stream processes each frame: the same kernels, the same pixels.
+            self.session = self.processor.init_video_session(video=video, inference_device=device, processing_device="cpu")
             return
         self.columns["stream"] = "on"
         self.session = self.processor.init_video_session(inference_device=device)
@@ -156,13 +121,10 @@ class HfVideoRunner:
                 binarize=False,
                 apply_non_overlapping_constraints=self.settings.non_overlap_masks,
             )[0][:, 0]
-            masks = list((logits > 0).cpu().numpy())
+            result = frame_output(frame, logits, job.keep_scores)
             if self.frames is not None:
                 self._frame_done(frame)
-            if job.keep_scores:
-                yield frame, masks, lambda logits=logits, masks=masks: [s[m] for s, m in zip(logits.float().cpu().numpy(), masks)]
-            else:
-                yield frame, masks
+            yield result
             if job.max_frames is not None and count >= job.max_frames:
                 break
 
@@ -172,24 +134,10 @@ class HfVideoRunner:
             self.watched.append(outputs[NON_COND])
 
     def _frame_done(self, frame: int) -> None:
-        for outputs in self.watched:
-            if outputs.misread:
-                raise StreamingFailed(
-                    f"--stream dropped {outputs.misread}: this model selects its memory otherwise than streaming expects; "
-                    "rerun with --no-stream"
-                )
+        fail_if_misread(self.watched)
         oldest = oldest_output_read(self.model, frame + 1, len(self.frames))
         for outputs in self.watched:
             outputs.drop_before(oldest, frame)
-
-    def memory_counters(self) -> MemoryCounters:
-        return MemoryCounters(self.settings.device)
-
-    def synchronize(self) -> None:
-        synchronize(self.settings.device)
-
-    def row_columns(self) -> dict[str, Any]:
-        return self.columns
 
     def cleanup(self) -> None:
         try:
@@ -197,7 +145,6 @@ class HfVideoRunner:
                 self.frames.close()
             if self.session is not None:
                 self.session.reset_inference_session()
-                self.session.cache.clear_all()
         finally:
             if self.stage_clock is not None:
                 self.stage_clock.remove()

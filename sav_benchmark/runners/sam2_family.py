@@ -5,39 +5,31 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
-import logging
 import warnings
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
 from sam2.build_sam import build_sam2_video_predictor
 
-from ..device import DTYPES, MemoryCounters, release_memory, synchronize
+from ..device import release_memory
 from . import ModelSpec
 from .base import RANDOM_WEIGHTS_SEED, Job, RunSettings
 from .sizes import sam2_size_overrides
-from .stages import StageClock, stages_problem
 from .streaming import Stream, streaming_problem
-
-log = logging.getLogger("sav_benchmark")
+from .torch_runner import TorchRunner, frame_output
 
 # Without its compiled extension the package skips hole filling and says so on every frame;
 # the manifest records whether the extension is present instead.
 warnings.filterwarnings("ignore", message=r"cannot import name '_C'", category=UserWarning)
 
-_warned: set[tuple[str, str]] = set()
 
-
-class Sam2Runner:
+class Sam2Runner(TorchRunner):
     def __init__(self, spec: ModelSpec, settings: RunSettings) -> None:
-        self.spec = spec
-        self.settings = settings
+        super().__init__(spec, settings)
         self.predictor = None
         self.state = None
         self.stream: Stream | None = None
-        self.stage_clock: StageClock | None = None
-        self.columns: dict[str, Any] = {}
 
     def build(self) -> None:
         checkpoint = None
@@ -65,25 +57,7 @@ class Sam2Runner:
             if checkpoint and "state_dict" in str(exc):  # torch names the keys that do not fit
                 raise ValueError(f"checkpoint {checkpoint} does not fit {self.spec.config}: {exc}") from exc
             raise
-        self.stage_clock = self._stage_clock_or_why_not()
-
-    def _stage_clock_or_why_not(self) -> StageClock | None:
-        """A clock on the predictor's stages under --stages on; else None, and where it cannot time
-        them the row says why (never a wrong split)."""
-        if not self.settings.stages:
-            return None
-        problem = stages_problem(self.predictor)
-        if problem:
-            self._warn(f"stage times left out: {problem}")
-            return None
-        return StageClock(self.predictor, self.settings.device)
-
-    def _warn(self, warning: str) -> None:
-        """Every row of the job says it; the log once per model."""
-        self.columns["warning"] = "; ".join(filter(None, [self.columns.get("warning"), warning]))
-        if (self.spec.name, warning) not in _warned:
-            _warned.add((self.spec.name, warning))
-            log.warning("%s: %s", self.spec.name, warning)
+        self.stage_clock = self._stage_clock_or_why_not(self.predictor)
 
     def overrides(self) -> list[str]:
         """The config's overrides: the input size, and for objects that share label maps, the
@@ -93,14 +67,6 @@ class Sam2Runner:
 
     def size_overrides(self, imgsz: int | None) -> list[str]:
         return sam2_size_overrides(imgsz)
-
-    def inference_context(self) -> contextlib.ExitStack:
-        stack = contextlib.ExitStack()
-        stack.enter_context(torch.inference_mode())
-        dtype = DTYPES[self.settings.dtype]
-        if dtype is not None:
-            stack.enter_context(torch.autocast(device_type=self.settings.device, dtype=dtype))
-        return stack
 
     def init_video(self, job: Job) -> None:
         self.stream = self._stream_or_why_not()
@@ -141,26 +107,12 @@ class Sam2Runner:
             self.stream.watch(self.state)
         frames = self.predictor.propagate_in_video(self.state, start_frame_idx=job.start_frame)
         for count, (frame, _, mask_logits) in enumerate(frames, start=1):
-            # Reading the masks back to the host is part of the frame's cost: an application needs them.
-            logits = mask_logits[:, 0]
-            masks = list((logits > 0).cpu().numpy())
+            output = frame_output(frame, mask_logits[:, 0], job.keep_scores)
             if self.stream is not None:
                 self.stream.frame_done(frame, self.state["num_frames"])
-            if job.keep_scores:  # read by the harness after the frame's timer, indexed on the host (no device memory)
-                yield frame, masks, lambda logits=logits, masks=masks: [s[m] for s, m in zip(logits.float().cpu().numpy(), masks)]
-            else:
-                yield frame, masks
+            yield output
             if job.max_frames is not None and count >= job.max_frames:
                 break
-
-    def memory_counters(self) -> MemoryCounters:
-        return MemoryCounters(self.settings.device)
-
-    def synchronize(self) -> None:
-        synchronize(self.settings.device)
-
-    def row_columns(self) -> dict[str, Any]:
-        return self.columns
 
     def cleanup(self) -> None:
         try:

@@ -225,12 +225,7 @@ class Stream:
 
     def frame_done(self, frame: int, num_frames: int) -> None:
         """Drop what tracking the frames after `frame` cannot read; fail if the model read a dropped output."""
-        for outputs in self._watched:
-            if outputs.misread:
-                raise StreamingFailed(
-                    f"--stream dropped {outputs.misread}: this predictor selects its memory otherwise than streaming expects; "
-                    "rerun with --no-stream"
-                )
+        fail_if_misread(self._watched)
         oldest = oldest_output_read(self.predictor, frame + 1, num_frames)
         for outputs in self._watched:
             outputs.drop_before(oldest, frame)
@@ -240,6 +235,16 @@ class Stream:
         if self.frames is not None:
             self.frames.close()
             self.frames = None
+
+
+def fail_if_misread(watched: list[WatchedOutputs]) -> None:
+    """Fail the job if the model read an output that streaming dropped (its masks could differ)."""
+    for outputs in watched:
+        if outputs.misread:
+            raise StreamingFailed(
+                f"--stream dropped {outputs.misread}: this model selects its memory otherwise than streaming expects; "
+                "rerun with --no-stream"
+            )
 
 
 def _output_holders(state: dict[str, Any]) -> list[dict[str, Any]]:
