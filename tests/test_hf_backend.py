@@ -270,3 +270,27 @@ def test_a_folder_whose_weights_are_missing_or_cut_short_is_refused(split, check
         cli(*args),
         f"hf_edgetam_points cannot run here: {folder / 'model.safetensors'} is not a safetensors file (its header does not parse); {fetch}",
     )
+
+
+def test_a_folder_of_another_size_or_version_or_without_every_weight_fails_its_jobs(split, checkpoints, tmp_path):
+    """transformers would load such a folder, filling what is missing with random values; the jobs say what is wrong."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(checkpoints / "sam2.1-hiera-tiny", tmp_path / "sam2-hiera-tiny")  # SAM 2.1 where SAM 2 belongs
+    shutil.copytree(checkpoints / "sam2.1-hiera-tiny", tmp_path / "sam2.1-hiera-tiny")
+    weights = tmp_path / "sam2.1-hiera-tiny" / "model.safetensors"
+    state = load_file(weights)
+    del state["mask_decoder.conv_s0.bias"]
+    save_file(state, weights, metadata={"format": "pt"})
+    out = tmp_path / "run.csv"
+    models = "hf_sam2_tiny_points,hf_sam2.1_tiny_points"
+    result = cli("--split_dir", split, "--models", models, "--checkpoint_dir", tmp_path, "--imgsz", "256", "--output", out)
+    assert result.returncode == 1
+    reasons = {row["model"]: row["error"] for row in rows_of(out)}
+    assert reasons == {
+        "hf_sam2_tiny_points": f"ValueError: model folder {tmp_path / 'sam2-hiera-tiny'} is not sam2_tiny: its "
+        "enable_temporal_pos_encoding_for_object_pointers is True, sam2_tiny's is False; put the sam2_tiny model's folder there "
+        "(README: Backends)",
+        "hf_sam2.1_tiny_points": f"ValueError: model folder {tmp_path / 'sam2.1-hiera-tiny'} lacks weights of sam2.1_tiny or "
+        "has them in other shapes: mask_decoder.conv_s0.bias",
+    }
