@@ -24,6 +24,7 @@ from multiprocessing import Pool
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
+import cv2
 import numpy as np
 
 from .errors import UsageError
@@ -220,11 +221,9 @@ def _read_ids(path: Path) -> np.ndarray:
 
 
 def _ids_present(ids: np.ndarray) -> list[int]:
-    """The non-zero ids, ascending, as np.unique gives them; counted inside their bounding rows."""
-    rows = np.flatnonzero(ids.any(axis=1))
-    if rows.size == 0:
-        return []
-    counts = np.bincount(ids[rows[0] : rows[-1] + 1].ravel(), minlength=256)
+    """The non-zero ids, ascending, as np.unique gives them (a histogram: a fraction of np.unique's
+    or np.bincount's cost on a 1080p map)."""
+    counts = cv2.calcHist([ids], [0], None, [256], [0, 256]).ravel()
     return (np.flatnonzero(counts[1:]) + 1).tolist()
 
 

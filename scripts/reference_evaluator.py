@@ -6,7 +6,7 @@ radius ceil(0.008 x diagonal) with cv2.dilate.
 It shares no scoring code with sav_benchmark (only the spec), so the two agreeing checks both;
 tests/test_evaluate.py checks it against the per-pixel loops of tests/reference_metrics.py.
 Only the SA-V layout (one binary PNG per object and frame) is read. Used by
-scripts/harness_overhead.py, which times it against the package's evaluator.
+scripts/evaluate_speed.py, which times it against the package's evaluator.
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ def test_sav_layout_prints_and_saves_the_official_table(tmp_path, processes):
 
 
 def test_the_scripts_reference_evaluator_agrees_with_the_per_pixel_reference(tmp_path):
-    """scripts/reference_evaluator.py, which scripts/harness_overhead.py times and compares with
+    """scripts/reference_evaluator.py, which scripts/evaluate_speed.py times and compares with
     evaluate, against tests/reference_metrics.py's loops: two independent readings of the spec."""
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
@@ -284,3 +284,19 @@ def test_same_output_as_the_official_evaluator(tmp_path, layout):
     ours = evaluate("--gt_root", gt, "--pred_root", pred, "-n", "1")
     assert without_time(ours.stdout) == without_time(official.stdout)
     assert (pred / "results.csv").read_text() == official_csv
+
+
+def test_the_speed_script_prints_its_table_without_the_official_evaluator():
+    """scripts/evaluate_speed.py (the README's speed table) on its smallest case: the floor is below
+    ours, and the columns that need the official evaluator say so."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "evaluate_speed.py"), "--sizes", "480p", "--layouts", "davis"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    header, rule, row = out.stdout.splitlines()[1:]
+    cells = dict(zip([h.strip() for h in re.split(r"\s{2,}", header.strip())], row.split()))
+    assert (cells["layout"], cells["masks"], cells["frames"], cells["official"], cells["x official"]) == ("davis", "480p", "216", "-", "-")
+    assert float(cells["floor"]) < float(cells["evaluate"])

@@ -11,6 +11,7 @@ from sav_benchmark.metrics import (
     ObjectScorer,
     boundary_map,
     contour_accuracy,
+    count_near,
     evaluated_frames,
     foreground_window,
     frame_scores,
@@ -18,7 +19,6 @@ from sav_benchmark.metrics import (
     region_similarity,
     score_object,
     tolerance_radius,
-    within_radius,
 )
 
 
@@ -49,27 +49,27 @@ def test_tolerance_radius(h, w, r):
 
 
 def test_disk_of_radius_two_holds_thirteen_offsets():
-    m = np.zeros((9, 9), bool)
-    m[4, 4] = True
-    assert within_radius(m, 1).sum() == 5
-    assert within_radius(m, 2).sum() == 13  # centre, 4 at 1, 4 at sqrt 2, 4 at 2
+    source = np.zeros((9, 9), bool)
+    source[4, 4] = True
+    everywhere = np.ones((9, 9), bool)
+    assert count_near(everywhere, source, 1) == 5
+    assert count_near(everywhere, source, 2) == 13  # centre, 4 at 1, 4 at sqrt 2, 4 at 2
 
 
-def test_dilation_pads_with_background():
-    m = np.zeros((4, 4), bool)
-    m[0, 0] = True
-    expected = np.zeros((4, 4), bool)
-    expected[0, :2] = expected[1, 0] = True
-    assert (within_radius(m, 1) == expected).all()
+def test_near_count_is_zero_without_sources_or_queries():
+    some = np.eye(5, dtype=bool)
+    assert count_near(some, np.zeros((5, 5), bool), 3) == 0
+    assert count_near(np.zeros((5, 5), bool), some, 3) == 0
 
 
-def test_dilation_is_exact_at_every_radius_on_random_sources():
-    """The distance transform against the union of shifted copies, at the radius's edge too."""
+def test_near_count_is_exact_at_every_radius_on_random_pixels():
+    """Against the union of shifted copies (the dilation by the disk), at the radius's edge too."""
     rng = np.random.default_rng(4)
     for radius in range(1, 21):
         h, w = rng.integers(1, 70, size=2)
-        m = rng.random((h, w)) < rng.choice([0.002, 0.02, 0.2])
-        assert (within_radius(m, radius) == dilate_by_shifts(m, radius)).all(), radius
+        sources = rng.random((h, w)) < rng.choice([0.002, 0.02, 0.2])
+        queries = rng.random((h, w)) < rng.choice([0.01, 0.3])
+        assert count_near(queries, sources, radius) == np.count_nonzero(queries & dilate_by_shifts(sources, radius)), radius
 
 
 def test_window_is_the_box_of_both_masks_grown_by_one_and_clipped():
@@ -218,9 +218,11 @@ def test_real_sav_masks_agree_with_reference(fixtures_dir):
     assert gts[0].shape == (848, 480) and tolerance_radius(*gts[0].shape) == 8
 
 
-def test_dilation_agrees_with_shift_reference_at_1080p():
+def test_near_count_agrees_with_shift_reference_at_1080p():
     rng = np.random.default_rng(3)
     m = np.zeros((1080, 1920), bool)
     m[rng.integers(0, 1080, 50), rng.integers(0, 1920, 50)] = True
-    m[0, 0] = m[-1, -1] = True  # corners test the padding
-    assert (within_radius(m, 18) == dilate_by_shifts(m, 18)).all()
+    m[0, 0] = m[-1, -1] = True  # corners: nothing is near from beyond the frame
+    queries = rng.random((1080, 1920)) < 0.01
+    queries[0, 18] = queries[18, 0] = queries[13, 13] = queries[13, 12] = True  # at 18, 18, 18.4 and 17.7 from the corner
+    assert count_near(queries, m, 18) == np.count_nonzero(queries & dilate_by_shifts(m, 18))
