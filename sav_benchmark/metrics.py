@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -96,8 +96,13 @@ def region_similarity(pred: np.ndarray, gt: np.ndarray) -> float:
 
 def contour_accuracy(pred: np.ndarray, gt: np.ndarray, radius: int) -> float:
     """F: boundary F-measure with the spec's tolerance and empty-boundary cases."""
-    pred_boundary = boundary_map(pred)
-    gt_boundary = boundary_map(gt)
+    return boundary_f_measure(boundary_map(pred), boundary_map(gt), lambda queries, sources: count_near(queries, sources, radius))
+
+
+def boundary_f_measure(pred_boundary: np.ndarray, gt_boundary: np.ndarray, matched: Callable[[np.ndarray, np.ndarray], int]) -> float:
+    """The F-measure of two boundary maps, where matched(queries, sources) counts the query pixels
+    within the tolerance of a source pixel, with the spec's empty-boundary cases (which MOSEv2's
+    scorer shares)."""
     n_pred = np.count_nonzero(pred_boundary)
     n_gt = np.count_nonzero(gt_boundary)
     if n_pred == 0 and n_gt == 0:
@@ -107,8 +112,8 @@ def contour_accuracy(pred: np.ndarray, gt: np.ndarray, radius: int) -> float:
     elif n_gt == 0:
         precision, recall = 0.0, 1.0
     else:
-        precision = count_near(pred_boundary, gt_boundary, radius) / n_pred
-        recall = count_near(gt_boundary, pred_boundary, radius) / n_gt
+        precision = matched(pred_boundary, gt_boundary) / n_pred
+        recall = matched(gt_boundary, pred_boundary) / n_gt
     if precision + recall == 0:
         return 0.0
     return 2 * precision * recall / (precision + recall)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .runners import ModelSpec
-from .split import LAYOUT_DAVIS, PreparedObject, PreparedSplit, PreparedVideo
+from .split import PreparedObject, PreparedSplit, PreparedVideo
 
 OBJECTS_SEPARATE, OBJECTS_TOGETHER = "separate", "together"
 OBJECTS_MODES = (OBJECTS_SEPARATE, OBJECTS_TOGETHER)
@@ -70,9 +70,9 @@ def _shared_jobs(video: PreparedVideo, shared: list[PreparedObject], spec: Model
 
 def whole_groups(split: PreparedSplit, specs: list[ModelSpec], jobs: list[PlannedJob]) -> list[set[Key]]:
     """Rows that are made together, so that a resume keeps all of a group or none: the rows of a
-    shared job, and with DAVIS input a model's rows of a video (scored on label maps put
-    together from all of its objects)."""
+    shared job, and with label-map input (DAVIS, LVOS, MOSE) a model's rows of a video (scored on
+    label maps put together from all of its objects)."""
     groups = [set(job.keys()) for job in jobs if len(job.objects) > 1]
-    if split.layout == LAYOUT_DAVIS:
+    if split.label_maps:
         groups += [{(video.video_id, obj.object_id, spec.name) for obj in video.objects} for video in split.videos for spec in specs]
     return groups

@@ -22,12 +22,19 @@ JOB_COLUMNS = ("run_id", "timestamp_utc", "video_id", "object_id", "model", "pro
 SETTINGS_COLUMNS = ("weights", "device", "dtype", "imgsz", "stream", "postprocessing", "tracking", "objects_in_job", "oom_retry_from_imgsz")
 OUTCOME_COLUMNS = ("status", "error", "warning")
 FRAME_COLUMNS = ("n_frames", "prompt_frame", "n_propagated", "n_eval_frames")
+# Which evaluator's rules scored the row (the split's: sav, lvos, mosev2), and the measures only
+# some of them report: LVOS's V (the deviation of J&F over the frames), MOSEv2's boundary measure
+# with its size-adaptive tolerance (F_dot, J&F_dot) and J&F_dot over disappearances and reappearances.
+PROTOCOL_COLUMN = "protocol"
+PROTOCOL_SCORE_COLUMNS = ("V", "F_dot", "JF_dot", "JF_dot_disappear", "JF_dot_reappear")
 COLUMNS = [
     *JOB_COLUMNS,
     *SETTINGS_COLUMNS,
     *OUTCOME_COLUMNS,
     *FRAME_COLUMNS,
+    PROTOCOL_COLUMN,
     *SCORE_COLUMNS,
+    *PROTOCOL_SCORE_COLUMNS,
     *LATENCY_COLUMNS,
     *STAGE_COLUMNS,
     *FRAME_STAGE_COLUMNS,
@@ -50,6 +57,13 @@ LATER_COLUMNS: list[tuple[dict[str, Any], str]] = [
         "its rows tracked each object separately",
     ),
     ({column: lambda row: "" for column in FRAME_STAGE_COLUMNS}, "its rows have no stage times"),
+    (
+        {
+            PROTOCOL_COLUMN: lambda row: "sav" if row.get("status") in ("ok", "no_score") else "",
+            **{column: lambda row: "" for column in PROTOCOL_SCORE_COLUMNS},
+        },
+        "its rows were scored by the SA-V evaluator's rules",
+    ),
 ]
 
 
@@ -88,10 +102,11 @@ TEXT_COLUMNS = frozenset(
         "warning",
         "telemetry_source",
         "throttled",
+        PROTOCOL_COLUMN,
     }
 )
 BOOLEAN_CELLS = ("", "True", "False")
-PERCENT_COLUMNS = ("J", "F", "JF")
+PERCENT_COLUMNS = ("J", "F", "JF", *PROTOCOL_SCORE_COLUMNS)
 SIGNED_COLUMNS = ("overhead_s", "temp_max_c")  # the only numbers that may be below zero
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # as this module writes them: no inf, nan or 1_000
 

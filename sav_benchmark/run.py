@@ -30,9 +30,9 @@ from .rows import CRASHED_TWICE, JobResult, prompt_detail, prompt_warning, row_s
 from .runners import ModelSpec
 from .runners.base import Job, Prompt, RunSettings
 from .runners.sizes import default_imgsz
-from .scoring import JobScoring, annotated_predictions
+from .scoring import JobScoring, kept_frames, kept_predictions
 from .signals import Interrupted, SignalGuard, interruption_behind, signals_raised
-from .split import LAYOUT_DAVIS, PreparedObject, PreparedSplit, PreparedVideo
+from .split import PreparedObject, PreparedSplit, PreparedVideo
 from .timing import overhead
 from .traces import TraceWriter
 
@@ -65,7 +65,7 @@ class RunReport:
 
 def make_job(split: PreparedSplit, video: PreparedVideo, objects: list[PreparedObject], max_frames: int | None = None) -> Job:
     prompts = [Prompt(obj.prompt_frame, obj.points, obj.box, split.read_truth(video, obj, obj.prompt_frame)) for obj in objects]
-    keep_scores = split.layout == LAYOUT_DAVIS  # its label maps resolve overlaps by score
+    keep_scores = split.label_maps  # its label maps resolve overlaps by score
     return Job(split.frames_dir(video), video.n_frames, prompts, max_frames, keep_scores)
 
 
@@ -244,7 +244,7 @@ class Benchmark:
         except Exception as exc:
             log.error("%s %s: reading the prompt failed\n%s", spec.name, planned.label, traceback.format_exc())
             return [(with_status(row, STATUS_ERROR, f"reading the prompt failed: {one_line(exc)}"), True, None) for row in rows], None
-        outcome = self._execute(spec, job, objects, rows)
+        outcome = self._execute(spec, job, video, objects, rows)
         for row, obj in zip(rows, objects):
             row.update(outcome.columns)  # a shared job's timing, memory and power: the same in each of its rows
             row["warning"] = "; ".join(filter(None, [prompt_warning(self.split, spec, obj), planned.warning, row.get("warning")]))
@@ -257,15 +257,17 @@ class Benchmark:
         self, row: dict[str, Any], video: PreparedVideo, obj: PreparedObject, masks: PackedMasks, spec: ModelSpec
     ) -> tuple[dict[str, Any], bool, PackedMasks | None]:
         try:
-            return row, False, annotated_predictions(obj, masks, (video.height, video.width))
+            return row, False, kept_predictions(obj, masks, (video.height, video.width), kept_frames(self.split, video, [obj]))
         except Exception as exc:
             log.error("%s %s/%s: scoring failed\n%s", spec.name, video.video_id, obj.object_id, traceback.format_exc())
             return with_status(row, STATUS_ERROR, f"scoring failed: {one_line(exc)}"), True, None
 
-    def _execute(self, spec: ModelSpec, job: Job, objects: list[PreparedObject], rows: list[dict[str, Any]]) -> JobOutcome:
+    def _execute(
+        self, spec: ModelSpec, job: Job, video: PreparedVideo, objects: list[PreparedObject], rows: list[dict[str, Any]]
+    ) -> JobOutcome:
         """Run the job; out of memory, run it once more at --oom_retry_imgsz when that is set."""
         settings = self.options.settings.for_model(spec)
-        keep = {frame for obj in objects for frame in obj.annotated_frames}
+        keep = set(kept_frames(self.split, video, objects))
         setup_before = self.executor.setup_total_s
         outcome = self.executor.run_job(spec, job, keep, settings)
         retry = self.options.oom_retry_imgsz

@@ -1,9 +1,13 @@
 """Scoring a job's masks as the evaluators score them, and saving them in their layout.
 
 J, F and J&F per object against the split's ground truth (decoded once per object, kept as bits),
-on the annotated frames minus the first and the last. DAVIS stores one label map per frame (one
-object id per pixel), so a model's objects of a video are held until its last job, put together,
-and each object is scored on what it keeps of its mask there.
+by the split's protocol: the SA-V evaluator's rules (SA-V, DAVIS, MOSE v1: the annotated frames
+minus the first and the last), LVOS v2's toolkit's (each object's frame range from the meta, and V)
+or MOSEv2's scorer's (its J, F-dot and the disappearance and reappearance scores); val/test splits
+whose ground truth only a challenge server holds are not scored (`no_score`). DAVIS, LVOS and MOSE
+store one label map per frame (one object id per pixel), so a model's objects of a video are held
+until its last job, put together, and each object is scored on what it keeps of its mask there;
+LVOS and MOSE keep and save a label map of every frame, as their evaluators read them.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ import numpy as np
 from .errors import one_line, os_reason
 from .masks import PackedMasks, write_ids, write_mask
 from .metrics import ObjectScorer, evaluated_frames
-from .results import NOT_FAILED, STATUS_ERROR, STATUS_NO_SCORE, STATUS_OK
+from .metrics_lvos import LVOSObjectScore, LVOSObjectScorer, scored_frames
+from .metrics_mosev2 import MoseObjectScorer
+from .results import NOT_FAILED, PROTOCOL_COLUMN, STATUS_ERROR, STATUS_NO_SCORE, STATUS_OK
 from .rows import JobResult, with_status
-from .split import LAYOUT_DAVIS, PreparedObject, PreparedSplit, PreparedVideo
+from .split import PROTOCOL_LVOS, PROTOCOL_MOSEV2, PROTOCOL_SERVER, PreparedObject, PreparedSplit, PreparedVideo
 
 log = logging.getLogger("sav_benchmark")
 
@@ -133,17 +139,39 @@ class HeldVideo:
             self._files = None
 
 
-def annotated_predictions(obj: PreparedObject, masks: PackedMasks, size: tuple[int, int]) -> PackedMasks:
-    """A mask for every annotated frame: empty before the prompt frame, the model's from it on."""
+def kept_frames(split: PreparedSplit, video: PreparedVideo, objects: list[PreparedObject]) -> list[int]:
+    """The frames whose masks a job keeps: the objects' annotated frames, or every frame where the
+    split's evaluator reads them all."""
+    if split.every_frame:
+        return list(range(video.n_frames))
+    return sorted({frame for obj in objects for frame in obj.annotated_frames})
+
+
+def kept_predictions(obj: PreparedObject, masks: PackedMasks, size: tuple[int, int], frames: list[int]) -> PackedMasks:
+    """A mask for every kept frame: empty before the prompt frame, the model's from it on."""
     predictions = PackedMasks()
-    for frame in obj.annotated_frames:
+    for frame in frames:
         if frame < obj.prompt_frame:
             predictions.add_empty(frame, size)
         elif frame in masks:
             predictions.copy_from(masks, frame)
         else:
-            raise RuntimeError(f"the model gave no mask for annotated frame {frame}")
+            raise RuntimeError(f"the model gave no mask for frame {frame}")
     return predictions
+
+
+SERVER_REASON = "the split's ground truth is its challenge server's: submit the zip of --save_masks (DIR/<model>.zip)"
+# MOSEv2's scores (metrics.json's keys) in the row's columns.
+MOSEV2_ROW_COLUMNS = {
+    "J&F_new": "JF_dot",
+    "J": "J",
+    "F_new": "F_dot",
+    "disappear_J&F_new": "JF_dot_disappear",
+    "reappear_J&F_new": "JF_dot_reappear",
+    "F": "F",
+    "J&F": "JF",
+    "n_eval_frames": "n_eval_frames",
+}
 
 
 class JobScoring:
@@ -165,7 +193,7 @@ class JobScoring:
     def conclude(self, job: JobResult, video: PreparedVideo, predictions: PackedMasks | None, video_ends: bool) -> list[JobResult]:
         """The jobs whose rows are now complete: this one, or with DAVIS input all of the video's
         once it ends (none before). A job without masks (it failed) keeps its row as it is."""
-        if self.split.layout == LAYOUT_DAVIS:
+        if self.split.label_maps:
             self._held.add(job, predictions)
             return self._conclude_davis_video(video) if video_ends else []
         if predictions is None:
@@ -210,7 +238,7 @@ class JobScoring:
                 concluded.append(replace(job, row=with_status(job.row, STATUS_ERROR, composite.problem)))
                 continue
             object_id = int(job.obj.object_id)
-            masks = KeptInLabelMaps(composite, object_id, job.obj.annotated_frames)
+            masks = KeptInLabelMaps(composite, object_id, kept_frames(self.split, video, [job.obj]))
             concluded.append(self.score_and_save(job, video, masks, PackedMasks(), save=False))
         if self.save_masks is not None:
             for name, composite in self._held.composites.items():
@@ -223,8 +251,12 @@ class JobScoring:
     def _save_davis_frames(self, video: PreparedVideo, model: str, composite: Composite, concluded: list[JobResult]) -> None:
         """DIR/<model>/<video>/<frame>.png; if that fails, the model's scored rows say so."""
         obj = next(job.obj for job in concluded if job.spec.name == model)
+        if self.split.every_frame:
+            names = {frame: f"{name}.png" for frame, name in enumerate(video.frame_names)}
+        else:
+            names = dict(zip(obj.annotated_frames, obj.annotation_files))
         try:
-            composite.save(self.save_masks / model / video.video_id, dict(zip(obj.annotated_frames, obj.annotation_files)))
+            composite.save(self.save_masks / model / video.video_id, names)
         except Exception as exc:
             log.error("%s %s: saving masks failed\n%s", model, video.video_id, traceback.format_exc())
             for i, job in enumerate(concluded):
@@ -239,20 +271,47 @@ class JobScoring:
         predictions: Mapping[int, np.ndarray],
         ground_truth: PackedMasks,
     ) -> tuple[str, str]:
-        """J, F, J&F of the object, and the row's status; ground truth is decoded once per object."""
+        """J, F, J&F of the object (and its protocol's other measures), and the row's status;
+        ground truth is decoded once per object."""
+        protocol = self.split.protocol
+        row[PROTOCOL_COLUMN] = protocol
+        if protocol == PROTOCOL_SERVER:
+            row["n_eval_frames"] = 0
+            return STATUS_NO_SCORE, SERVER_REASON
+        if protocol == PROTOCOL_LVOS:
+            row.update(self._lvos_score(video, obj, predictions, ground_truth).columns())
+            return STATUS_OK, ""
+        if protocol == PROTOCOL_MOSEV2:
+            scorer = MoseObjectScorer()
+            for frame in range(1, video.n_frames - 1):  # every frame but the video's first and last
+                scorer.feed(predictions[frame], self._truth_at(video, obj, frame, ground_truth))
+            row.update({MOSEV2_ROW_COLUMNS[key]: value for key, value in scorer.conclude().columns().items()})
+            return STATUS_OK, ""
         scorer = ObjectScorer()
         for frame in evaluated_frames(obj.annotated_frames, self.skip_first_and_last):
-            if frame in ground_truth:
-                truth = ground_truth[frame]
-            else:
-                truth = self.split.read_truth(video, obj, frame)
-                ground_truth.add(frame, truth)
-            scorer.feed(predictions[frame], truth)
+            scorer.feed(predictions[frame], self._truth_at(video, obj, frame, ground_truth))
         score = scorer.conclude()
         row.update(score.columns())
         if score.missing_reason:
             return STATUS_NO_SCORE, score.missing_reason
         return STATUS_OK, ""
+
+    def _lvos_score(
+        self, video: PreparedVideo, obj: PreparedObject, predictions: Mapping[int, np.ndarray], ground_truth: PackedMasks
+    ) -> LVOSObjectScore:
+        """The object's J, F and V over its meta frame range, as LVOS's toolkit scores them."""
+        positions = {int(name): frame for frame, name in enumerate(video.frame_names)}
+        start, end, frame_nums = obj.frame_range
+        scorer = LVOSObjectScorer(frame_nums, video=video.video_id, obj=obj.object_id)
+        for slot, number in scored_frames(start, end, frame_nums, video=video.video_id, obj=obj.object_id):
+            frame = positions[number]
+            scorer.feed(slot, predictions[frame], self._truth_at(video, obj, frame, ground_truth))
+        return scorer.conclude()
+
+    def _truth_at(self, video: PreparedVideo, obj: PreparedObject, frame: int, ground_truth: PackedMasks) -> np.ndarray:
+        if frame not in ground_truth:
+            ground_truth.add(frame, self.split.read_truth(video, obj, frame))
+        return ground_truth[frame]
 
     def _save_masks(self, model: str, video: PreparedVideo, obj: PreparedObject, predictions: Mapping[int, np.ndarray]) -> None:
         """The official evaluator's layout: DIR/<model>/<video>/<object>/<frame>.png, every annotated frame."""

@@ -53,7 +53,8 @@ from .runners import ModelSpec, resolve_models
 from .runners.base import RunSettings, model_of
 from .runners.sizes import check_size, default_imgsz
 from .signals import Interrupted, SignalGuard, interruption_behind, signals_raised
-from .split import DEMO_HINT, LAYOUT_DAVIS, PreparedSplit, prepare_split
+from .split import DEMO_HINT, PROTOCOL_SAV, PROTOCOL_SERVER, PreparedSplit, prepare_split
+from .submission import write_submissions
 from .summary import summary_text
 from .telemetry import choose_telemetry
 from .traces import TraceWriter, keep_traces_of
@@ -406,6 +407,16 @@ class RunSession:
         _check_save_masks(self.save_masks, earlier.configs, args.force)
         # Only now, when nothing else can refuse the run: preparing SA-V training videos takes long.
         self.split = prepared or select_split(args)
+        if args.do_not_skip_first_and_last_frame and self.split.protocol not in (PROTOCOL_SAV, PROTOCOL_SERVER):
+            raise UsageError(
+                f"--do_not_skip_first_and_last_frame changes the SA-V evaluator's frames; {self.split.split_dir} is scored by "
+                f"{self.split.protocol}'s rules, which fix their own frames: leave the flag out"
+            )
+        if self.split.protocol == PROTOCOL_SERVER and self.save_masks is None:
+            raise UsageError(
+                f"--split_dir {self.split.split_dir} is a val/test split: only its first frames are annotated, and its challenge server "
+                "scores the masks; give --save_masks DIR, then submit DIR/<model>.zip"
+            )
         if earlier.rows:  # rows made together (a shared job's, a DAVIS video's) are kept all or none
             again = rows_of_partial_groups(
                 earlier.rows, whole_groups(self.split, self.specs, plan_jobs(self.split, self.specs, args.objects))
@@ -424,7 +435,7 @@ class RunSession:
                 args.compile,
                 args.stream,
                 args.postprocessing,
-                non_overlap_masks=args.objects == OBJECTS_TOGETHER and self.split.layout == LAYOUT_DAVIS,
+                non_overlap_masks=args.objects == OBJECTS_TOGETHER and self.split.label_maps,
                 cleanup=args.cleanup,
                 stages=args.stages == "on",
                 traces=args.traces == "on",
@@ -579,8 +590,14 @@ class RunSession:
     def conclude(self) -> int:
 
         rows = self.earlier_rows + self.report.rows
-        print(summary_text(rows))
+        print(summary_text(rows, self.split.unseen_videos))
         masks = f"  masks: {self.save_masks}" if self.save_masks else ""
+        complete = not (self.unwritable or self.interrupted or self.report.stopped)
+        if self.split.protocol == PROTOCOL_SERVER and self.save_masks is not None and complete:
+            try:
+                masks += "  for the challenge server: " + ", ".join(str(path) for path in write_submissions(self.save_masks, rows))
+            except OSError as exc:
+                self.unwritable = f"cannot write the zip for the challenge server in {self.save_masks} ({os_reason(exc)})"
         print(f"rows: {self.output}  manifest: {manifest_path(self.output)}{masks}")
         resume = resume_command(self.argv, self.output)
         if self.unwritable:
@@ -588,8 +605,8 @@ class RunSession:
             return EXIT_FAILED
         if self.interrupted:
             held = (
-                " (with DAVIS input, neither did the finished jobs of its video: their rows are written together)"
-                if self.split.layout == LAYOUT_DAVIS
+                " (with label-map input, DAVIS, LVOS or MOSE, neither did the finished jobs of its video: their rows are written together)"
+                if self.split.label_maps
                 else ""
             )
             print(

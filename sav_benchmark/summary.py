@@ -8,7 +8,10 @@ from typing import Any, Iterable
 import numpy as np
 
 from .metrics import global_scores
+from .metrics_lvos import GLOBAL_COLUMNS, global_table
+from .metrics_mosev2 import MOSEV2_COLUMNS
 from .results import STATUS_NO_SCORE, STATUS_OK, STATUS_SKIPPED
+from .split import PROTOCOL_LVOS, PROTOCOL_MOSEV2
 
 HEADER = ("model", "objects", "scored", "J&F", "J", "F", "FPS med", "lat p90 ms", "peak MB", "overhead")
 POWER_HEADER = ("W med", "mJ/frame med")  # shown when some row has a power figure
@@ -81,10 +84,56 @@ def format_table(lines: list[tuple[str, ...]], header: tuple[str, ...] = HEADER)
     return "\n".join("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in rows)
 
 
-def summary_text(rows: list[dict[str, Any]]) -> str:
-    """The table, with a warning when some rows come from random weights."""
+def lvos_lines(rows: Iterable[dict[str, Any]], unseen_videos: Iterable[str]) -> list[tuple[str, ...]]:
+    """Per model, LVOS v2's global table from its scored rows (fractions, as its toolkit writes them)."""
+    lines = []
+    for model, model_rows in _scored_by_model(rows, PROTOCOL_LVOS).items():
+        objects = [(r["video_id"], number(r["J"]) / 100, number(r["F"]) / 100, number(r["V"]) / 100) for r in model_rows]
+        lines.append((model, *(fmt(value, 3) for value in global_table(objects, unseen_videos).values())))
+    return lines
+
+
+def mosev2_lines(rows: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """Per model, MOSEv2's scores (scores.txt: percent, 2 decimals) from its scored rows."""
+    lines = []
+    for model, model_rows in _scored_by_model(rows, PROTOCOL_MOSEV2).items():
+
+        def mean(column: str) -> float:
+            return known_mean([number(r[column]) for r in model_rows])
+
+        j, f_dot, f = mean("J"), mean("F_dot"), mean("F")
+        values = ((j + f_dot) / 2, j, f_dot, mean("JF_dot_disappear"), mean("JF_dot_reappear"), f, (j + f) / 2)
+        lines.append((model, *(fmt(value, 2) for value in values)))
+    return lines
+
+
+def known_mean(values: list[float]) -> float:
+    """The mean of the known values (NaN where none is)."""
+    known = [v for v in values if not math.isnan(v)]
+    return float(np.mean(known)) if known else math.nan
+
+
+def _scored_by_model(rows: Iterable[dict[str, Any]], protocol: str) -> dict[str, list[dict[str, Any]]]:
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["status"] == STATUS_OK and row.get("protocol") == protocol:
+            by_model.setdefault(row["model"], []).append(row)
+    return by_model
+
+
+def summary_text(rows: list[dict[str, Any]], unseen_videos: Iterable[str] = ()) -> str:
+    """The table, each protocol's own global scores where rows have them, and a warning when some
+    rows come from random weights."""
     with_power = any(r.get("avg_power_w") not in (None, "") for r in rows)
     text = format_table(summarise(rows, with_power), HEADER + POWER_HEADER if with_power else HEADER)
+    lvos = lvos_lines(rows, unseen_videos)
+    if lvos:
+        text += "\n\nLVOS v2, as its toolkit's global_results (seen and unseen videos averaged; a group without videos is '-'):\n"
+        text += format_table(lvos, ("model", *GLOBAL_COLUMNS))
+    mosev2 = mosev2_lines(rows)
+    if mosev2:
+        text += "\n\nMOSEv2, as its scorer's scores.txt (J&F_new, its headline, uses its size-adaptive boundary measure):\n"
+        text += format_table(mosev2, ("model", *MOSEV2_COLUMNS))
     if any(r.get("weights") == "random" for r in rows):
         text += "\nwarning: rows with --weights random measure speed only; their J&F is meaningless."
     return text

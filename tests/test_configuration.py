@@ -10,11 +10,13 @@ from conftest import ROOT, assert_usage_error, cli, cli_with_fakes, require, row
 from sav_benchmark.cli import build_parser
 from sav_benchmark.configuration import CONFIG_VERSION, RunConfig
 from sav_benchmark.errors import UsageError
-from sav_benchmark.results import COLUMNS
+from sav_benchmark.results import COLUMNS, PROTOCOL_SCORE_COLUMNS
 from sav_benchmark.split.synthetic import make_split
 from sav_benchmark.timing import FRAME_STAGE_COLUMNS
 
 STAGES = ", ".join(FRAME_STAGE_COLUMNS)  # the stage columns, which every CSV begun before them gains on resume
+PROTOCOL = ", ".join(("protocol", *PROTOCOL_SCORE_COLUMNS))  # and the protocol's
+BY_SAV = "its rows were scored by the SA-V evaluator's rules"
 # The demo's manifest as the version before the declaration wrote it (commit 6936d76; version 1, no "config_version").
 DEMO_MANIFEST = ROOT / "tests" / "data" / "manifest_version_1.json"
 
@@ -138,8 +140,9 @@ def test_a_run_begun_before_the_postprocessing_column_is_resumed_with_it_on(tmp_
     resumed = cli(*common, "--postprocessing")
     assert resumed.returncode == 0, resumed.stderr
     assert (
-        f"added the columns this version has since {out} was begun (postprocessing, tracking, objects_in_job, {STAGES}; its rows ran "
-        "with post-processing on; its rows tracked each object separately; its rows have no stage times)" in resumed.stderr
+        f"added the columns this version has since {out} was begun (postprocessing, tracking, objects_in_job, {STAGES}, {PROTOCOL}; "
+        f"its rows ran with post-processing on; its rows tracked each object separately; its rows have no stage times; {BY_SAV})"
+        in resumed.stderr
     )
     assert out.read_text().splitlines()[0] == ",".join(COLUMNS)
     rows = rows_of(out)
@@ -166,8 +169,8 @@ def test_a_run_begun_before_the_tracking_columns_is_resumed_with_each_object_sep
     resumed = cli(*common)
     assert resumed.returncode == 0, resumed.stderr
     assert (
-        f"added the columns this version has since {out} was begun (tracking, objects_in_job, {STAGES}; its rows tracked each object "
-        "separately; its rows have no stage times)" in resumed.stderr
+        f"added the columns this version has since {out} was begun (tracking, objects_in_job, {STAGES}, {PROTOCOL}; its rows tracked "
+        f"each object separately; its rows have no stage times; {BY_SAV})" in resumed.stderr
     )
     assert out.read_text().splitlines()[0] == ",".join(COLUMNS)
     rows = rows_of(out)
@@ -177,3 +180,20 @@ def test_a_run_begun_before_the_tracking_columns_is_resumed_with_each_object_sep
         ("synth_001", "sam2.1_tiny_mask", "separate", "1"),
     ]
     assert [r["postprocessing"] for r in rows] == ["", "off"] * 3
+
+
+def test_a_run_begun_before_the_protocol_columns_is_resumed_as_scored_by_the_sav_rules(tmp_path):
+    """tests/data/before_protocol: the CSV and manifest of a run made by commit 2a0df25 (no protocol,
+    V or MOSEv2 columns), static_mask and sam2.1_tiny_mask on the first video of this split. Its
+    rows were scored by the SA-V evaluator's rules: the header gains the columns, its rows say sav."""
+    out, common, _ = earlier_run("before_protocol", tmp_path)
+    resumed = cli(*common, "--warmup_frames", "0", "--isolation", "none")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"added the columns this version has since {out} was begun ({PROTOCOL}; {BY_SAV})" in resumed.stderr
+    assert out.read_text().splitlines()[0] == ",".join(COLUMNS)
+    rows = rows_of(out)
+    assert [(r["video_id"], r["model"], r["status"], r["protocol"], r["V"]) for r in rows] == [
+        *[("synth_000", "static_mask", "no_score", "sav", ""), ("synth_000", "sam2.1_tiny_mask", "no_score", "sav", "")] * 2,
+        ("synth_001", "static_mask", "no_score", "sav", ""),
+        ("synth_001", "sam2.1_tiny_mask", "no_score", "sav", ""),
+    ]

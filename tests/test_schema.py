@@ -22,7 +22,8 @@ from sav_benchmark.timing import latency_columns
 # The file format: earlier runs' CSVs have this header, and --resume, report and compare read them.
 HEADER = (
     "run_id,timestamp_utc,video_id,object_id,model,prompt,prompt_detail,weights,device,dtype,imgsz,stream,"
-    "postprocessing,tracking,objects_in_job,oom_retry_from_imgsz,status,error,warning,n_frames,prompt_frame,n_propagated,n_eval_frames,J,F,JF,fps,"
+    "postprocessing,tracking,objects_in_job,oom_retry_from_imgsz,status,error,warning,n_frames,prompt_frame,n_propagated,n_eval_frames,protocol,J,F,JF,V,F_dot,JF_dot,JF_dot_disappear,"
+    "JF_dot_reappear,fps,"
     "latency_ms_mean,latency_ms_p50,latency_ms_p90,latency_ms_p99,latency_ms_max,build_s,init_s,prompt_ms,"
     "propagate_s,setup_s,wall_s,overhead_s,compiled_graphs,"
     "stage_image_encoder_ms_p50,stage_image_encoder_ms_mean,stage_memory_attention_ms_p50,stage_memory_attention_ms_mean,"

@@ -3,8 +3,8 @@ their prompts, into a PreparedSplit (written as the prepared manifest) that the 
 that every problem with the input is found before any model is built.
 
 `sav` reads SA-V val/test, `sav_train` turns SA-V training videos into that layout in a cache,
-`davis` reads DAVIS 2017, `synthetic` makes small splits of each; `checks` holds what they share
-and `model` the prepared split itself.
+`davis` reads DAVIS 2017, `lvos` LVOS v2, `mose` MOSE and MOSEv2, `synthetic` makes small splits of
+each; `checks` holds what they share and `model` the prepared split itself.
 """
 
 from __future__ import annotations
@@ -13,11 +13,18 @@ from pathlib import Path
 
 from .checks import detect_layout
 from .davis import prepare_davis
+from .lvos import prepare_lvos
 from .model import (
     DEMO_HINT,
     LAYOUT_DAVIS,
+    LAYOUT_LVOS,
+    LAYOUT_MOSE,
     LAYOUT_SAV_TRAIN,
     MASKLET_CHOICES,
+    PROTOCOL_LVOS,
+    PROTOCOL_MOSEV2,
+    PROTOCOL_SAV,
+    PROTOCOL_SERVER,
     PreparedObject,
     PreparedSplit,
     PreparedVideo,
@@ -25,13 +32,20 @@ from .model import (
     is_prepared_manifest,
     parse_shard,
 )
+from .mose import prepare_mose
 from .sav import prepare_sav
 from .sav_train import prepare_training
 
 __all__ = [
     "DEMO_HINT",
     "LAYOUT_DAVIS",
+    "LAYOUT_LVOS",
+    "LAYOUT_MOSE",
     "MASKLET_CHOICES",
+    "PROTOCOL_LVOS",
+    "PROTOCOL_MOSEV2",
+    "PROTOCOL_SAV",
+    "PROTOCOL_SERVER",
     "PreparedObject",
     "PreparedSplit",
     "PreparedVideo",
@@ -59,6 +73,10 @@ def prepare_split(
     layout = detect_layout(root)
     if layout == LAYOUT_DAVIS:
         return prepare_davis(root, selection, num_points)
+    if layout == LAYOUT_LVOS:
+        return prepare_lvos(root, selection, num_points)
+    if layout == LAYOUT_MOSE:
+        return prepare_mose(root, selection, num_points)
     if layout == LAYOUT_SAV_TRAIN:
         return prepare_training(root, selection, num_points, masklets, cache_dir)
     return prepare_sav(root, selection, num_points)

@@ -12,19 +12,64 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UsageError
-from ..masks import png_size
-from .model import DEMO_HINT, FOLDERS, FRAME_SUFFIXES, LAYOUT_SAV_TRAIN, LAYOUTS_HINT, PreparedObject, Selection, require_folder
+from ..masks import png_size, read_ids
+from .model import (
+    DEMO_HINT,
+    FOLDERS,
+    FRAME_SUFFIXES,
+    LAYOUT_DAVIS,
+    LAYOUT_LVOS,
+    LAYOUT_MOSE,
+    LAYOUT_NAMES,
+    LAYOUT_SAV,
+    LAYOUT_SAV_TRAIN,
+    LAYOUTS_HINT,
+    PLAIN_ANNOTATIONS_DIR,
+    PLAIN_FRAMES_DIR,
+    PreparedObject,
+    Selection,
+    require_folder,
+)
 from .prompts import click_points, tight_box
+
+LVOS_META_FILES = ("valid_meta.json", "train_meta.json", "test_meta.json")  # <set>_meta.json, as LVOS's toolkit names them
+MOSEV2_META_FILES = ("meta_train.json", "meta_valid.json")
+LVOS_NAME_DIGITS = 8  # 00000001.jpg; MOSE names frames with 5 digits
 
 
 def detect_layout(root: Path) -> str:
+    """The layout by its folders (and, for LVOS, its meta file); a folder that holds two is refused."""
     require_folder(root)
-    for layout, folders in FOLDERS.items():
-        if any((root / sub).is_dir() for sub in folders):
-            return layout  # a missing half is reported by check_layout
+    found = []
+    if (root / FOLDERS[LAYOUT_SAV][0]).is_dir() or (root / FOLDERS[LAYOUT_SAV][1]).is_dir():
+        found.append(LAYOUT_SAV)
+    if (root / FOLDERS[LAYOUT_DAVIS][0]).is_dir() or (root / FOLDERS[LAYOUT_DAVIS][1]).is_dir():
+        found.append(LAYOUT_DAVIS)
+    elif (root / PLAIN_FRAMES_DIR).is_dir() or (root / PLAIN_ANNOTATIONS_DIR).is_dir():
+        found.append(LAYOUT_LVOS if any((root / name).is_file() for name in LVOS_META_FILES) else _mose_or_lvos_without_meta(root))
+    if len(found) > 1:
+        raise UsageError(
+            f"--split_dir {root} holds both {LAYOUT_NAMES[found[0]]} and {LAYOUT_NAMES[found[1]]}; give a folder with one split"
+        )
+    if found:
+        return found[0]  # a missing half is reported by check_layout
     if any(p.suffix == ".mp4" for p in listing(root)):
         return LAYOUT_SAV_TRAIN
     raise UsageError(f"--split_dir {root} holds no split: {LAYOUTS_HINT} ({DEMO_HINT})")
+
+
+def _mose_or_lvos_without_meta(root: Path) -> str:
+    """MOSE, unless its frames are named as LVOS names them (8 digits): an LVOS split without its
+    meta file, which decides the frames LVOS scores, is refused rather than scored by other rules."""
+    videos = sorted(p for p in listing(root / PLAIN_ANNOTATIONS_DIR) if p.is_dir()) if (root / PLAIN_ANNOTATIONS_DIR).is_dir() else []
+    names = sorted(p.stem for p in listing(videos[0]) if p.suffix == ".png") if videos else []
+    if names and len(names[0]) == LVOS_NAME_DIGITS and names[0].isdigit():
+        raise UsageError(
+            f"--split_dir {root} looks like an LVOS split (frames named with {LVOS_NAME_DIGITS} digits, e.g. "
+            f"{videos[0].name}/{names[0]}.png) but holds none of {', '.join(LVOS_META_FILES)}; put the split's meta file beside "
+            "JPEGImages/ and Annotations/"
+        )
+    return LAYOUT_MOSE
 
 
 def list_videos(root: Path, list_files: tuple[str, ...], annotations_dir: str) -> list[str]:
@@ -120,8 +165,9 @@ def numbered(files: list[Path]) -> list[tuple[int, Path]]:
     return sorted(by_number.items())
 
 
-def frame_files(frames_dir: Path) -> list[Path]:
-    """The JPEG frames in order, checking that they are numbered 0..n-1 as the predictor expects."""
+def frame_files(frames_dir: Path, contiguous: bool = True) -> list[Path]:
+    """The JPEG frames in order of their numbers (the predictor's loader order), checking that they
+    are numbered 0..n-1 unless the layout numbers them otherwise (LVOS: 1, 6, 11, ...)."""
     if not frames_dir.is_dir():
         raise VideoProblem(f"frame folder {frames_dir} does not exist")
     try:
@@ -135,7 +181,7 @@ def frame_files(frames_dir: Path) -> list[Path]:
     except NumberingProblem as exc:
         raise VideoProblem(f"frame {exc}") from None
     numbers = [number for number, _ in frames]
-    if numbers != list(range(len(numbers))):
+    if contiguous and numbers != list(range(len(numbers))):
         present = set(numbers)  # the first gaps lie below len(numbers) + 3, however large a number is
         missing = [n for n in range(min(len(numbers) + 3, numbers[-1])) if n not in present][:3]
         raise VideoProblem(f"frames in {frames_dir} are not numbered 0..{len(numbers) - 1} without gaps (missing e.g. {missing})")
@@ -175,11 +221,17 @@ def frame_size(frames: list[Path]) -> tuple[int, int]:
 
 def check_frames(frames_dir: Path) -> tuple[str, int, tuple[int, int] | None]:
     """(problem, frame count, (height, width)): with a problem, 0 and None."""
+    problem, names, size = check_named_frames(frames_dir, contiguous=True)
+    return problem, len(names), size
+
+
+def check_named_frames(frames_dir: Path, contiguous: bool) -> tuple[str, list[str], tuple[int, int] | None]:
+    """(problem, each frame's name without suffix in order, (height, width)): with a problem, [] and None."""
     try:
-        frames = frame_files(frames_dir)
-        return "", len(frames), frame_size(frames)
+        frames = frame_files(frames_dir, contiguous)
+        return "", [path.stem for path in frames], frame_size(frames)
     except VideoProblem as exc:
-        return f"{exc}; fix the video's frames or leave it out (--video_ids)", 0, None
+        return f"{exc}; fix the video's frames or leave it out (--video_ids)", [], None
 
 
 def find_prompt(obj: PreparedObject, masks: Iterable[tuple[int, np.ndarray]], num_points: int) -> None:
@@ -192,9 +244,17 @@ def find_prompt(obj: PreparedObject, masks: Iterable[tuple[int, np.ndarray]], nu
 
 
 def index_annotations(folder: Path, where: str, n_frames: int, frame_size: tuple[int, int] | None) -> tuple[list[int], list[str]]:
-    """The annotated frames and their PNG names, in frame order. The video's frames are checked
-    already: with a problem there, n_frames is 0 and frame_size None, and only what the masks say
-    alone is checked."""
+    """The annotated frames and their PNG names, in frame order, for frames numbered 0..n-1."""
+    return index_named_annotations(folder, where, [str(i) for i in range(n_frames)], frame_size)
+
+
+def index_named_annotations(
+    folder: Path, where: str, frame_names: list[str], frame_size: tuple[int, int] | None
+) -> tuple[list[int], list[str]]:
+    """The annotated frames (their positions in the video) and their PNG names, in frame order:
+    each mask must name one of the video's frames by its number (LVOS numbers them 1, 6, 11, ...).
+    The video's frames are checked already: with a problem there, frame_size is None, only what the
+    masks say alone is checked, and their own numbers are returned."""
     files = [p for p in listing(folder) if p.suffix.lower() == ".png"]
     if not files:
         raise UsageError(f"{where}: no .png masks in {folder}")
@@ -202,9 +262,10 @@ def index_annotations(folder: Path, where: str, n_frames: int, frame_size: tuple
         masks = numbered(files)
     except NumberingProblem as exc:
         raise UsageError(f"{where}: mask {exc}") from None
+    positions = {int(name): i for i, name in enumerate(frame_names)}
     for number, path in masks:
-        if frame_size is not None and number >= n_frames:
-            raise UsageError(f"{where}: mask {path} names no frame of the video (it has frames 0..{n_frames - 1})")
+        if frame_size is not None and number not in positions:
+            raise UsageError(f"{where}: mask {path} names no frame of the video (it has frames {_numbers_text(frame_names)})")
         try:
             size = png_size(path)
         except (OSError, ValueError) as exc:
@@ -214,4 +275,28 @@ def index_annotations(folder: Path, where: str, n_frames: int, frame_size: tuple
                 f"{where}, frame {path.stem}: mask {path} is {size[1]}x{size[0]} but the video's frames are "
                 f"{frame_size[1]}x{frame_size[0]}; ground truth must be at frame resolution"
             )
-    return [number for number, _ in masks], [path.name for _, path in masks]
+    if frame_size is None:
+        return [number for number, _ in masks], [path.name for _, path in masks]
+    return [positions[number] for number, _ in masks], [path.name for _, path in masks]
+
+
+def _numbers_text(frame_names: list[str]) -> str:
+    numbers = [int(name) for name in frame_names]
+    if numbers == list(range(len(numbers))):
+        return f"0..{len(numbers) - 1}"
+    return f"{numbers[0]}, {numbers[1]}, ... {numbers[-1]}" if len(numbers) > 2 else ", ".join(map(str, numbers))
+
+
+def first_appearances(folder: Path, video_id: str, frames: list[int], names: list[str]) -> dict[int, tuple[int, np.ndarray]]:
+    """Each object id found, with the first frame where it appears and its mask there."""
+    first_seen: dict[int, tuple[int, np.ndarray]] = {}
+    for frame, name in zip(frames, names):
+        try:
+            ids = read_ids(folder / name)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"video {video_id}, frame {frame}: {exc}") from None
+        present = np.flatnonzero(np.bincount(ids.ravel(), minlength=256)[1:]) + 1
+        for object_id in present:
+            if int(object_id) not in first_seen:
+                first_seen[int(object_id)] = (frame, ids == object_id)
+    return first_seen

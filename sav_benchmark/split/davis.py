@@ -10,11 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import UsageError
-from ..masks import read_ids
-from .checks import check_frames, find_prompt, index_annotations, list_videos, select_videos
+from .checks import check_frames, find_prompt, first_appearances, index_annotations, list_videos, select_videos
 from .model import (
     DAVIS_ANNOTATIONS_DIR,
     DAVIS_FRAMES_DIR,
@@ -41,7 +38,7 @@ def _prepare_video(root: Path, video_id: str, limit_objects: int | None, num_poi
     problem, n_frames, size = check_frames(root / DAVIS_FRAMES_DIR / video_id)
     folder = root / DAVIS_ANNOTATIONS_DIR / video_id
     frames, names = index_annotations(folder, f"video {video_id}", n_frames, size)
-    first_seen = _first_appearances(folder, video_id, frames, names)
+    first_seen = first_appearances(folder, video_id, frames, names)
     if not first_seen:
         raise UsageError(
             f"video {video_id}: no object in any annotation in {folder}; DAVIS annotations hold object ids 1, 2, ... on background 0"
@@ -53,18 +50,3 @@ def _prepare_video(root: Path, video_id: str, limit_objects: int | None, num_poi
         objects.append(obj)
     height, width = size or (0, 0)
     return PreparedVideo(video_id, n_frames, height, width, objects, problem)
-
-
-def _first_appearances(folder: Path, video_id: str, frames: list[int], names: list[str]) -> dict[int, tuple[int, np.ndarray]]:
-    """Each object id found, with the first frame where it appears and its mask there."""
-    first_seen: dict[int, tuple[int, np.ndarray]] = {}
-    for frame, name in zip(frames, names):
-        try:
-            ids = read_ids(folder / name)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"video {video_id}, frame {frame}: {exc}") from None
-        present = np.flatnonzero(np.bincount(ids.ravel(), minlength=256)[1:]) + 1
-        for object_id in present:
-            if int(object_id) not in first_seen:
-                first_seen[int(object_id)] = (frame, ids == object_id)
-    return first_seen

@@ -1,7 +1,9 @@
 """The prepared split: what phase 1 hands to the run (videos, objects, prompts, problems), the
 layouts it reads, and its file format (the prepared manifest, JSON).
 
-Every layout (SA-V val/test, SA-V train through its cache, DAVIS 2017) ends up as a PreparedSplit.
+Every layout (SA-V val/test, SA-V train through its cache, DAVIS 2017, LVOS v2, MOSE / MOSEv2) ends
+up as a PreparedSplit. Frames are counted by position in the video (0, 1, 2, ...); LVOS names its
+frames by their number in the 30 fps source (00000001, 00000006, ...), kept in `frame_names`.
 """
 
 from __future__ import annotations
@@ -22,8 +24,25 @@ ANNOTATIONS_DIR = "Annotations_6fps"
 LIST_FILES = ("sav_val.txt", "sav_test.txt")
 DAVIS_FRAMES_DIR = "JPEGImages/480p"
 DAVIS_ANNOTATIONS_DIR = "Annotations/480p"
-LAYOUT_SAV, LAYOUT_DAVIS, LAYOUT_SAV_TRAIN = "sav", "davis", "sav-train"
-FOLDERS = {LAYOUT_SAV: (FRAMES_DIR, ANNOTATIONS_DIR), LAYOUT_DAVIS: (DAVIS_FRAMES_DIR, DAVIS_ANNOTATIONS_DIR)}
+PLAIN_FRAMES_DIR, PLAIN_ANNOTATIONS_DIR = "JPEGImages", "Annotations"  # LVOS and MOSE
+LAYOUT_SAV, LAYOUT_DAVIS, LAYOUT_SAV_TRAIN, LAYOUT_LVOS, LAYOUT_MOSE = "sav", "davis", "sav-train", "lvos", "mose"
+FOLDERS = {
+    LAYOUT_SAV: (FRAMES_DIR, ANNOTATIONS_DIR),
+    LAYOUT_DAVIS: (DAVIS_FRAMES_DIR, DAVIS_ANNOTATIONS_DIR),
+    LAYOUT_LVOS: (PLAIN_FRAMES_DIR, PLAIN_ANNOTATIONS_DIR),
+    LAYOUT_MOSE: (PLAIN_FRAMES_DIR, PLAIN_ANNOTATIONS_DIR),
+}
+LAYOUT_NAMES = {
+    LAYOUT_SAV: "an SA-V val/test split",
+    LAYOUT_DAVIS: "a DAVIS 2017 split",
+    LAYOUT_LVOS: "an LVOS v2 split",
+    LAYOUT_MOSE: "a MOSE split",
+}
+LABEL_MAP_LAYOUTS = (LAYOUT_DAVIS, LAYOUT_LVOS, LAYOUT_MOSE)  # one PNG of object ids per frame
+EVERY_FRAME_LAYOUTS = (LAYOUT_LVOS, LAYOUT_MOSE)  # their evaluators read a prediction of every frame
+# Which rules score a row: the SA-V evaluator's (SA-V, DAVIS, MOSE v1), LVOS v2's toolkit, MOSEv2's
+# scorer, or none here (val/test splits whose ground truth only the challenge server holds).
+PROTOCOL_SAV, PROTOCOL_LVOS, PROTOCOL_MOSEV2, PROTOCOL_SERVER = "sav", "lvos", "mosev2", "server"
 MASKLET_CHOICES = ("manual", "auto", "both")  # SA-V train: which json files name the objects
 FORMAT = "sav-benchmark-prepared/1"
 DEMO_HINT = "make a demo split with: python -m sav_benchmark.synthetic --out DIR"
@@ -31,7 +50,9 @@ DEMO_HINT = "make a demo split with: python -m sav_benchmark.synthetic --out DIR
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".JPG", ".JPEG")
 LAYOUTS_HINT = (
     "a split is SA-V val/test (JPEGImages_24fps/, Annotations_6fps/), SA-V train (sav_*.mp4 with "
-    "sav_*_manual.json) or DAVIS 2017 (JPEGImages/480p/, Annotations/480p/)"
+    "sav_*_manual.json), DAVIS 2017 (JPEGImages/480p/, Annotations/480p/), LVOS v2 (JPEGImages/, Annotations/ and "
+    "valid_meta.json, train_meta.json or test_meta.json) or MOSE / MOSEv2 (JPEGImages/, Annotations/, for MOSEv2 also "
+    "meta_train.json or meta_valid.json)"
 )
 
 
@@ -44,6 +65,7 @@ class PreparedObject:
     points: list[list[int]] = field(default_factory=list)
     box: list[int] = field(default_factory=list)
     skip_reason: str = ""
+    frame_range: list[int] = field(default_factory=list)  # LVOS: the meta's start, end and frame_nums
 
     def mask_file(self, frame: int) -> str:
         return self.annotation_files[self.annotated_frames.index(frame)]
@@ -57,6 +79,7 @@ class PreparedVideo:
     width: int
     objects: list[PreparedObject]
     problem: str = ""  # why none of its jobs can run; each then gets a row with this reason
+    frame_names: list[str] = field(default_factory=list)  # LVOS, MOSE: every frame's file name without suffix, in order
 
 
 @dataclass
@@ -68,20 +91,32 @@ class PreparedSplit:
     source_dir: str = ""  # SA-V train: the folder of mp4 and json files the cache was made from
     masklets: str = ""  # SA-V train: manual, auto or both
     shard: str = ""  # "K/N" when this is one of N parts of the selection
+    protocol: str = PROTOCOL_SAV  # the rules that score its rows (see PROTOCOL_*)
+    unseen_videos: list[str] = field(default_factory=list)  # LVOS: its videos of categories unseen in training
+
+    @property
+    def label_maps(self) -> bool:
+        """Whether the ground truth, and the saved predictions, are one map of object ids per frame."""
+        return self.layout in LABEL_MAP_LAYOUTS
+
+    @property
+    def every_frame(self) -> bool:
+        """Whether the split's evaluator reads a prediction of every frame (not only the annotated ones)."""
+        return self.layout in EVERY_FRAME_LAYOUTS
 
     def frames_dir(self, video: PreparedVideo) -> Path:
         return Path(self.split_dir) / FOLDERS[self.layout][0] / video.video_id
 
     def truth_path(self, video: PreparedVideo, obj: PreparedObject, frame: int) -> Path:
         folder = Path(self.split_dir) / FOLDERS[self.layout][1] / video.video_id
-        if self.layout == LAYOUT_DAVIS:
+        if self.label_maps:
             return folder / obj.mask_file(frame)
         return folder / obj.object_id / obj.mask_file(frame)
 
     def read_truth(self, video: PreparedVideo, obj: PreparedObject, frame: int) -> np.ndarray:
         """The object's ground-truth mask on an annotated frame."""
         path = self.truth_path(video, obj, frame)
-        if self.layout == LAYOUT_DAVIS:
+        if self.label_maps:
             return read_ids(path) == int(obj.object_id)
         return read_mask(path, require_binary=True)
 
@@ -151,5 +186,6 @@ def check_layout(root: Path, layout: str) -> None:
     for sub in FOLDERS[layout]:
         if not (root / sub).is_dir():
             frames, annotations = FOLDERS[layout]
-            kind = "a DAVIS 2017 split" if layout == LAYOUT_DAVIS else "an SA-V val/test split"
-            raise UsageError(f"--split_dir {root} has no {sub}/ folder; {kind} holds {frames}/ and {annotations}/ ({DEMO_HINT})")
+            raise UsageError(
+                f"--split_dir {root} has no {sub}/ folder; {LAYOUT_NAMES[layout]} holds {frames}/ and {annotations}/ ({DEMO_HINT})"
+            )

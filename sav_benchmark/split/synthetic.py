@@ -8,8 +8,12 @@ JPEGImages_24fps/<video>/<frame>.jpg for every frame, Annotations_6fps/<video>/<
 (0/255) on every 4th frame, and sav_val.txt. sav-train: <video>.mp4 with <video>_manual.json (COCO
 RLE masklets on every 4th frame). davis: JPEGImages/480p/<video>/<frame>.jpg, Annotations/480p/
 <video>/<frame>.png (palette ids 1, 2, ...; a later object covers an earlier one) on every frame,
-and ImageSets/2017/val.txt. The last object of the first video enters only after frame 0 (its
-earlier masks are empty), as SA-V objects often do.
+and ImageSets/2017/val.txt. lvos: LVOS v2's valid layout (JPEGImages/, Annotations/ on frames
+00000001, 00000006, ..., valid_meta.json with each object's frame range); mose: MOSE's train layout
+(JPEGImages/, Annotations/ on every frame); mosev2: the same with meta_train.json; mose-val: only
+frame 00000 annotated. The last object of the first video enters only after frame 0 (its earlier
+masks are empty), as SA-V objects often do, and its first object leaves the view for three frames a
+third of the way in (in the longer videos).
 """
 
 from __future__ import annotations
@@ -19,15 +23,28 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
 
 from ..masks import write_ids, write_mask
-from .model import ANNOTATIONS_DIR, DAVIS_ANNOTATIONS_DIR, DAVIS_FRAMES_DIR, FRAMES_DIR, LAYOUT_DAVIS, LAYOUT_SAV, LAYOUT_SAV_TRAIN
+from .model import (
+    ANNOTATIONS_DIR,
+    DAVIS_ANNOTATIONS_DIR,
+    DAVIS_FRAMES_DIR,
+    FRAMES_DIR,
+    LAYOUT_DAVIS,
+    LAYOUT_LVOS,
+    LAYOUT_MOSE,
+    LAYOUT_SAV,
+    LAYOUT_SAV_TRAIN,
+    PLAIN_ANNOTATIONS_DIR,
+    PLAIN_FRAMES_DIR,
+)
 
 ANNOTATION_STEP = 4
+LVOS_STEP = 5  # LVOS keeps every 5th frame of its 30 fps sources, named by their number
 COLOURS = [(40, 40, 220), (40, 200, 60), (220, 120, 30), (200, 40, 200)]
 
 
@@ -38,10 +55,11 @@ class Shape:
     velocity: tuple[float, float]  # fraction of the frame per frame
     radius: tuple[float, float]  # half-axes, as fractions of the frame
     first_frame: int = 0
+    away: tuple[int, int] = (0, 0)  # frames [a, b) where it has left the view (and comes back after)
 
     def mask(self, frame: int, height: int, width: int) -> np.ndarray:
         mask = np.zeros((height, width), np.uint8)
-        if frame < self.first_frame:
+        if frame < self.first_frame or self.away[0] <= frame < self.away[1]:
             return mask.astype(bool)
         cx = (self.start[0] + self.velocity[0] * frame) * width
         cy = (self.start[1] + self.velocity[1] * frame) * height
@@ -67,6 +85,8 @@ def _shapes(video_index: int, n_objects: int, n_frames: int, rng: np.random.Gene
     if video_index == 0 and n_frames > 3 * ANNOTATION_STEP:
         # enters between two annotated frames, so its prompt frame is the next annotated one
         shapes[-1].first_frame = 2 * ANNOTATION_STEP + 2
+    if video_index == 0 and n_frames > 12:
+        shapes[0].away = (n_frames // 3, n_frames // 3 + 3)  # leaves and comes back
     return shapes
 
 
@@ -148,8 +168,82 @@ def write_davis_video(
         write_ids(root / DAVIS_ANNOTATIONS_DIR / video_id / f"{frame:05d}.png", ids)
 
 
-WRITERS = {LAYOUT_SAV: write_video, LAYOUT_SAV_TRAIN: write_training_video, LAYOUT_DAVIS: write_davis_video}
+def _write_label_maps(
+    root: Path,
+    video_id: str,
+    shapes: list[Shape],
+    names: list[str],
+    annotated: Callable[[int, list[np.ndarray]], bool],
+    rng: np.random.Generator,
+    size: tuple[int, int],
+) -> list[list[int]]:
+    """JPEGImages/<video>/<name>.jpg for every frame, Annotations/<video>/<name>.png (ids 1, 2, ...;
+    a later object covers an earlier one) where `annotated` says; returns the frames (positions)
+    where each object shows."""
+    height, width = size
+    shown: list[list[int]] = [[] for _ in shapes]
+    for frame, image, masks in _frames(shapes, len(names), height, width, rng):
+        path = root / PLAIN_FRAMES_DIR / video_id / f"{names[frame]}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        ids = np.zeros((height, width), np.uint8)
+        for object_id, mask in enumerate(masks, start=1):
+            ids[mask] = object_id
+        for object_id in np.unique(ids)[1:]:
+            shown[object_id - 1].append(frame)
+        if annotated(frame, masks):
+            write_ids(root / PLAIN_ANNOTATIONS_DIR / video_id / f"{names[frame]}.png", ids)
+    return shown
+
+
+def write_lvos_video(
+    root: Path, video_id: str, shapes: list[Shape], n_frames: int, height: int, width: int, rng: np.random.Generator
+) -> dict:
+    """LVOS v2's valid layout: frames 00000001, 00000006, ... (every 5th of a 30 fps source),
+    annotated from the first object's appearance on; returns the video's meta entry."""
+    names = [f"{1 + LVOS_STEP * i:08d}" for i in range(n_frames)]
+    first = min(shape.first_frame for shape in shapes)
+    shown = _write_label_maps(root, video_id, shapes, names, lambda frame, masks: frame >= first, rng, (height, width))
+    objects = {}
+    for object_id, frames in enumerate(shown, start=1):
+        if frames:
+            start, last = 1 + LVOS_STEP * frames[0], 1 + LVOS_STEP * frames[-1]
+            objects[str(object_id)] = {"frame_range": {"start": start, "end": last, "frame_nums": frames[-1] - frames[0] + 1}}
+    return {"objects": objects}
+
+
+def write_mose_video(
+    root: Path, video_id: str, shapes: list[Shape], n_frames: int, height: int, width: int, rng: np.random.Generator
+) -> dict:
+    """MOSE's train layout (every frame annotated); returns the video's MOSEv2 meta entry."""
+    names = [f"{i:05d}" for i in range(n_frames)]
+    shown = _write_label_maps(root, video_id, shapes, names, lambda frame, masks: True, rng, (height, width))
+    objects = {str(object_id): {} for object_id, frames in enumerate(shown, start=1) if frames}
+    return {"length": n_frames, "height": height, "width": width, "objects": objects}
+
+
+def write_mose_val_video(
+    root: Path, video_id: str, shapes: list[Shape], n_frames: int, height: int, width: int, rng: np.random.Generator
+) -> None:
+    """MOSE's val layout: only the first frame annotated, with every target on it."""
+    for shape in shapes:
+        shape.first_frame, shape.away = 0, (0, 0)
+    names = [f"{i:05d}" for i in range(n_frames)]
+    _write_label_maps(root, video_id, shapes, names, lambda frame, masks: frame == 0, rng, (height, width))
+
+
+LAYOUT_MOSEV2, LAYOUT_MOSE_VAL = "mosev2", "mose-val"  # synthetic variants of the mose layout
+WRITERS: dict[str, Callable] = {
+    LAYOUT_SAV: write_video,
+    LAYOUT_SAV_TRAIN: write_training_video,
+    LAYOUT_DAVIS: write_davis_video,
+    LAYOUT_LVOS: write_lvos_video,
+    LAYOUT_MOSE: write_mose_video,
+    LAYOUT_MOSEV2: write_mose_video,
+    LAYOUT_MOSE_VAL: write_mose_val_video,
+}
 LIST_FILES = {LAYOUT_SAV: "sav_val.txt", LAYOUT_DAVIS: "ImageSets/2017/val.txt"}
+META_FILES = {LAYOUT_LVOS: "valid_meta.json", LAYOUT_MOSEV2: "meta_train.json"}
 
 
 def make_split(
@@ -166,9 +260,14 @@ def make_split(
     rng = np.random.default_rng(seed)
     prefix = "sav_" if layout == LAYOUT_SAV_TRAIN else "synth_"
     video_ids = [f"{prefix}{i:06d}" if layout == LAYOUT_SAV_TRAIN else f"{prefix}{i:03d}" for i in range(videos)]
+    meta = {}
     for index, video_id in enumerate(video_ids):
         n_objects = objects + 1 if index == 0 else objects
-        WRITERS[layout](out, video_id, _shapes(index, n_objects, frames, rng), frames, height, width, rng)
+        meta[video_id] = WRITERS[layout](out, video_id, _shapes(index, n_objects, frames, rng), frames, height, width, rng)
+    if layout in META_FILES:
+        (out / META_FILES[layout]).write_text(json.dumps({"videos": meta}, indent=1))
+    if layout == LAYOUT_LVOS and videos > 1:  # LVOS reports seen and unseen videos apart: the last is "unseen"
+        (out / "unseen_videos.txt").write_text(f"{video_ids[-1]}\n")
     if layout in LIST_FILES:
         (out / LIST_FILES[layout]).parent.mkdir(parents=True, exist_ok=True)
         (out / LIST_FILES[layout]).write_text("".join(f"{v}\n" for v in video_ids))
@@ -185,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--objects", type=int, default=2, help="objects per video (the first video gets one more, entering late)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--layout", choices=tuple(WRITERS), default=LAYOUT_SAV, help="sav (val/test, default), sav-train (mp4 + RLE json) or davis"
+        "--layout",
+        choices=tuple(WRITERS),
+        default=LAYOUT_SAV,
+        help="sav (val/test, default), sav-train (mp4 + RLE json), davis, lvos (valid), mose (train), mosev2 (train + meta) or mose-val",
     )
     args = parser.parse_args(argv)
     out = Path(args.out)
