@@ -50,9 +50,11 @@ REQUIRED = (
     "init_s",
 )
 # Row settings that change the numbers: files that differ in them are compared with a warning.
-SETTINGS = ("device", "dtype", "imgsz", "weights", "stream", "postprocessing")
-# What a CSV from before a setting's column ran with: the plain path, the package's post-processing.
-BEFORE_THE_COLUMN = {"stream": "off", "postprocessing": "on"}
+SETTINGS = ("device", "dtype", "imgsz", "weights", "stream", "postprocessing", "protocol")
+SCORING_SETTINGS = ("protocol",)  # the ones the baseline has too: which rules scored it
+# What a CSV from before a setting's column ran with: the plain path, the package's post-processing,
+# the SA-V evaluator's rules.
+BEFORE_THE_COLUMN = {"stream": "off", "postprocessing": "on", "protocol": "sav"}
 # Settings of the whole run, from its manifest: --objects (rows say how each object was tracked,
 # and in a run of objects together some are tracked separately), torch, the Jetson power mode.
 RUN_SETTINGS = ("objects", "torch", "power mode")
@@ -310,9 +312,8 @@ def compare_group(group: Group, reference: list[dict[str, str]], other: list[dic
 def _setting_values(run: Run) -> dict[str, set[str]]:
     values: dict[str, set[str]] = {}
     for row in run.rows:
-        if row.get("weights") == "none":  # the baseline has no such settings
-            continue
-        for name in SETTINGS:
+        baseline = row.get("weights") == "none"  # it has no model settings
+        for name in SCORING_SETTINGS if baseline else SETTINGS:
             value = row.get(name, BEFORE_THE_COLUMN.get(name))
             if value:
                 values.setdefault(name, set()).add(value)

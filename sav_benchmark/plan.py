@@ -42,7 +42,7 @@ def together_objects(video: PreparedVideo) -> list[PreparedObject]:
     """The objects a video's shared job tracks: those prompted on its first prompt frame."""
     if video.problem:
         return []
-    usable = [obj for obj in video.objects if not obj.skip_reason]
+    usable = [obj for obj in video.objects if not obj.skip_reason and not obj.problem]
     if not usable:
         return []
     first = min(obj.prompt_frame for obj in usable)

@@ -233,7 +233,9 @@ class Benchmark:
         rows = [self._row_start(planned, obj) for obj in objects]
         if video.problem:
             return [(with_status(row, STATUS_ERROR, video.problem), True, None) for row in rows], None
-        if objects[0].skip_reason:  # such an object has a job of its own
+        if objects[0].problem:  # such an object has a job of its own
+            return [(with_status(rows[0], STATUS_ERROR, objects[0].problem), True, None)], None
+        if objects[0].skip_reason:  # and so has this one
             return [(with_status(rows[0], STATUS_SKIPPED, objects[0].skip_reason), True, None)], None
         for row, obj in zip(rows, objects):
             row.update(

@@ -279,7 +279,10 @@ class JobScoring:
             row["n_eval_frames"] = 0
             return STATUS_NO_SCORE, SERVER_REASON
         if protocol == PROTOCOL_LVOS:
-            row.update(self._lvos_score(video, obj, predictions, ground_truth).columns())
+            lvos = self._lvos_score(video, obj, predictions, ground_truth)
+            row.update(lvos.columns())
+            if lvos.slots == 0:  # LVOS's toolkit reports NaN for it (and for its group's means)
+                return STATUS_NO_SCORE, "its frame_range has frame_nums 2: LVOS's toolkit scores no frame of it (NaN)"
             return STATUS_OK, ""
         if protocol == PROTOCOL_MOSEV2:
             scorer = MoseObjectScorer()

@@ -53,12 +53,13 @@ from .runners import ModelSpec, resolve_models
 from .runners.base import RunSettings, model_of
 from .runners.sizes import check_size, default_imgsz
 from .signals import Interrupted, SignalGuard, interruption_behind, signals_raised
-from .split import DEMO_HINT, PROTOCOL_SAV, PROTOCOL_SERVER, PreparedSplit, prepare_split
+from .split import DEMO_HINT, LAYOUT_LVOS, PROTOCOL_SAV, PROTOCOL_SERVER, PreparedSplit, prepare_split
 from .submission import write_submissions
 from .summary import summary_text
 from .telemetry import choose_telemetry
 from .traces import TraceWriter, keep_traces_of
 
+SERVER_ZIP_ROOTS = {LAYOUT_LVOS: "Annotations"}  # where in its zip each challenge server reads the videos
 SELECTION_FLAGS = ("split_dir", "video_ids", "limit_videos", "limit_objects", "shard", "masklets", "cache_dir")
 EXIT_FAILED, EXIT_TOO_MANY_FAILURES = 1, 3
 COMPILE_WARMUP_FRAMES = 8  # more than the memory bank (num_maskmem 7): every shape is compiled
@@ -587,6 +588,13 @@ class RunSession:
                     self.files_ok = _close_files(self.writer, self.traces, manifest_path(self.output), self.manifest)
                 self.interrupted = self.interrupted or guard.pending
 
+    def _part_of_split(self) -> str:
+        """Why the run covers only part of the split ('' when it covers it all)."""
+        args = self.args
+        flags = [flag for flag, value in (("--video_ids", args.video_ids), ("--limit_videos", args.limit_videos)) if value]
+        flags += [flag for flag, value in (("--limit_objects", args.limit_objects), ("--shard", args.shard)) if value]
+        return f"{', '.join(flags)} ran part of the split; a server scores what is missing as 0" if flags else ""
+
     def conclude(self) -> int:
 
         rows = self.earlier_rows + self.report.rows
@@ -595,9 +603,13 @@ class RunSession:
         complete = not (self.unwritable or self.interrupted or self.report.stopped)
         if self.split.protocol == PROTOCOL_SERVER and self.save_masks is not None and complete:
             try:
-                masks += "  for the challenge server: " + ", ".join(str(path) for path in write_submissions(self.save_masks, rows))
+                zips, refused = write_submissions(self.save_masks, rows, SERVER_ZIP_ROOTS.get(self.split.layout, ""), self._part_of_split())
             except OSError as exc:
                 self.unwritable = f"cannot write the zip for the challenge server in {self.save_masks} ({os_reason(exc)})"
+            else:
+                masks += "".join(f"  for the challenge server: {path}" for path in zips)
+                for line in refused:
+                    print(f"warning: {line}", file=sys.stderr)
         print(f"rows: {self.output}  manifest: {manifest_path(self.output)}{masks}")
         resume = resume_command(self.argv, self.output)
         if self.unwritable:

@@ -84,16 +84,18 @@ def format_table(lines: list[tuple[str, ...]], header: tuple[str, ...] = HEADER)
     return "\n".join("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in rows)
 
 
-def lvos_lines(rows: Iterable[dict[str, Any]], unseen_videos: Iterable[str]) -> list[tuple[str, ...]]:
+def lvos_lines(rows: list[dict[str, Any]], unseen_videos: Iterable[str]) -> list[tuple[str, ...]]:
     """Per model, LVOS v2's global table from its scored rows (fractions, as its toolkit writes them)."""
     lines = []
     for model, model_rows in _scored_by_model(rows, PROTOCOL_LVOS).items():
         objects = [(r["video_id"], number(r["J"]) / 100, number(r["F"]) / 100, number(r["V"]) / 100) for r in model_rows]
-        lines.append((model, *(fmt(value, 3) for value in global_table(objects, unseen_videos).values())))
+        lines.append(
+            (model, _objects(rows, model, model_rows), *(fmt(value, 3) for value in global_table(objects, unseen_videos).values()))
+        )
     return lines
 
 
-def mosev2_lines(rows: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
+def mosev2_lines(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
     """Per model, MOSEv2's scores (scores.txt: percent, 2 decimals) from its scored rows."""
     lines = []
     for model, model_rows in _scored_by_model(rows, PROTOCOL_MOSEV2).items():
@@ -103,8 +105,13 @@ def mosev2_lines(rows: Iterable[dict[str, Any]]) -> list[tuple[str, ...]]:
 
         j, f_dot, f = mean("J"), mean("F_dot"), mean("F")
         values = ((j + f_dot) / 2, j, f_dot, mean("JF_dot_disappear"), mean("JF_dot_reappear"), f, (j + f) / 2)
-        lines.append((model, *(fmt(value, 2) for value in values)))
+        lines.append((model, _objects(rows, model, model_rows), *(fmt(value, 2) for value in values)))
     return lines
+
+
+def _objects(rows: list[dict[str, Any]], model: str, scored: list[dict[str, Any]]) -> str:
+    """Objects scored of the model's objects: the official tables count every object of the split."""
+    return f"{len(scored)}/{sum(r['model'] == model for r in rows)}"
 
 
 def known_mean(values: list[float]) -> float:
@@ -129,11 +136,13 @@ def summary_text(rows: list[dict[str, Any]], unseen_videos: Iterable[str] = ()) 
     lvos = lvos_lines(rows, unseen_videos)
     if lvos:
         text += "\n\nLVOS v2, as its toolkit's global_results (seen and unseen videos averaged; a group without videos is '-'):\n"
-        text += format_table(lvos, ("model", *GLOBAL_COLUMNS))
+        text += format_table(lvos, ("model", "objects", *GLOBAL_COLUMNS))
     mosev2 = mosev2_lines(rows)
     if mosev2:
         text += "\n\nMOSEv2, as its scorer's scores.txt (J&F_new, its headline, uses its size-adaptive boundary measure):\n"
-        text += format_table(mosev2, ("model", *MOSEV2_COLUMNS))
+        text += format_table(mosev2, ("model", "objects", *MOSEV2_COLUMNS))
+    if any(line[1].split("/")[0] != line[1].split("/")[1] for line in lvos + mosev2):
+        text += "\nwarning: some objects have no score here; the official tables count every object of the split: not comparable."
     if any(r.get("weights") == "random" for r in rows):
         text += "\nwarning: rows with --weights random measure speed only; their J&F is meaningless."
     return text

@@ -94,13 +94,14 @@ def test_lvos_summary_is_its_toolkit_global_table_with_seen_and_unseen(lvos):
     split, rows, masks, result = lvos
     table = result.stdout.split("LVOS v2, as its toolkit's global_results")[1].splitlines()
     header, values = table[1].split(), table[3].split()
-    assert header[:4] == ["model", "J&F-Mean", "J-Mean", "J-seen-Mean"]
+    assert header[:4] == ["model", "objects", "J&F-Mean", "J-Mean"] and values[:2] == ["static_mask", "5/5"]
     seen = [lvos_expected(split, masks / "static_mask", "synth_000", o) for o in ("1", "2", "3")]
     unseen = [lvos_expected(split, masks / "static_mask", "synth_001", o) for o in ("1", "2")]
     j_seen, j_unseen = np.mean([s[0] for s in seen]) / 100, np.mean([u[0] for u in unseen]) / 100
     f_seen, f_unseen = np.mean([s[1] for s in seen]) / 100, np.mean([u[1] for u in unseen]) / 100
-    assert values[1] == f"{(j_seen + f_seen + j_unseen + f_unseen) / 4:.3f}"
-    assert values[2:5] == [f"{(j_seen + j_unseen) / 2:.3f}", f"{j_seen:.3f}", f"{j_unseen:.3f}"]
+    assert values[2] == f"{(j_seen + f_seen + j_unseen + f_unseen) / 4:.3f}"
+    assert values[3:6] == [f"{(j_seen + j_unseen) / 2:.3f}", f"{j_seen:.3f}", f"{j_unseen:.3f}"]
+    assert "warning: some objects have no score here" not in result.stdout
 
 
 def test_mosev2_rows_use_its_smoothed_j_and_its_boundary_measures(mosev2):
@@ -187,17 +188,37 @@ def edit_meta(split: Path, change) -> None:
     (split / "valid_meta.json").write_text(json.dumps(meta))
 
 
-def test_a_frame_range_past_the_video_fails_that_videos_rows_only(tmp_path):
+@pytest.mark.parametrize(
+    "frame_range, problem",
+    [
+        ({"end": 71, "frame_nums": 14}, "frame 61 of its frame_range (start 1, end 71, every 5th) is no frame of the video (1..56)"),
+        ({"start": 3}, "its frame_range starts at 3, which is no frame of the video"),
+        ({"frame_nums": 5}, "end 56 gives 11 frames (range(start, end, 5)), more than frame_nums 5"),
+    ],
+)
+def test_a_bad_frame_range_fails_that_objects_rows_only(tmp_path, frame_range, problem):
     split = tmp_path / "split"
     make_split(split, videos=2, frames=12, width=32, height=24, layout="lvos")
-    edit_meta(split, lambda m: m["videos"]["synth_001"]["objects"]["1"]["frame_range"].update(end=71, frame_nums=14))
+    edit_meta(split, lambda m: m["videos"]["synth_001"]["objects"]["1"]["frame_range"].update(frame_range))
     result = cli("--split_dir", split, "--models", "static_mask", "--output", tmp_path / "r.csv")
     rows = rows_of(tmp_path / "r.csv")
     assert result.returncode == 1
-    assert {r["status"] for r in rows if r["video_id"] == "synth_000"} == {"ok"}
-    failed = [r for r in rows if r["video_id"] == "synth_001"]
-    assert {r["status"] for r in failed} == {"error"}
-    assert "object 1: its frame_range (start 1, end 71) reaches frame 61, past the video's frames (1..56)" in failed[0]["error"]
+    statuses = [(r["video_id"], r["object_id"], r["status"]) for r in rows]
+    assert statuses == [("synth_000", "1", "ok"), ("synth_000", "2", "ok"), ("synth_000", "3", "ok"), ("synth_001", "1", "error")] + [
+        ("synth_001", "2", "ok")
+    ]
+    assert problem in rows[3]["error"] and "fix valid_meta.json" in rows[3]["error"]
+
+
+def test_an_lvos_object_its_toolkit_scores_as_nan_has_no_score(tmp_path):
+    split = tmp_path / "split"
+    make_split(split, videos=2, frames=12, width=32, height=24, layout="lvos")
+    edit_meta(split, lambda m: m["videos"]["synth_001"]["objects"]["1"]["frame_range"].update(end=6, frame_nums=2))
+    result = cli("--split_dir", split, "--models", "static_mask", "--output", tmp_path / "r.csv")
+    assert result.returncode == 0, result.stderr
+    row = rows_of(tmp_path / "r.csv")[3]
+    assert (row["object_id"], row["status"], row["J"], row["V"]) == ("1", "no_score", "", "")
+    assert "frame_nums 2" in row["error"]
 
 
 def json_edit(path: Path, change) -> None:
@@ -262,7 +283,7 @@ def test_mosev2_scorer_scores_the_saved_masks_as_the_run_does(mosev2, tmp_path):
             theirs = per_object[f"{row['video_id']}_{row['object_id']}"]
             assert {k: None if row[c] == "" else round(float(row[c]), 2) for k, c in official.items()} == theirs, (model, row["object_id"])
         scores = dict(line.split(": ", 1) for line in (out / "scores.txt").read_text().splitlines() if ": " in line)
-        assert line.split() == [model, *(f"{float(scores[key]):.2f}" for key in official)]
+        assert line.split() == [model, "5/5", *(f"{float(scores[key]):.2f}" for key in official)]
 
 
 def test_the_sav_frames_flag_is_refused_where_another_protocol_fixes_the_frames(tmp_path):
@@ -274,3 +295,64 @@ def test_the_sav_frames_flag_is_refused_where_another_protocol_fixes_the_frames(
         f"--do_not_skip_first_and_last_frame changes the SA-V evaluator's frames; {split.resolve()} is scored by mosev2's rules, "
         "which fix their own frames: leave the flag out",
     )
+
+
+def test_a_zip_is_written_only_for_a_run_of_the_whole_split(tmp_path):
+    split = tmp_path / "split"
+    make_split(split, videos=2, frames=5, width=32, height=24, layout="mose-val")
+    result = cli(
+        "--split_dir",
+        split,
+        "--models",
+        "static_mask",
+        "--output",
+        tmp_path / "r.csv",
+        "--save_masks",
+        tmp_path / "m",
+        "--limit_videos",
+        "1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "m" / "static_mask.zip").exists() and "challenge server:" not in result.stdout
+    assert "warning: static_mask: no zip for the challenge server (--limit_videos ran part of the split" in result.stderr
+
+
+def test_a_mosev2_train_video_without_every_annotation_fails_its_rows_before_running(tmp_path):
+    split = tmp_path / "split"
+    make_split(split, videos=2, frames=6, width=32, height=24, layout="mosev2")
+    (split / "Annotations" / "synth_001" / "00003.png").unlink()
+    result = cli("--split_dir", split, "--models", "static_mask", "--output", tmp_path / "r.csv")
+    rows = rows_of(tmp_path / "r.csv")
+    assert result.returncode == 1
+    assert {(r["video_id"], r["status"]) for r in rows} == {("synth_000", "ok"), ("synth_001", "error")}
+    assert "frame 00003 has no annotation" in rows[-1]["error"] and rows[-1]["prompt_frame"] == ""
+
+
+def test_a_mose_meta_without_mosev2s_schema_is_scored_as_mose_v1(tmp_path):
+    split = tmp_path / "split"
+    make_split(split, videos=1, frames=6, width=32, height=24, layout="mose")
+    (split / "meta_train.json").write_text(json.dumps({"videos": {"synth_000": {"objects": {"1": {"first_frame_exhaustive_anno": True}}}}}))
+    result = cli("--split_dir", split, "--models", "static_mask", "--output", tmp_path / "r.csv")
+    assert result.returncode == 0, result.stderr
+    assert {r["protocol"] for r in rows_of(tmp_path / "r.csv")} == {"sav"}
+
+
+def test_the_lvos_test_split_zips_its_label_maps_under_annotations(tmp_path):
+    split = tmp_path / "split"
+    make_split(split, videos=1, frames=4, width=32, height=24, layout="lvos")
+    (split / "valid_meta.json").rename(split / "test_meta.json")
+    result = cli("--split_dir", split, "--models", "static_mask", "--output", tmp_path / "r.csv", "--save_masks", tmp_path / "m")
+    assert result.returncode == 0, result.stderr
+    assert {r["protocol"] for r in rows_of(tmp_path / "r.csv")} == {"server"}
+    with zipfile.ZipFile(tmp_path / "m" / "static_mask.zip") as archive:
+        assert sorted(archive.namelist()) == [f"Annotations/synth_000/{1 + 5 * i:08d}.png" for i in range(4)]
+
+
+def test_compare_warns_when_two_runs_were_scored_by_different_rules(tmp_path):
+    runs = []
+    for layout in ("mose", "mosev2"):
+        make_split(tmp_path / layout, videos=1, frames=6, width=32, height=24, layout=layout)
+        assert cli("--split_dir", tmp_path / layout, "--models", "static_mask", "--output", tmp_path / f"{layout}.csv").returncode == 0
+        runs.append(tmp_path / f"{layout}.csv")
+    result = cli("compare", *runs)
+    assert "warning: protocol differs: sav in the reference, mosev2 here" in result.stdout + result.stderr

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..masks import read_ids
-from ..metrics_lvos import UNSEEN_VIDEOS_V2, scored_frames
+from ..metrics_lvos import FRAME_STEP, UNSEEN_VIDEOS_V2, scored_frames
 from .checks import LVOS_META_FILES, check_named_frames, find_prompt, index_named_annotations, select_videos
 from .model import (
     LAYOUT_LVOS,
@@ -129,7 +129,7 @@ def _prepare_video(
     prepared = [PreparedObject(object_id, frames, files, frame_range=frame_range) for object_id, frame_range in objects[:limit_objects]]
     for obj in prepared:
         if not problem and protocol == PROTOCOL_LVOS:
-            problem = _range_problem(meta_path, video_id, obj, numbers, frames)
+            obj.problem = _range_problem(meta_path, video_id, obj, numbers, frames)
     if problem and not names:  # the frames are unusable: the video's rows fail with the reason, unprompted
         return PreparedVideo(video_id, 0, 0, 0, prepared, problem)
     first_shown = _first_shown(folder, video_id, meta_path, [o for o, _ in objects], prepared, numbers)
@@ -149,11 +149,13 @@ def _range_problem(meta_path: Path, video_id: str, obj: PreparedObject, numbers:
         return f"{exc}; fix {meta_path.name}"
     positions = {number: i for i, number in enumerate(numbers)}
     annotated_numbers = {numbers[i] for i in annotated}
+    if start not in positions:
+        return f"object {obj.object_id}: its frame_range starts at {start}, which is no frame of the video; fix {meta_path.name}"
     for _, number in scored:
         if number not in positions:
             return (
-                f"object {obj.object_id}: its frame_range (start {start}, end {end}) reaches frame {number}, past the video's frames "
-                f"({numbers[0]}..{numbers[-1]}); fix {meta_path.name}"
+                f"object {obj.object_id}: frame {number} of its frame_range (start {start}, end {end}, every {FRAME_STEP}th) is no "
+                f"frame of the video ({numbers[0]}..{numbers[-1]}); fix {meta_path.name}"
             )
         if number not in annotated_numbers:
             return f"object {obj.object_id}: frame {number} of its frame_range has no annotation; LVOS scores every frame of the range"

@@ -66,6 +66,7 @@ class PreparedObject:
     box: list[int] = field(default_factory=list)
     skip_reason: str = ""
     frame_range: list[int] = field(default_factory=list)  # LVOS: the meta's start, end and frame_nums
+    problem: str = ""  # why its jobs cannot run (its own input, where the video's is fine): its rows fail with it
 
     def mask_file(self, frame: int) -> str:
         return self.annotation_files[self.annotated_frames.index(frame)]

@@ -76,6 +76,8 @@ def _read_meta(root: Path) -> tuple[Path | None, dict[str, list[str]]]:
     videos = data.get("videos") if isinstance(data, dict) else None
     if not isinstance(videos, dict):
         raise UsageError(f'{path}: no "videos" mapping; MOSEv2\'s meta file is {{"videos": {{"<video>": {{"objects": {{"1": ...}}}}}}}}')
+    if not any(isinstance(entry, dict) and "length" in entry for entry in videos.values()):
+        return None, {}  # MOSE v1's meta files share the names, not MOSEv2's schema: scored as MOSE v1
     return path, {str(video): _object_ids(path, str(video), entry) for video, entry in videos.items()}
 
 
@@ -97,6 +99,10 @@ def _prepare_video(
     frames, files = index_named_annotations(folder, f"video {video_id}", names, size)
     if meta_path and video_id not in meta:
         raise UsageError(f"video {video_id} of {folder.parent} is not in {meta_path}; add it, or remove its folder")
+    if meta_path and not problem and frames != [0] and len(frames) != len(names):
+        annotated = set(frames)
+        missing = next(name for i, name in enumerate(names) if i not in annotated)
+        problem = f"frame {missing} has no annotation in {folder}; MOSEv2's scorer scores every frame of a train video"
     first_seen = first_appearances(folder, video_id, frames, files)
     if meta_path:
         unknown = sorted(set(first_seen) - {int(k) for k in meta[video_id]})
