@@ -368,7 +368,7 @@ def test_resume_needs_output_and_refuses_damaged_csvs(split, tmp_path):
     result = cli_with_fakes(*args, "--resume")
     assert (result.returncode, result.stderr) == (
         2,
-        f"jetson_benchmark.py: error: --resume: line 5 of {out} is not a row of this benchmark (it has 1 cells, not 68); delete or mend "
+        f"jetson_benchmark.py: error: --resume: line 5 of {out} is not a row of this benchmark (it has 1 cells, not 74); delete or mend "
         "that line, then resume\n",
     )
     out.write_bytes(out.read_bytes().replace(b"abc\n", b"\xff\xfe\n"))
