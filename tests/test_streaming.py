@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import cli, require
+from hypothesis import given
+from hypothesis import strategies as st
 from streaming_probe import compare_modes, job_of
 
 from sav_benchmark.masks import PackedMasks, read_mask
@@ -117,7 +119,7 @@ def test_watched_outputs_remember_a_read_of_what_was_dropped():
     outputs = streaming.WatchedOutputs({t: f"out{t}" for t in range(6)})
     assert outputs.get(0) == "out0" and len(outputs) == 6 and not outputs.misread  # nothing dropped yet
     outputs.drop_before(3, done=5)
-    assert dict(dict.items(outputs)) == {3: "out3", 4: "out4", 5: "out5"} and outputs.dropped == {0, 1, 2}
+    assert dict(dict.items(outputs)) == {3: "out3", 4: "out4", 5: "out5"} and set(outputs.dropped) == {0, 1, 2}
     assert outputs.get(3) == "out3" and outputs.get(9) is None and 4 in outputs and not outputs.misread
     assert outputs.get(1) is None
     assert outputs.misread == "the memory of frame 1, which the model read at frame 6"
@@ -125,6 +127,58 @@ def test_watched_outputs_remember_a_read_of_what_was_dropped():
         outputs.misread = ""
         look_at_all(outputs)
         assert outputs.misread == "the memory of frames 0-2, and the model went through every frame's at frame 6"
+
+
+@given(st.lists(st.integers(0, 40), max_size=60))
+def test_frame_runs_hold_the_same_frames_as_a_set(frames):
+    runs, expected = streaming.FrameRuns(), set()
+    for frame in frames:
+        runs.add(frame)
+        expected.add(frame)
+        assert list(runs) == sorted(expected)  # in order, each once: runs neither overlap nor repeat
+    assert all((frame in runs) == (frame in expected) for frame in range(-1, 42))
+    assert bool(runs) == bool(expected) and "3" not in runs
+    if expected:
+        assert (runs.first(), runs.last()) == (min(expected), max(expected))
+
+
+def test_dropping_in_order_keeps_one_run():
+    runs = streaming.FrameRuns()
+    for frame in range(10_000):
+        runs.add(frame)
+    assert len(runs._starts) == 1 and 9_999 in runs and 10_000 not in runs
+
+
+def test_tracked_frames_share_one_record_per_direction():
+    tracked = streaming.TrackedFrames({0: {"reverse": False}})
+    tracked[1] = {"reverse": False}
+    tracked[2] = {"reverse": True}
+    tracked[3] = {"reverse": False, "other": 1}  # not the record it knows: kept as it came
+    assert tracked[1] is streaming.SHARED_RECORDS[False] and tracked[2] is streaming.SHARED_RECORDS[True]
+    assert tracked[1]["reverse"] is False and tracked[2]["reverse"] is True and tracked[3] == {"reverse": False, "other": 1}
+    with pytest.raises(TypeError):
+        tracked[1]["reverse"] = True  # shared, so read-only
+
+
+@pytest.mark.parametrize("overrides,key", [([], streaming.TRACKED_PER_OBJECT), ([LEGACY], streaming.TRACKED_ALL)], ids=["sam2", "legacy"])
+def test_a_streamed_job_keeps_shared_records_of_its_tracked_frames(video, overrides, key):
+    frames_dir, mask = video
+    runner = Sam2Runner(SPEC, replace(SETTINGS, stream=True))
+    base_overrides = runner.size_overrides
+    runner.size_overrides = lambda imgsz: [*base_overrides(imgsz), *overrides]
+    runner.build()
+    job = job_of(frames_dir, mask)
+    try:
+        with runner.inference_context():
+            runner.init_video(job)
+            runner.add_prompt(job)
+            for _ in runner.propagate(job):
+                pass
+        records = runner.state[key][0] if key == streaming.TRACKED_PER_OBJECT else runner.state[key]
+        assert isinstance(records, streaming.TrackedFrames) and sorted(records) == list(range(FRAMES))
+        assert all(records[frame] is streaming.SHARED_RECORDS[False] for frame in range(1, FRAMES))
+    finally:
+        runner.cleanup()
 
 
 class RecordingOutputs(dict):
@@ -287,6 +341,17 @@ def test_packed_masks_give_back_the_masks():
     for frame, mask in masks.items():
         assert packed[frame].dtype == bool and np.array_equal(packed[frame], mask)
     assert np.array_equal(packed[12], np.zeros((3, 11), bool))
+
+
+def test_packed_masks_keep_a_large_mask_in_far_less_than_its_bits():
+    """A 640x480 disk: 38,400 bytes as bits; what is kept (its compressed bits) is under a tenth of that."""
+    rows, cols = np.ogrid[:480, :640]
+    disk = (rows - 240) ** 2 + (cols - 300) ** 2 < 150**2
+    packed = PackedMasks()
+    packed.add(0, disk)
+    assert np.array_equal(packed[0], disk)
+    kept = len(packed._packed[0][1])
+    assert kept < disk.size // 8 // 10, kept
 
 
 def test_stream_and_no_stream_runs_write_the_same_mask_files(tmp_path):

@@ -10,7 +10,10 @@ its propagation keeps every frame's outputs. Here:
 - after each frame, the non-conditioning outputs that no later frame can read are dropped. Which
   ones is worked out from the model's own settings (`oldest_output_read`); conditioning frames
   are always kept. A read of a dropped output (a predictor whose memory selection differs from
-  the one described there) fails the job rather than change its masks.
+  the one described there) fails the job rather than change its masks;
+- what is still kept per frame is kept small: the record of which frames were dropped as runs of
+  frames, and the predictor's record of each tracked frame's direction as one shared record per
+  direction (`TrackedFrames`), not a dict per frame.
 
 A predictor whose internals differ from what this relies on is found before the job starts
 (`streaming_problem`), and the job runs the package's plain path with a warning in its row.
@@ -18,6 +21,7 @@ A predictor whose internals differ from what this relies on is found before the 
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import inspect
 import os
@@ -25,6 +29,7 @@ import sys
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
+from types import MappingProxyType
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -36,6 +41,9 @@ from ..split.model import FRAME_SUFFIXES
 LOADER = "load_video_frames"  # what init_state calls to decode a folder of frames
 DECODER = "_load_img_as_tensor"  # the loader's per-frame decoder: (path, image_size) -> (CHW float64, height, width)
 NON_COND = "non_cond_frame_outputs"
+# The predictor's record of the frames it tracked, {frame: {"reverse": bool}}: sam2's per object
+# ({object index: record}), EdgeTAM's fork's (an older SAM 2) one for all objects.
+TRACKED_PER_OBJECT, TRACKED_ALL = "frames_tracked_per_obj", "frames_already_tracked"
 # The model settings that decide which earlier outputs a frame reads, and the method that reads them.
 MEMORY_SETTINGS = ("num_maskmem", "memory_temporal_stride_for_eval", "use_obj_ptrs_in_encoder", "max_obj_ptrs_in_encoder")
 MEMORY_READER = "_prepare_memory_conditioned_features"
@@ -217,11 +225,15 @@ class Stream:
 
     def watch(self, state: dict[str, Any]) -> None:
         """Before propagation: the state's non-conditioning outputs (per object, and the combined
-        ones of older predictors) become WatchedOutputs, which trimming can empty."""
+        ones of older predictors) become WatchedOutputs, which trimming can empty, and its records
+        of tracked frames become TrackedFrames."""
         for holder in _output_holders(state):
             if not isinstance(holder[NON_COND], WatchedOutputs):
                 holder[NON_COND] = WatchedOutputs(holder[NON_COND])
             self._watched.append(holder[NON_COND])
+        for holder, key in _tracked_records(state):
+            if not isinstance(holder[key], TrackedFrames):
+                holder[key] = TrackedFrames(holder[key])
 
     def frame_done(self, frame: int, num_frames: int) -> None:
         """Drop what tracking the frames after `frame` cannot read; fail if the model read a dropped output."""
@@ -254,6 +266,14 @@ def _output_holders(state: dict[str, Any]) -> list[dict[str, Any]]:
     return [holder for holder in holders if isinstance(holder.get(NON_COND), dict)]
 
 
+def _tracked_records(state: dict[str, Any]) -> list[tuple[dict[Any, Any], Any]]:
+    """Where the state keeps its records of tracked frames, as (holder, key) pairs."""
+    per_object = state.get(TRACKED_PER_OBJECT)
+    places = [(per_object, index) for index in per_object] if isinstance(per_object, dict) else []
+    places.append((state, TRACKED_ALL))
+    return [(holder, key) for holder, key in places if isinstance(holder.get(key), dict)]
+
+
 def oldest_output_read(model: Any, frame: int, num_frames: int) -> int:
     """The oldest frame whose non-conditioning output tracking `frame` forward can read (`frame`
     itself when it reads none). As the model selects them (SAM2Base._prepare_memory_conditioned_features):
@@ -272,6 +292,69 @@ def oldest_output_read(model: Any, frame: int, num_frames: int) -> int:
     return oldest
 
 
+class TrackedFrames(dict):
+    """A predictor's record of the frames it has tracked, {frame: {"reverse": bool}}, whose records
+    of one direction are one shared read-only mapping: a frame costs its entry in this dict, not a
+    dict of its own as well (184 bytes). The predictor only reads the records' "reverse"."""
+
+    def __setitem__(self, frame: Any, record: Any) -> None:
+        super().__setitem__(frame, SHARED_RECORDS.get(_record_key(record), record))
+
+
+def _record_key(record: Any) -> Any:
+    if isinstance(record, dict) and record.keys() == {"reverse"} and isinstance(record["reverse"], bool):
+        return record["reverse"]
+    return None
+
+
+SHARED_RECORDS = {reverse: MappingProxyType({"reverse": reverse}) for reverse in (False, True)}
+
+
+class FrameRuns:
+    """A set of frame numbers held as runs of consecutive frames: streaming drops a long video's
+    outputs in order, so its dropped frames are one run or a few, whatever the video's length."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []  # runs [start, end), sorted, neither overlapping nor touching
+        self._ends: list[int] = []
+
+    def add(self, frame: int) -> None:
+        after = bisect.bisect_right(self._starts, frame)  # the first run that starts after the frame
+        if after and frame < self._ends[after - 1]:
+            return
+        joins_before = bool(after) and self._ends[after - 1] == frame
+        joins_after = after < len(self._starts) and self._starts[after] == frame + 1
+        if joins_before and joins_after:
+            self._ends[after - 1] = self._ends.pop(after)
+            del self._starts[after]
+        elif joins_before:
+            self._ends[after - 1] = frame + 1
+        elif joins_after:
+            self._starts[after] = frame
+        else:
+            self._starts.insert(after, frame)
+            self._ends.insert(after, frame + 1)
+
+    def __contains__(self, frame: object) -> bool:
+        if not isinstance(frame, int):
+            return False
+        after = bisect.bisect_right(self._starts, frame)
+        return bool(after) and frame < self._ends[after - 1]
+
+    def __bool__(self) -> bool:
+        return bool(self._starts)
+
+    def first(self) -> int:
+        return self._starts[0]
+
+    def last(self) -> int:
+        return self._ends[-1] - 1
+
+    def __iter__(self) -> Iterator[int]:
+        for start, end in zip(self._starts, self._ends):
+            yield from range(start, end)
+
+
 class WatchedOutputs(dict):
     """A predictor's non-conditioning outputs by frame, from which outputs can be dropped. Once some
     are, a lookup of a dropped frame, or a look at all of them (a loop, len, keys, values, items,
@@ -281,7 +364,7 @@ class WatchedOutputs(dict):
 
     def __init__(self, outputs: dict[int, Any]) -> None:
         super().__init__(outputs)
-        self.dropped: set[int] = set()
+        self.dropped = FrameRuns()
         self.misread = ""
         self._tracking = -1
 
@@ -298,7 +381,7 @@ class WatchedOutputs(dict):
     def _look_at_all(self) -> None:
         if not self.misread and self.dropped:
             self.misread = (
-                f"the memory of frames {min(self.dropped)}-{max(self.dropped)}, and the model went through every frame's at frame "
+                f"the memory of frames {self.dropped.first()}-{self.dropped.last()}, and the model went through every frame's at frame "
                 f"{self._tracking}"
             )
 

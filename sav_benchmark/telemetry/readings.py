@@ -17,7 +17,7 @@ import numpy as np
 Window = tuple[float, float]  # (start, end) of the propagate loop, perf_counter seconds
 
 
-@dataclass
+@dataclass(slots=True)  # no per-instance dict: a sampler keeps ten a second for as long as a job runs
 class Reading:
     """One sample; None for what the source cannot tell."""
 
