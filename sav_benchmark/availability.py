@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .errors import os_reason
+from .provenance import verdict_for
 from .runners import ModelSpec
 
 EDGETAM_CONFIG = Path("configs") / "edgetam.yaml"
@@ -40,6 +41,17 @@ def importable_sam2() -> tuple[Path | None, str]:
     return folder, "edgetam" if (folder / EDGETAM_CONFIG).is_file() else "meta"
 
 
+def code_verdict(spec: ModelSpec, edgetam_repo: Path | None) -> str:
+    """One word on where the code of the model package the model runs came from (provenance.py:
+    meta, repackaged-identical, modified, unknown), '-' for a model without one. `unknown` too when
+    the importable sam2 is the other package (Meta's for EdgeTAM without a checkout, EdgeTAM's fork
+    for SAM 2): the model's own is not installed."""
+    kind = importable_sam2()[1]
+    if (spec.family in ("sam2", "sam2.1") and kind == "edgetam") or (spec.family == "edgetam" and edgetam_repo is None and kind == "meta"):
+        return "unknown"
+    return verdict_for(spec.family, edgetam_repo)
+
+
 def is_edgetam_checkout(repo: Path) -> bool:
     return (repo / "sam2" / EDGETAM_CONFIG).is_file()
 
@@ -57,9 +69,7 @@ def _checkpoint_problem(spec: ModelSpec, weights: str, checkpoint_dir: Path) -> 
 def _sam2_availability(spec: ModelSpec) -> Availability:
     folder, kind = importable_sam2()
     if kind == "missing":
-        return Availability(
-            False, "the sam2 package is not installed; install it as the README's Install section says (scripts/install.sh)"
-        )
+        return Availability(False, "the sam2 package is not installed; install it as docs/install.md says (scripts/install.sh)")
     if kind == "edgetam":
         return Availability(
             False,
@@ -68,7 +78,7 @@ def _sam2_availability(spec: ModelSpec) -> Availability:
         )
     if not (folder / spec.config).is_file():
         return Availability(False, f"the installed sam2 ({folder}) has no {spec.config}; install sam2 1.0 or later")
-    return Availability(True, f"Meta's sam2 ({folder}), {spec.config}")
+    return Availability(True, f"the sam2 package ({folder}), {spec.config}")
 
 
 def _edgetam_availability(edgetam_repo: Path | None) -> Availability:
@@ -159,7 +169,7 @@ def model_folder_problem(folder: Path, model_types: tuple[str, ...]) -> str:
     if model_type not in model_types:
         return (
             f"{folder} holds a {model_type} model, not {' or '.join(model_types)}; put that model's folder there "
-            "(README: Backends names each folder)"
+            "(docs/backends.md names each folder)"
         )
     return _weights_problem(folder)
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from . import PROG, __version__
-from .availability import availability
+from .availability import availability, code_verdict
 from .compare import compare_text, load_run, merge_runs, missing_shards, report_text, write_findings
 from .convert import convert_command
 from .errors import UsageError, os_reason
@@ -95,6 +95,7 @@ def _seconds(text: str) -> float:
 
 
 def _shard(text: str) -> tuple[int, int]:
+    """K/N, or auto[/N] resolved here, before any work (a scheduler's variables that do not fit are a UsageError)."""
     try:
         return parse_shard(text)
     except ValueError as exc:
@@ -113,8 +114,10 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shard",
         type=_shard,
-        metavar="K/N",
-        help="run only the K-th of N disjoint parts of the selected videos (one per device; join the CSVs with compare --merge)",
+        metavar="K/N|auto",
+        help="run only the K-th of N disjoint parts of the selected videos (one per device; join the CSVs with compare --merge); "
+        "auto: K/N of this Slurm array task (SLURM_ARRAY_TASK_*); auto/N: with N parts, e.g. a Kubernetes Indexed Job's "
+        "completions (its pod's JOB_COMPLETION_INDEX is K-1)",
     )
     parser.add_argument("--num_points", type=_click_count, default=1, help="positive clicks for *_points models (default 1)")
     parser.add_argument("--masklets", choices=MASKLET_CHOICES, help="SA-V train: which masklets are objects (default manual)")
@@ -203,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="on",
         help="write one record per propagated frame (latency, stages, telemetry at that frame) to OUTPUT.traces.csv (default on)",
     )
-    # A measurement aid for developers (README: GPU check kit), not shown in --help: "gc" and "none"
+    # A measurement aid for developers (docs/gpu-check.md), not shown in --help: "gc" and "none"
     # leave out parts of the cleanup protocol, to show what each call of it does.
     run.add_argument("--cleanup", choices=CLEANUP_LEVELS, default="full", help=argparse.SUPPRESS)
     run.add_argument(
@@ -376,7 +379,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
     repo = Path(args.edgetam_repo) if args.edgetam_repo else None
     for spec in MODELS.values():
         found = availability(spec, args.weights, Path(args.checkpoint_dir), repo)
-        print(f"{spec.name:<26} {'ready' if found.ready else 'cannot run':<10}  {found.detail}")
+        code = code_verdict(spec, repo)  # where its model package's code came from
+        print(f"{spec.name:<26} {'ready' if found.ready else 'cannot run':<10}  {code:<20}  {found.detail}")
     return 0
 
 

@@ -4,6 +4,10 @@
 first file's by (video, object, model, prompt) and says, per metric in its own right direction,
 whether the difference is larger than the objects' own spread (Wilcoxon signed-rank, p < 0.05),
 with a bootstrap 95% interval. Nothing here imports torch.
+
+Files are compared by value, not by text: pandas writes a column that has an empty cell back as
+floats (imgsz 256 becomes 256.0) and reads object 000 as the number 0, so keys and settings are
+matched through `cell_value`, and an empty cell is unknown, never a value that differs.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from .metrics import global_scores
 from .results import (
     COLUMNS,
     NOT_FAILED,
+    NUMBER,
     STATUS_NO_SCORE,
     STATUS_OK,
     STATUS_SKIPPED,
@@ -59,8 +64,30 @@ BEFORE_THE_COLUMN = {"stream": "off", "postprocessing": "on", "protocol": "sav"}
 # and in a run of objects together some are tracked separately), torch, the Jetson power mode.
 RUN_SETTINGS = ("objects", "torch", "power mode")
 SIGNIFICANCE = 0.05
-FEWEST_PAIRS = 6  # below this the exact test cannot reach p < 0.05 (tied differences aside)
+FEWEST_PAIRS = 6  # below this no sign assignment reaches p < 0.05: 2/2**5 at the least, ties or not
 Group = tuple[str, str]  # (model, prompt)
+Value = str | int | float  # a cell as cell_value reads it
+
+
+def cell_value(cell: Any) -> Value | None:
+    """What a CSV cell (or a manifest's value) stands for, so that two files are compared by value:
+    None when it is empty (unknown), a number when it is written as one (256, 256.0 and 2.56e2 are
+    one value; 000 and 0 too), else its text."""
+    if cell is None:
+        return None
+    text = str(cell).strip()
+    if not text:
+        return None
+    if NUMBER.fullmatch(text):
+        value = float(text) if any(c in text for c in ".eE") else int(text)  # an int stays exact at any length
+        if math.isfinite(value):
+            return value
+    return text
+
+
+def job_key(row: dict[str, str], columns: tuple[str, ...] = ("video_id", "object_id", "model")) -> tuple[Value | None, ...]:
+    """A row's job by value: pandas may have written object 000 as 0 in one file and not in another."""
+    return tuple(cell_value(row[c]) for c in columns)
 
 
 @dataclass
@@ -99,7 +126,7 @@ def load_run(path: Path) -> Run:
 def _check_rows(path: Path, rows: list[dict[str, str]], lines: list[int]) -> None:
     """Every row whole, every cell what its column holds, and one row per job: a job counted
     twice would move every mean."""
-    first_line: dict[tuple[str, str, str], int] = {}
+    first_line: dict[tuple[Value | None, ...], int] = {}
     for row, line in zip(rows, lines):
         if None in row or None in row.values():
             raise UsageError(
@@ -108,10 +135,11 @@ def _check_rows(path: Path, rows: list[dict[str, str]], lines: list[int]) -> Non
         problem = row_problem(row)
         if problem:
             raise UsageError(f"{path}, line {line}, {problem}; mend or delete that line")
-        key = (row["video_id"], row["object_id"], row["model"])
+        key = job_key(row)
         if key in first_line:
             raise UsageError(
-                f"{path}: {key[0]}/{key[1]} {key[2]} has two rows, on lines {first_line[key]} and {line}; a job has one row: "
+                f"{path}: {row['video_id']}/{row['object_id']} {row['model']} has two rows, on lines {first_line[key]} and {line}; "
+                "a job has one row: "
                 "delete one of them (or resume the run with --retry_failed, which runs such jobs again)"
             )
         first_line[key] = line
@@ -223,8 +251,8 @@ COMPARE_HEADER = [
 ]
 
 
-def _key(row: dict[str, str]) -> tuple[str, str]:
-    return row["video_id"], row["object_id"]
+def _key(row: dict[str, str]) -> tuple[Value | None, ...]:
+    return job_key(row, ("video_id", "object_id"))
 
 
 @dataclass
@@ -309,23 +337,45 @@ def compare_group(group: Group, reference: list[dict[str, str]], other: list[dic
     return GroupComparison(group, len(matched), len(ref_by_key) - len(matched), len(other_by_key) - len(matched), findings)
 
 
-def _setting_values(run: Run) -> dict[str, set[str]]:
-    values: dict[str, set[str]] = {}
+Settings = dict[str, dict[Value, str]]  # setting -> each value a file has -> the text it was first written as
+
+
+def _setting_values(run: Run) -> Settings:
+    """The settings a file's rows and manifest record, by value; empty cells are left out (unknown)."""
+    values: Settings = {}
     for row in run.rows:
-        baseline = row.get("weights") == "none"  # it has no model settings
-        for name in SCORING_SETTINGS if baseline else SETTINGS:
-            value = row.get(name, BEFORE_THE_COLUMN.get(name))
-            if value:
-                values.setdefault(name, set()).add(value)
+        for name in SCORING_SETTINGS if _is_baseline(row) else SETTINGS:
+            _note(values, name, row.get(name, BEFORE_THE_COLUMN.get(name)))
     environment = (run.manifest or {}).get("environment") or {}
-    for name, value in (
-        ("objects", _objects_mode(run)),
-        ("torch", environment.get("torch")),
-        ("power mode", ((environment.get("jetson") or {}).get("power_mode"))),
-    ):
-        if value:
-            values.setdefault(name, set()).add(str(value))
+    _note(values, "objects", _objects_mode(run))
+    _note(values, "torch", environment.get("torch"))
+    _note(values, "power mode", (environment.get("jetson") or {}).get("power_mode"))
     return values
+
+
+def _is_baseline(row: dict[str, str]) -> bool:
+    return row.get("weights") == "none"  # it has no model settings
+
+
+def _note(values: Settings, name: str, cell: Any) -> None:
+    value = cell_value(cell)
+    if value is not None:
+        values.setdefault(name, {}).setdefault(value, str(cell).strip())
+
+
+def _shown(values: dict[Value, str]) -> str:
+    return ", ".join(sorted(values.values()))
+
+
+def _should_record(run: Run, name: str) -> bool:
+    """Whether a file lacking `name` lacks something its kind of run records: model settings are
+    recorded by model rows (a baseline row has none), the protocol by every row that ran, the rest by
+    every run (torch and the power mode in its manifest, that a copied CSV may have lost)."""
+    if name in SCORING_SETTINGS:
+        return any(row["status"] in (STATUS_OK, STATUS_NO_SCORE) for row in run.rows)
+    if name in SETTINGS:
+        return any(not _is_baseline(row) for row in run.rows)
+    return True
 
 
 def _objects_mode(run: Run) -> str:
@@ -337,13 +387,19 @@ def _objects_mode(run: Run) -> str:
 
 
 def mismatch_warnings(reference: Run, other: Run) -> list[str]:
-    """What differs between the files and changes the numbers."""
+    """What differs between the files and changes the numbers, compared by value (256 and 256.0 are
+    one imgsz). A setting one file records and the other does not (empty cells, no manifest) is
+    unknown there, not different: a note says it was not compared."""
     ref_values, other_values = _setting_values(reference), _setting_values(other)
     warnings = []
     for name in [*SETTINGS, *RUN_SETTINGS]:
-        a, b = ref_values.get(name, set()), other_values.get(name, set())
-        if a and b and a != b:
-            warnings.append(f"warning: {name} differs: {', '.join(sorted(a))} in the reference, {', '.join(sorted(b))} here")
+        a, b = ref_values.get(name, {}), other_values.get(name, {})
+        if a and b and a.keys() != b.keys():
+            warnings.append(f"warning: {name} differs: {_shown(a)} in the reference, {_shown(b)} here")
+        elif a and not b and _should_record(other, name):
+            warnings.append(f"note: {name} is unknown here ({_shown(a)} in the reference), so it was not compared")
+        elif b and not a and _should_record(reference, name):
+            warnings.append(f"note: {name} is unknown in the reference ({_shown(b)} here), so it was not compared")
     return warnings
 
 
@@ -415,34 +471,46 @@ def write_findings(path: Path, reference: Run, others: list[Run], min_speed_pct:
         raise UsageError(f"--csv {path}: cannot write it ({os_reason(exc)}); choose a writable path") from None
 
 
-def _settings_by_file(runs: list[Run]) -> dict[str, dict[str, set[str]]]:
-    return {str(run.path): _setting_values(run) for run in runs}
+def _shard(run: Run) -> tuple[int, int] | None:
+    """The run's --shard K/N from its manifest ("K/N", or [K, N]), as numbers; None when it has none."""
+    shard = (run.manifest or {}).get("shard")
+    try:
+        k, n = (int(part) for part in (shard if isinstance(shard, (list, tuple)) else str(shard).split("/")))
+    except (TypeError, ValueError):
+        return None
+    return k, n
 
 
 def missing_shards(runs: list[Run]) -> list[str]:
     """The parts K/N absent from a merge of runs that were all made with --shard .../N."""
-    shards = [(run.manifest or {}).get("shard") or "" for run in runs]
-    if not all(shards) or len({shard.split("/")[1] for shard in shards}) != 1:
+    shards = [_shard(run) for run in runs]
+    if None in shards or len({n for _, n in shards}) != 1:
         return []
-    n = int(shards[0].split("/")[1])
-    return [f"{k}/{n}" for k in range(1, n + 1) if f"{k}/{n}" not in shards]
+    n = shards[0][1]
+    return [f"{k}/{n}" for k in range(1, n + 1) if (k, n) not in shards]
 
 
 def merge_runs(runs: list[Run], output: Path) -> int:
     """Join shards of one run (same settings, disjoint jobs) into one CSV; returns its row count.
     Overlapping jobs and settings that differ are UsageErrors (the command line refuses an
-    existing output before)."""
+    existing output before). Settings and jobs are compared by value, as `compare` does: a shard
+    pandas saved again (imgsz 256.0, object 0 for 000) merges with its siblings, and a setting a shard
+    does not record (empty cells, no manifest) is not a difference. Rows are written as they are."""
+    by_file = {str(run.path): _setting_values(run) for run in runs}
     for name in [*SETTINGS, *RUN_SETTINGS]:
-        seen = {path: values[name] for path, values in _settings_by_file(runs).items() if values.get(name)}
+        seen = {path: values[name] for path, values in by_file.items() if values.get(name)}
         if len({frozenset(v) for v in seen.values()}) > 1:
-            listed = "; ".join(f"{', '.join(sorted(v))} in {path}" for path, v in seen.items())
+            listed = "; ".join(f"{_shown(v)} in {path}" for path, v in seen.items())
             raise UsageError(f"--merge: the files differ in {name} ({listed}): only shards of one run with the same settings can be merged")
-    owner: dict[tuple[str, str, str, str], Path] = {}
+    owner: dict[tuple[Value | None, ...], Path] = {}
     for run in runs:
         for row in run.rows:
-            key = (row["video_id"], row["object_id"], row["model"], row["prompt"])
+            key = job_key(row, ("video_id", "object_id", "model", "prompt"))
             if key in owner:
-                raise UsageError(f"--merge: {'/'.join(key[:2])} {key[2]} is in both {owner[key]} and {run.path}: shards must not overlap")
+                raise UsageError(
+                    f"--merge: {row['video_id']}/{row['object_id']} {row['model']} is in both {owner[key]} and {run.path}: "
+                    "shards must not overlap"
+                )
             owner[key] = run.path
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")

@@ -29,7 +29,8 @@ from .runners.sizes import DEFAULT_IMGSZ
 CONFIG_VERSION = 7
 # What makes two sessions' rows incomparable, in the order a refusal lists them: the first two
 # for every model, the rest only when both sessions ran torch models (static_mask has no weights).
-ALWAYS_COMPARED = ("num_points", "do_not_skip_first_and_last_frame")
+# A shard is compared too: a CSV that holds two shards' rows would be merged twice with its siblings.
+ALWAYS_COMPARED = ("num_points", "do_not_skip_first_and_last_frame", "shard")
 TORCH_COMPARED = ("imgsz", "imgsz_for", "autocast_dtype", "weights", "device", "stream", "postprocessing", "objects", "cleanup")
 UNSET_MEANS = {"imgsz": DEFAULT_IMGSZ}  # an unset --imgsz is the model's own size
 # field -> (the version that added it, what the runs of earlier versions did)
@@ -124,4 +125,6 @@ class RunConfig:
 
     def _compared(self, name: str) -> Any:
         value = getattr(self, name)
+        if name == "shard" and value is not None:
+            return "/".join(str(part) for part in value)  # a tuple here, a list when read from a manifest
         return UNSET_MEANS.get(name) if value is None else value

@@ -9,10 +9,11 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from . import __version__
 from .errors import UsageError
+from .provenance import model_code
 
 # Where a Jetson describes itself; module constants so that tests can point them at stand-in files.
 JETSON_MODEL_FILE = Path("/proc/device-tree/model")
@@ -128,7 +129,9 @@ def gpu_info() -> dict[str, Any]:
     }
 
 
-def describe(device: str, uses_torch: bool) -> dict[str, Any]:
+def describe(device: str, uses_torch: bool, families: Iterable[str] = (), edgetam_repo: Path | None = None) -> dict[str, Any]:
+    """The run's environment; with the model families it runs, where each one's model package came
+    from (model_code: provenance.py, per package: distribution, installer record, verdict)."""
     info: dict[str, Any] = {
         "sav_benchmark": __version__,
         **git_state(),
@@ -139,6 +142,7 @@ def describe(device: str, uses_torch: bool) -> dict[str, Any]:
         "opencv": package_version("opencv-python-headless") or package_version("opencv-python"),
         "sam2": package_version("sam2"),
         "transformers": package_version("transformers"),
+        "model_code": model_code(list(families), edgetam_repo),
     }
     if uses_torch:
         import torch

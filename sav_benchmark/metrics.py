@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 BOUNDARY_TOLERANCE = 0.008
 
@@ -76,6 +75,8 @@ def count_near(queries: np.ndarray, sources: np.ndarray, radius: int) -> int:
     query_points, source_points = pixel_coordinates(queries), pixel_coordinates(sources)
     if len(query_points) == 0 or len(source_points) == 0:
         return 0
+    from scipy.spatial import cKDTree  # here, not at the top: the commands that never score do not pay for SciPy
+
     distances, _ = cKDTree(source_points).query(query_points, distance_upper_bound=radius + 0.5)
     return int(np.count_nonzero(distances <= radius))
 

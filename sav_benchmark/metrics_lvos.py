@@ -61,7 +61,6 @@ from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
-import pandas as pd
 
 from .metrics import frame_scores
 
@@ -250,6 +249,8 @@ def write_csvs(
 ) -> tuple[Path, Path]:
     """Write `global_results-<subset>.csv` and `per-sequence_results-<subset>.csv` into results_dir
     as the toolkit does (pandas, no index, "%.3f", NaN as an empty field); returns their paths."""
+    import pandas as pd  # here, not at the top: only a run of LVOS pays for importing pandas
+
     objects = list(objects)
     global_path, sequence_path = csv_paths(results_dir, subset)
     table = global_table(objects, unseen_videos)

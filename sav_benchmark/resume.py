@@ -21,16 +21,26 @@ from .results import COLUMNS, LATER_COLUMNS, NOT_FAILED, earlier_headers, lock_p
 Key = tuple[str, str, str]
 
 
-def resume_arguments(command: list[str], output: Path, retry_failed: bool = False) -> str:
+def resume_arguments(command: list[str], output: Path, retry_failed: bool = False, shard: str = "") -> str:
     """A run's command line (what started the program, then its arguments) that continues it: with
-    --resume (and --retry_failed), and its output made explicit."""
-    args = list(command)
+    --resume (and --retry_failed), its output made explicit, and a `--shard auto` replaced by the
+    K/N it resolved to (`shard`), so that it also runs outside the array job."""
+    args = _with_resolved_shard(list(command), shard)
     for flag in ("--resume", *(["--retry_failed"] if retry_failed else [])):
         if flag not in args:
             args.append(flag)
     if "--output" not in args and not any(a.startswith("--output=") for a in args):
         args += ["--output", str(output)]
     return shlex.join(args)
+
+
+def _with_resolved_shard(args: list[str], shard: str) -> list[str]:
+    for index, arg in enumerate(args):
+        if shard and arg == "--shard" and index + 1 < len(args) and args[index + 1].startswith("auto"):
+            args[index + 1] = shard
+        elif shard and arg.startswith("--shard=auto"):
+            args[index] = f"--shard={shard}"
+    return args
 
 
 def row_key(row: dict[str, Any]) -> Key:

@@ -199,9 +199,9 @@ def invoked_as() -> list[str]:
     return prefix or ["python", PROG]
 
 
-def resume_command(argv: list[str], output: Path, retry_failed: bool = False) -> str:
+def resume_command(argv: list[str], output: Path, retry_failed: bool = False, shard: str = "") -> str:
     """The command that continues this run: the same one, with --resume and the output made explicit."""
-    return resume_arguments([*invoked_as(), *argv], output, retry_failed)
+    return resume_arguments([*invoked_as(), *argv], output, retry_failed, shard)
 
 
 @dataclass
@@ -473,12 +473,16 @@ class RunSession:
             "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "models": [spec.name for spec in self.specs],
             "videos": [v.video_id for v in self.split.videos],
-            "environment": describe(device, uses_torch),
+            "environment": describe(
+                device, uses_torch, [spec.family for spec in self.specs], Path(self.args.edgetam_repo) if self.args.edgetam_repo else None
+            ),
             "telemetry": self.telemetry_description,
         }
+        source = getattr(self.args.shard, "source", "")  # --shard auto: the scheduler whose variables gave the shard
+        scheduler = {"shard_source": source} if source else {}
         if earlier:
             self.manifest = earlier
-            self.manifest.setdefault("resumed", []).append({**session, **stored, "rows_before": len(self.earlier_rows)})
+            self.manifest.setdefault("resumed", []).append({**session, **stored, **scheduler, "rows_before": len(self.earlier_rows)})
             self.session = self.manifest["resumed"][-1]
         else:
             self.manifest = {
@@ -487,6 +491,7 @@ class RunSession:
                 **stored,
                 "split_dir": self.split.split_dir,
                 "shard": self.split.shard,
+                **scheduler,
                 "prepared": self.args.prepared or str(prepared_path(self.output)),
             }
             self.session = self.manifest
@@ -611,7 +616,7 @@ class RunSession:
                 for line in refused:
                     print(f"warning: {line}", file=sys.stderr)
         print(f"rows: {self.output}  manifest: {manifest_path(self.output)}{masks}")
-        resume = resume_command(self.argv, self.output)
+        resume = resume_command(self.argv, self.output, shard=self.split.shard)
         if self.unwritable:
             print(f"{PROG}: error: {self.unwritable}; the run stopped there. Make room, then resume with:\n  {resume}", file=sys.stderr)
             return EXIT_FAILED
@@ -637,7 +642,7 @@ class RunSession:
             )
             print(
                 f"{PROG}: stopped {why}; the last, {last['video_id']}/{last['object_id']} {last['model']}, said: {last['error']}\n"
-                f"Fix the cause, then resume with:\n  {resume_command(self.argv, self.output, retry_failed=True)}",
+                f"Fix the cause, then resume with:\n  {resume_command(self.argv, self.output, True, self.split.shard)}",
                 file=sys.stderr,
             )
             return EXIT_TOO_MANY_FAILURES if stopped == STOPPED_FAILURES else EXIT_FAILED
@@ -645,9 +650,8 @@ class RunSession:
             return EXIT_FAILED
         failed = [r for r in rows if r["status"] not in NOT_FAILED]
         if failed:
-            print(
-                failure_summary(failed, log_path(self.output), resume_command(self.argv, self.output, retry_failed=True)), file=sys.stderr
-            )
+            again = resume_command(self.argv, self.output, True, self.split.shard)
+            print(failure_summary(failed, log_path(self.output), again), file=sys.stderr)
             return EXIT_FAILED
         return 0
 

@@ -68,14 +68,14 @@ def status_text(output: Path) -> tuple[str, bool]:
     if running and total is not None:
         lines.append(_eta(rows, objects, models))
     clean = not running and ended and complete and not failed
-    command = last.get("command")
+    command, shard = last.get("command"), str(manifest.get("shard") or "")
     if not running and not clean and command:
         where = last.get("cwd")
         prefix = f"cd {shlex.quote(where)} && " if where and Path(where).resolve() != Path.cwd().resolve() else ""
         if not complete:
-            lines.append(f"continue it with:\n  {prefix}{resume_arguments(command, output)}")
+            lines.append(f"continue it with:\n  {prefix}{resume_arguments(command, output, shard=shard)}")
         if failed:
-            lines.append(f"run its failed jobs again with:\n  {prefix}{resume_arguments(command, output, retry_failed=True)}")
+            lines.append(f"run its failed jobs again with:\n  {prefix}{resume_arguments(command, output, True, shard)}")
     return "\n".join(lines), clean
 
 

@@ -75,7 +75,7 @@ def test_models_lists_every_family_and_prompt():
     assert {"hf_sam2.1_tiny_points", "hf_sam2_large_mask", "hf_edgetam_bbox", "hf_sam3_tracker_points"} <= set(names)
     # baseline; each SAM 2 family and size, EdgeTAM, and their transformers twins with the SAM 3 tracker; 3 prompts each
     assert len(names) == 1 + (2 * 4 + 1) * 3 + (2 * 4 + 1 + 1) * 3
-    assert result.stdout.splitlines()[0] == "static_mask                ready       baseline, no model"
+    assert result.stdout.splitlines()[0] == "static_mask                ready       -                     baseline, no model"
 
 
 def test_missing_split_dir(tmp_path):

@@ -2,11 +2,13 @@
 
 import csv
 import json
-import math
+from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import assert_usage_error, cli, require
 
+from sav_benchmark.compare import Run, cell_value, missing_shards
 from sav_benchmark.results import COLUMNS
 from sav_benchmark.stats import wilcoxon_p
 
@@ -111,6 +113,9 @@ def test_one_model_twice_as_fast_and_the_others_unchanged(tmp_path):
         ([1.1, 1 / 1.1, 1.2, 1 / 1.2, 1.05, 1 / 1.05, 1.15, 1 / 1.15], "no significant change (1.00x"),
         # three objects, all twice as fast: with 3 pairs no result can reach p < 0.05
         ([2.0, 2.1, 1.9], "too few objects to tell (2.00x"),
+        # five objects, each exactly twice as fast: tied, yet no better than 2/32 over the sign assignments
+        # (the normal approximation said p = 0.025 and "2.00x faster")
+        ([2.0] * 5, "too few objects to tell (2.00x [2.00x, 2.00x], n=5)"),
     ],
 )
 def test_significance(tmp_path, ratios, expected):
@@ -229,8 +234,9 @@ def test_csv_holds_the_comparison_at_full_precision(tmp_path):
     fps = found["fps"]
     assert (fps["file"], fps["model"], fps["prompt"], fps["matched"], fps["n"]) == (str(faster), "m", "points", "6", "6")
     assert (float(fps["value"]), float(fps["ci95_low"]), float(fps["ci95_high"])) == (2.0, 2.0, 2.0)
-    # Six equal log ratios: W+ = 21, mean 10.5, variance 6*7*13/24 - (6**3 - 6)/48 = 18.375 (all tied).
-    assert float(fps["p_value"]) == pytest.approx(math.erfc(10.5 / math.sqrt(18.375) / math.sqrt(2)))
+    # Six equal log ratios, all above 0: of the 64 sign assignments of their tied ranks only all
+    # positive and all negative are as extreme, p = 2/64 (the normal approximation gave 0.0143).
+    assert float(fps["p_value"]) == pytest.approx(2 / 64)
     assert fps["verdict"] == "2.00x faster [2.00x, 2.00x]"
     assert (float(found["JF"]["value"]), found["JF"]["verdict"]) == (1.5, "+1.5 [+1.5, +1.5]")
 
@@ -260,3 +266,108 @@ def test_plot_without_matplotlib_is_refused_with_the_fix(tmp_path):
         result = cli(*command, "--html", tmp_path / "p.html", pythonpath=(blocker.parent,))
         assert_usage_error(result, "--html needs matplotlib: pip install matplotlib (or the project's plot extra: pip install -e .[plot])")
     assert not (tmp_path / "p.html").exists()
+
+
+# Settings and keys by value: pandas writes a column that has an empty cell back as floats and reads
+# SA-V's object ids (000, 001, ...) as numbers.
+
+
+def test_cells_are_compared_by_value():
+    assert cell_value("256") == cell_value("256.0") == cell_value("2.56e2") == cell_value(256.0) == 256
+    assert cell_value("000") == cell_value("0") == 0 and cell_value("1e3") == cell_value("1000")
+    assert cell_value("") is None and cell_value("  ") is None and cell_value(None) is None  # unknown, not a value
+    for text in ("bfloat16", "2.5.0", "inf", "nan", "1e999", "1_000", "0x10"):  # not plain finite numbers: their text
+        assert cell_value(text) == text
+    assert cell_value("12345678901234567891") != cell_value("12345678901234567890")  # equal as floats
+
+
+def sav_rows(model, prompt, fps_values):
+    """six_objects with SA-V's object ids, and two baseline rows (no dtype or imgsz: empty cells)."""
+    baseline = {"weights": "none", "device": "cpu", "dtype": "", "imgsz": ""}
+    return [dict(r, object_id=f"{i:03d}") for i, r in enumerate(six_objects(model, prompt, fps_values))] + [
+        row("v", f"{i:03d}", "static_mask", "mask", J="50", F="50", fps="900", p50="1", p90="1", **baseline) for i in range(2)
+    ]
+
+
+def saved_again_by_pandas(path, again, manifest=None):
+    pd.read_csv(path).to_csv(again, index=False)
+    text = again.read_text()
+    assert ",1024.0," in text and ",000," not in text and ",0," in text  # what pandas rewrote
+    if manifest is not None:
+        again.with_name(again.name + ".json").write_text(json.dumps(manifest))
+    return again
+
+
+def comparison(result, other, reference):
+    assert (result.returncode, result.stderr) == (0, "")
+    lines = result.stdout.splitlines()
+    return lines[lines.index(f"## {other} vs {reference}") + 1 :]
+
+
+def test_a_csv_pandas_saved_again_compares_as_the_original(tmp_path):
+    manifest = {"environment": {"torch": "2.5.0"}}
+    ref = write_run(tmp_path / "ref.csv", sav_rows("m", "points", REFERENCE_FPS), manifest)
+    fast = write_run(tmp_path / "fast.csv", sav_rows("m", "points", [2 * f for f in REFERENCE_FPS]), manifest)
+    again = saved_again_by_pandas(ref, tmp_path / "again.csv", manifest)
+    original = comparison(cli("compare", ref, fast), fast, ref)
+    assert original == [
+        "",
+        *HEADER.splitlines(),
+        "| m | points | 6 | 0 | 0 | 2.00x faster [2.00x, 2.00x] | 2.00x lower [2.00x, 2.00x] | - | - | +0.0 [+0.0, +0.0] |",
+        "| static_mask | mask | 2 | 0 | 0 | no significant change (1.00x [1.00x, 1.00x]) | no significant change (1.00x [1.00x, 1.00x]) "
+        "| - | - | +0.0 [+0.0, +0.0] |",
+    ]
+    assert comparison(cli("compare", again, fast), fast, again) == original  # no warning, every object paired
+    assert comparison(cli("compare", ref, again), again, ref)[:4] == [
+        "",
+        *HEADER.splitlines(),
+        "| m | points | 6 | 0 | 0 | no significant change (1.00x [1.00x, 1.00x]) | no significant change (1.00x [1.00x, 1.00x]) | - | - "
+        "| +0.0 [+0.0, +0.0] |",
+    ]
+
+
+def test_a_shard_pandas_saved_again_merges_with_its_sibling_and_overlaps_by_value(tmp_path):
+    rows = sav_rows("m", "points", REFERENCE_FPS)
+    first = write_run(tmp_path / "s1.csv", rows[:4], {"shard": "1/2"})
+    second = saved_again_by_pandas(write_run(tmp_path / "s2.csv", rows[4:]), tmp_path / "s2_again.csv", {"shard": "2/2"})
+    out = tmp_path / "all.csv"
+    result = cli("compare", first, second, "--merge", out)
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"merged 8 rows from 2 files: {out}\n", "")
+    overlapping = saved_again_by_pandas(write_run(tmp_path / "s3.csv", rows[3:]), tmp_path / "s3_again.csv")
+    assert_usage_error(
+        cli("compare", first, overlapping, "--merge", tmp_path / "o.csv"),
+        f"--merge: v/3 m is in both {first} and {overlapping}: shards must not overlap",
+    )
+
+
+def test_a_job_is_one_job_whatever_its_key_looks_like(tmp_path):
+    path = write_run(tmp_path / "r.csv", [row("v", "000", "m", "points", fps="1"), row("v", "0", "m", "points", fps="2")])
+    assert_usage_error(
+        cli("report", path),
+        f"{path}: v/0 m has two rows, on lines 2 and 3; a job has one row: delete one of them (or resume the run with --retry_failed, "
+        "which runs such jobs again)",
+    )
+
+
+def test_a_setting_one_file_leaves_empty_is_unknown_not_different(tmp_path):
+    blank = [dict(r, imgsz="") for r in six_objects("m", "points", REFERENCE_FPS)]
+    ref = write_run(tmp_path / "ref.csv", blank, {"environment": {"torch": "2.5.0"}})
+    other = write_run(tmp_path / "other.csv", [dict(r, imgsz="1.024e3") for r in six_objects("m", "points", REFERENCE_FPS)])
+    assert comparison(cli("compare", ref, other), other, ref)[:3] == [
+        "",
+        "note: imgsz is unknown in the reference (1.024e3 here), so it was not compared",
+        "note: torch is unknown here (2.5.0 in the reference), so it was not compared",
+    ]
+    # A file of the baseline alone has no model settings to know: nothing to note about them.
+    baseline = write_run(tmp_path / "baseline.csv", [r for r in sav_rows("m", "points", REFERENCE_FPS) if r["weights"] == "none"])
+    assert comparison(cli("compare", baseline, other), other, baseline)[1].startswith("| ")
+
+
+def test_missing_shards_are_found_by_value_and_an_odd_shard_is_none():
+    def runs(*shards):
+        return [Run(Path(f"{i}.csv"), [], None if shard is None else {"shard": shard}) for i, shard in enumerate(shards)]
+
+    assert missing_shards(runs("1/3", "3/3")) == ["2/3"]
+    assert missing_shards(runs("1/3", "3/03")) == missing_shards(runs("1/3", [3, 3])) == ["2/3"]
+    for odd in ("all", "", None, "1/3/3"):
+        assert missing_shards(runs("1/3", odd)) == []

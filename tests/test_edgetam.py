@@ -41,7 +41,8 @@ def models_lines(result):
 def test_models_explains_why_edgetam_cannot_run_without_a_checkout():
     lines = models_lines(cli("models", "--weights", "random"))
     assert lines["edgetam_points"] == (
-        "edgetam_points             cannot run  EdgeTAM is not importable here (the importable sam2 is Meta's package); "
+        "edgetam_points             cannot run  unknown               EdgeTAM is not importable here "
+        "(the importable sam2 is Meta's package); "
         "give --edgetam_repo PATH, a checkout of github.com/facebookresearch/EdgeTAM"
     )
     assert lines["sam2.1_tiny_points"].split()[1] == "ready"
@@ -50,7 +51,10 @@ def test_models_explains_why_edgetam_cannot_run_without_a_checkout():
 def test_models_with_a_checkout_runs_edgetam_in_its_own_worker(tmp_path):
     checkout = stand_in_fork(tmp_path / "EdgeTAM")
     lines = models_lines(cli("models", "--weights", "random", "--edgetam_repo", str(checkout)))
-    assert lines["edgetam_bbox"] == f"edgetam_bbox               ready       EdgeTAM checkout {checkout}, in a worker process of its own"
+    assert (
+        lines["edgetam_bbox"]
+        == f"edgetam_bbox               ready       modified              EdgeTAM checkout {checkout}, in a worker process of its own"
+    )
     lines = models_lines(cli("models", "--weights", "random", "--edgetam_repo", str(tmp_path)))
     assert lines["edgetam_mask"].endswith(
         f"--edgetam_repo {tmp_path} is not an EdgeTAM checkout (it has no sam2/configs/edgetam.yaml); clone "
@@ -61,10 +65,10 @@ def test_models_with_a_checkout_runs_edgetam_in_its_own_worker(tmp_path):
 def test_when_the_importable_sam2_is_the_fork(tmp_path):
     fork = stand_in_fork(tmp_path / "site")
     lines = models_lines(cli("models", "--weights", "random", pythonpath=(fork,)))
-    assert lines["edgetam_points"] == f"edgetam_points             ready       EdgeTAM's sam2 fork ({fork / 'sam2'})"
+    assert lines["edgetam_points"] == f"edgetam_points             ready       modified              EdgeTAM's sam2 fork ({fork / 'sam2'})"
     assert lines["sam2.1_tiny_points"].endswith(
-        f"cannot run  the importable sam2 ({fork / 'sam2'}) is EdgeTAM's fork, not Meta's package; install Meta's sam2 "
-        "(scripts/install.sh) and give EdgeTAM as a checkout with --edgetam_repo"
+        f"cannot run  unknown               the importable sam2 ({fork / 'sam2'}) is EdgeTAM's fork, not Meta's package; "
+        "install Meta's sam2 (scripts/install.sh) and give EdgeTAM as a checkout with --edgetam_repo"
     )
 
 

@@ -113,12 +113,12 @@ def test_models_says_what_each_transformers_model_needs(tmp_path):
     result = cli("models", "--checkpoint_dir", tmp_path)
     lines = {line.split()[0]: line for line in result.stdout.splitlines()}
     assert lines["hf_edgetam_points"].split(None, 1)[1] == (
-        f"cannot run  model folder {tmp_path / 'EdgeTAM-hf'} not found (or it has no config.json); fetch it with "
+        f"cannot run  unknown               model folder {tmp_path / 'EdgeTAM-hf'} not found (or it has no config.json); fetch it with "
         "scripts/download_checkpoints.sh, convert an official checkpoint with the convert command, or use --weights random "
         "for a speed-only run"
     )
     random = {line.split()[0]: line for line in cli("models", "--weights", "random").stdout.splitlines()}
-    assert "ready       transformers (" in random["hf_sam3_tracker_bbox"] and random["hf_sam3_tracker_bbox"].endswith(
+    assert "ready       unknown               transformers (" in random["hf_sam3_tracker_bbox"] and random["hf_sam3_tracker_bbox"].endswith(
         "Sam3TrackerVideoModel"
     )
 
@@ -142,7 +142,7 @@ def test_a_folder_of_another_model_is_refused(split, checkpoints, tmp_path):
     assert_usage_error(
         result,
         f"hf_edgetam_bbox cannot run here: {tmp_path / 'EdgeTAM-hf'} holds a sam3_tracker_video model, not edgetam_video; put that "
-        "model's folder there (README: Backends names each folder)",
+        "model's folder there (docs/backends.md names each folder)",
     )
 
 
@@ -290,7 +290,7 @@ def test_a_folder_of_another_size_or_version_or_without_every_weight_fails_its_j
     assert reasons == {
         "hf_sam2_tiny_points": f"ValueError: model folder {tmp_path / 'sam2-hiera-tiny'} is not sam2_tiny: its "
         "enable_temporal_pos_encoding_for_object_pointers is True, sam2_tiny's is False; put the sam2_tiny model's folder there "
-        "(README: Backends)",
+        "(docs/backends.md)",
         "hf_sam2.1_tiny_points": f"ValueError: model folder {tmp_path / 'sam2.1-hiera-tiny'} lacks weights of sam2.1_tiny or "
         "has them in other shapes: mask_decoder.conv_s0.bias",
     }

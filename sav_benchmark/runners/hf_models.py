@@ -43,7 +43,7 @@ def load_config(key: str, folder: Path, imgsz: int | None) -> Any:
         return config
     problem = architecture_problem(key, config)
     if problem:
-        raise ValueError(f"model folder {folder} is not {key}: {problem}; put the {key} model's folder there (README: Backends)")
+        raise ValueError(f"model folder {folder} is not {key}: {problem}; put the {key} model's folder there (docs/backends.md)")
     apply_image_size(config, imgsz or DEFAULT_IMGSZ)
     return config
 

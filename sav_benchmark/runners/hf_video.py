@@ -70,7 +70,7 @@ class HfVideoRunner(TorchRunner):
         self.model.eval().to(self.settings.device)
         self.processor = hf_processor(self.spec.config, self.model.config.image_size)
         self.stage_clock = self._stage_clock_or_why_not(self.model, TRANSFORMERS_METHODS)
-        # transformers' models always do what the sam2 package does with apply_postprocessing (README: Backends).
+        # transformers' models always do what the sam2 package does with apply_postprocessing (docs/backends.md).
         self.columns["postprocessing"] = "on"
 
     def _process(self, path: str) -> torch.Tensor:

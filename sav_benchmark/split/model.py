@@ -9,8 +9,10 @@ frames by their number in the 30 fps source (00000001, 00000006, ...), kept in `
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -18,6 +20,7 @@ from .. import PROG
 from ..errors import UsageError
 from ..files import write_atomically
 from ..masks import read_ids, read_mask
+from .shards import is_automatic, scheduler_shard
 
 FRAMES_DIR = "JPEGImages_24fps"
 ANNOTATIONS_DIR = "Annotations_6fps"
@@ -163,8 +166,11 @@ class Selection:
     shard: tuple[int, int] | None = None  # (K, N): the K-th of N parts, counting from 1
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """K/N with 1 <= K <= N, for --shard."""
+def parse_shard(text: str, environ: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """K/N with 1 <= K <= N, for --shard; `auto` and `auto/N` read K/N (a Shard, with its source)
+    from the array job this runs in, in environ (default: this process's; see shards)."""
+    if is_automatic(text):
+        return scheduler_shard(text, os.environ if environ is None else environ)
     k, _, n = text.partition("/")
     if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
         raise ValueError(f"--shard must be K/N with 1 <= K <= N (1/2 and 2/2 split a run in two), not {text}")
