@@ -23,7 +23,7 @@ else
   curl -fL --retry 3 -o "$dest/edgetam.pt.part" https://github.com/facebookresearch/EdgeTAM/raw/main/checkpoints/edgetam.pt && mv "$dest/edgetam.pt.part" "$dest/edgetam.pt"
 fi
 # The hf_* models read transformers model folders, named after their repositories on the Hugging Face
-# hub (README: Backends). They need the `hf` command of huggingface_hub (installed with transformers);
+# hub (docs/backends.md). They need the `hf` command of huggingface_hub (installed with transformers);
 # facebook/sam3 is gated: accept its licence on the hub and log in (`hf auth login`) first. Set
 # SKIP_HF=1 to fetch only the official checkpoints above (the convert command makes the SAM 2 / 2.1
 # and EdgeTAM folders from them, with no hub).

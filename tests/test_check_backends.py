@@ -1,6 +1,6 @@
 """scripts/check_backends.py on random weights at a small size on the CPU: the same weights through
 the model owners' package and through transformers. Where the two differ by design (transformers'
-frame resize, and the switches its models always have on: README, Backends), the masks of the
+frame resize, and the switches its models always have on: docs/backends.md), the masks of the
 benchmark's settings agree within the documented tolerance; with the same frames and switches
 they are the same masks (up to float noise for the mask prompt's memory, and EdgeTAM's bfloat16
 memory)."""

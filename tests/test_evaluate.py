@@ -287,7 +287,7 @@ def test_same_output_as_the_official_evaluator(tmp_path, layout):
 
 
 def test_the_speed_script_prints_its_table_without_the_official_evaluator():
-    """scripts/evaluate_speed.py (the README's speed table) on its smallest case: the floor is below
+    """scripts/evaluate_speed.py (the speed table of docs/evaluate.md) on its smallest case: the floor is below
     ours, and the columns that need the official evaluator say so."""
     out = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "evaluate_speed.py"), "--sizes", "480p", "--layouts", "davis"],

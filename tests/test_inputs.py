@@ -353,7 +353,7 @@ def test_a_davis_job_that_kills_the_run_twice_gets_a_crash_row(davis, tmp_path):
     segfault = {"FAKE_FAIL_PROMPT_FRAMES": "5", "TMPDIR": str(temporary)}  # object 3, the video's last job, segfaults
     assert cli_with_fakes(*args, **segfault).returncode < 0
     assert cli_with_fakes(*args, "--resume", **segfault).returncode < 0  # objects 1 and 2 had no rows yet: run again
-    # A driver killed mid-video leaves its label maps' files in the temporary folder (as the README says).
+    # A driver killed mid-video leaves its label maps' files in the temporary folder (as docs/datasets.md says).
     assert [p.name.startswith("sav-benchmark-label-maps-") for p in temporary.iterdir()] == [True, True]
     final = cli_with_fakes(*args, "--resume", **segfault)
     assert final.returncode == 1

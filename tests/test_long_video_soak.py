@@ -1,4 +1,4 @@
-"""scripts/long_video_soak.py (README: Memory flat in video length): its fit, and a tiny run
+"""scripts/long_video_soak.py (docs/methodology.md: Memory flat in video length): its fit, and a tiny run
 through the real sam2 predictor, so that the script cannot rot."""
 
 import importlib.util

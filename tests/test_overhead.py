@@ -73,7 +73,7 @@ def test_a_failure_found_while_the_next_job_ran_still_ends_the_run_at_its_row(tm
 
 
 def test_the_bare_loop_script_prints_a_ratio_for_each_mode():
-    """scripts/bare_loop.py (README: The harness against a bare loop), small and once, so that it cannot rot."""
+    """scripts/bare_loop.py (docs/methodology.md: The harness against a bare loop), small and once, so that it cannot rot."""
     require("sam2.build_sam")
     done = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "bare_loop.py"), "--repeats", "1", "--lockstep", "1", "--frames", "5", "--imgsz", "64"]

@@ -167,7 +167,7 @@ def test_a_sam2_run_writes_stage_cells_and_traces_unless_switched_off(synthetic_
 
 
 def test_the_stage_cost_script_prints_its_ratio_and_the_split():
-    """scripts/stages_cost.py (README: Stage times), small and once, so that it cannot rot."""
+    """scripts/stages_cost.py (docs/methodology.md: Stage times), small and once, so that it cannot rot."""
     require("sam2.build_sam")
     done = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "stages_cost.py"), "--imgsz", "64", "--frames", "5", "--rounds", "1"],
