@@ -86,8 +86,19 @@ def cell_value(cell: Any) -> Value | None:
 
 
 def job_key(row: dict[str, str], columns: tuple[str, ...] = ("video_id", "object_id", "model")) -> tuple[Value | None, ...]:
-    """A row's job by value: pandas may have written object 000 as 0 in one file and not in another."""
-    return tuple(cell_value(row[c]) for c in columns)
+    """A row's job by value: pandas may have written object 000 as 0 (or 0.0) in one file and not in
+    another. A video id is a number only when it is all digits: hexadecimal ids such as 0001e003
+    and 00010e02 would otherwise both read as 1000.0. Models and prompts are names."""
+    return tuple(_key_part(column, row[column]) for column in columns)
+
+
+def _key_part(column: str, cell: str) -> Value | None:
+    if column == "object_id":
+        return cell_value(cell)
+    if column == "video_id":
+        text = str(cell).strip()
+        return int(text) if text.isascii() and text.isdigit() else text
+    return cell
 
 
 @dataclass

@@ -32,6 +32,7 @@ import hashlib
 import importlib.machinery
 import importlib.util
 import json
+import re
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -230,7 +231,18 @@ def _differences(files: dict[str, str], release: dict[str, str]) -> dict[str, li
 
 
 def _is_meta(url: str | None) -> bool:
-    return bool(url) and META in url.lower()
+    """Whether a URL (https, ssh or scp-like git@host:path, with or without git+) names a repository
+    of Meta's GitHub organisation."""
+    if not url:
+        return False
+    text = url.strip().lower().removeprefix("git+")
+    scp_like = re.match(r"^[\w.-]+@([\w.-]+):(?!//)(.*)$", text)
+    if scp_like:
+        host, path = scp_like.groups()
+    else:
+        parsed = urlparse(text)
+        host, path = parsed.hostname or "", parsed.path
+    return f"{host}/{path.lstrip('/')}".startswith(META)
 
 
 def _judge(files: dict[str, str], entries: dict[str, dict[str, Any]], record: dict[str, Any]) -> dict[str, Any]:

@@ -97,6 +97,14 @@ def _prepared_split(args: argparse.Namespace) -> PreparedSplit | None:
     return PreparedSplit.load(Path(args.prepared))
 
 
+def _shard_of(split: PreparedSplit) -> tuple[int, int] | None:
+    """The part of a prepared split ("K/N" in its manifest) as --shard gives it."""
+    if not split.shard:
+        return None
+    part, parts = split.shard.split("/")
+    return int(part), int(parts)
+
+
 def _check_models_runnable(specs: list[ModelSpec], args: argparse.Namespace) -> dict[str, str]:
     """Everything a model needs, checked before any work; returns the import paths of models that
     run from a checkout in a worker of their own."""
@@ -398,6 +406,7 @@ class RunSession:
             uses_torch=uses_torch,
             isolation=self.isolation,
             num_points=prepared.num_points if prepared else args.num_points,
+            shard=_shard_of(prepared) if prepared else args.shard,  # what the rows cover, however it was given
             warmup_frames=warmup,
             # as sizes, not as typed: the same sizes in another order are the same run
             imgsz_for=[f"{model}={size}" for model, size in own_sizes(args.imgsz_for, self.specs)] or None,
@@ -597,7 +606,7 @@ class RunSession:
         """Why the run covers only part of the split ('' when it covers it all)."""
         args = self.args
         flags = [flag for flag, value in (("--video_ids", args.video_ids), ("--limit_videos", args.limit_videos)) if value]
-        flags += [flag for flag, value in (("--limit_objects", args.limit_objects), ("--shard", args.shard)) if value]
+        flags += [flag for flag, value in (("--limit_objects", args.limit_objects), ("--shard", args.shard or self.split.shard)) if value]
         return f"{', '.join(flags)} ran part of the split; a server scores what is missing as 0" if flags else ""
 
     def conclude(self) -> int:

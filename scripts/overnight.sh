@@ -4,6 +4,7 @@
 #
 #   bash scripts/overnight.sh start OUT_DIR -- RUN_ARGS...  start `jetson_benchmark.py run RUN_ARGS
 #                                   --output OUT_DIR/results.csv`, detached; returns once it runs
+#                                   (its CSV begun) or was refused, waiting SAV_OVERNIGHT_START_WAIT_S (120)
 #   bash scripts/overnight.sh status OUT_DIR   this script's state, then the run's own `status`
 #                                   (exit code 0 when the run finished cleanly, as `status`'s)
 #   bash scripts/overnight.sh stop OUT_DIR     end the run between two rows; nothing resumes it
@@ -25,7 +26,8 @@
 #   again after SAV_OVERNIGHT_RESTART_DELAY_S (10 s). After SAV_OVERNIGHT_MAX_STALLED (3) attempts
 #   in a row, reboots included, that added no row, it gives up (state gave-up).
 # - The run's exit code ends the loop: 0 done; 1 done-with-failures (rerun the failed jobs with
-#   --retry_failed, as status.txt says) or, with jobs left (a full disk, --fail_fast), incomplete;
+#   --retry_failed, as status.txt says) or, with jobs left, incomplete when --fail_fast stopped it
+#   (otherwise, a full disk or an error of the driver's own, it runs again as after a crash);
 #   2 refused (bad arguments: start says so and exits 2); 3 too-many-failures. SIGTERM or SIGHUP
 #   (a shutdown, `systemctl --user stop`) leaves the run to the next boot; SIGINT (Ctrl-C) stops it.
 # - One loop per folder: it holds OUT_DIR/overnight/loop.lock (freed by the kernel at its end).
@@ -205,7 +207,7 @@ cmd_loop() { # the loop that runs the command until it ends (launched by start a
   paths "$1"
   exec >>"$META/log" 2>&1 </dev/null
   exec 9>>"$META/loop.lock"
-  flock -n 9 || {
+  flock -w 5 9 || { # a moment's wait: `status` probes the lock by taking it briefly
     log "another loop is running this run; this one ends"
     exit 0
   }
@@ -244,7 +246,13 @@ cmd_loop() { # the loop that runs the command until it ends (launched by start a
       0) finish "done" "every job has a row, none failed" ;;
       1) if [[ $("$PYBIN" "$REPO/jetson_benchmark.py" status "$CSV" 2>/dev/null) =~ jobs:\ ([0-9]+)\ of\ ([0-9]+)\  ]] &&
         ((BASH_REMATCH[1] < BASH_REMATCH[2])); then
-        finish incomplete "exit code 1 with jobs left: see the run's last lines above"
+        if [[ " ${command[*]} " == *" --fail_fast "* ]]; then
+          finish incomplete "exit code 1 with jobs left (--fail_fast stopped it): see the run's last lines above"
+        else # the driver died of an error of its own (a bug, memory): run it again, as for a crash
+          log "exit code 1 with jobs left (a crash of the driver?): again in ${SAV_OVERNIGHT_RESTART_DELAY_S:-10} s"
+          sleep "${SAV_OVERNIGHT_RESTART_DELAY_S:-10}"
+          continue
+        fi
       else
         finish done-with-failures "exit code 1: some jobs failed; status.txt says how to run them again"
       fi ;;
@@ -282,7 +290,12 @@ cmd_start() {
       *) args+=("$arg") ;;
     esac
   done
-  [[ $dir != *%* && $dir != *$'\n'* && $SCRIPT != *%* ]] || die "$dir: a folder name with % or a newline cannot go in a crontab line"
+  local absolute=$dir
+  [[ $absolute == /* ]] || absolute=$PWD/$dir
+  # The crontab line's paths: cron reads % as a newline, and /bin/sh cannot read the $'...' quoting
+  # that printf %q gives other characters. What is left once printable ASCII but % is deleted must be nothing.
+  [[ $absolute$SCRIPT != *$'\n'* && -z $(LC_ALL=C tr -d ' -$&-~' <<<"$absolute$SCRIPT") ]] ||
+    die "$absolute: a path with %, a newline or characters other than printable ASCII cannot go in a crontab line"
   [[ ! -e $dir/overnight ]] || die "$dir: a run was started there already: bash $SCRIPT status $dir (or resume it, or choose another folder)"
   [[ ! -e $dir/results.csv ]] || die "$dir/results.csv exists already: choose another folder"
   PYBIN=$(command -v "${PYTHON:-python3}") || die "no Python '${PYTHON:-python3}' here: set PYTHON"
@@ -301,7 +314,7 @@ cmd_start() {
   record_power "$OUT/power-before.txt" "before the run (overnight.sh start)"
   add_boot_hook >>"$META/log"
   launch
-  local waited=0 limit=${SAV_OVERNIGHT_START_WAIT_S:-10} current
+  local waited=0 limit=${SAV_OVERNIGHT_START_WAIT_S:-120} current
   while [[ $(state) == running && ! -s $CSV ]] && ((waited < limit * 10)); do
     sleep 0.1
     waited=$((waited + 1))

@@ -347,6 +347,9 @@ def test_a_job_is_one_job_whatever_its_key_looks_like(tmp_path):
         f"{path}: v/0 m has two rows, on lines 2 and 3; a job has one row: delete one of them (or resume the run with --retry_failed, "
         "which runs such jobs again)",
     )
+    # Hexadecimal video ids are names: 0001e003 and 00010e02 are two videos, not both 1000.0.
+    hex_ids = write_run(tmp_path / "hex.csv", [row("0001e003", "1", "m", "points", fps="1"), row("00010e02", "1", "m", "points", fps="2")])
+    assert cli("report", hex_ids).returncode == 0
 
 
 def test_a_setting_one_file_leaves_empty_is_unknown_not_different(tmp_path):

@@ -480,6 +480,12 @@ def test_start_refuses_what_cannot_run_in_one_line(jetson, night):
     assert run.wait_until_ended() == "refused" and run.boot_hooks() == []
     assert "no rows: the run was refused" in (run.out / "status.txt").read_text()
 
+    for folder in ("night%1", "nuit-\u00e9t\u00e9"):  # cron reads % as a newline; /bin/sh cannot read $'...' quoting
+        odd = run("start", folder, "--", "--split_dir", "split", "--models", "static_mask")
+        assert odd.returncode == 2 and odd.stderr.endswith(
+            "a path with %, a newline or characters other than printable ASCII cannot go in a crontab line\n"
+        ), odd.stderr
+
     again = run.start()
     assert again.returncode == 2
     assert again.stderr == (

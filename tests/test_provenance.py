@@ -211,3 +211,20 @@ def test_the_manifest_records_each_model_package(tmp_path):
     code = provenance.model_code(["edgetam"], repo)
     assert list(code) == ["edgetam_repo"] and code["edgetam_repo"]["path"] == str(repo / "sam2")
     assert environment.describe("cpu", False)["model_code"] == {}
+
+
+@pytest.mark.parametrize(
+    "url,meta",
+    [
+        ("https://github.com/facebookresearch/sam2.git", True),
+        ("git@github.com:facebookresearch/sam2.git", True),
+        ("ssh://git@github.com/facebookresearch/sam2", True),
+        ("git+https://github.com/FacebookResearch/EdgeTAM@9cc44bf", True),
+        ("https://x.org/?q=github.com/facebookresearch/", False),
+        ("https://github.com.evil.org/facebookresearch/sam2", False),
+        ("https://github.com/someone/sam2", False),
+        ("", False),
+    ],
+)
+def test_meta_is_told_by_the_host_and_the_organisation_not_by_a_substring(url, meta):
+    assert provenance._is_meta(url) is meta

@@ -294,6 +294,26 @@ def test_every_pod_of_an_indexed_job_gets_its_own_part(completions):
     assert {part.source for part in parts} == {"kubernetes"}
 
 
+def test_the_shard_of_a_prepared_split_is_the_runs_shard_when_resumed(synthetic_split, tmp_path):
+    """--prepared forbids --shard: the part the prepared split holds is what the rows cover, and what a resume compares."""
+    split = synthetic_split(videos=4, frames=5, width=48, height=32)
+    output = tmp_path / "r.csv"
+    assert run(split, output, "1/2").returncode == 0
+    common = ("--models", "static_mask", "--output", output, "--quiet", "--resume")
+    result = cli("--prepared", f"{output}.prepared.json", *common, **UNSET)
+    assert (result.returncode, result.stderr) == (0, "")  # the same part, given by its prepared split
+    for part in ("1/2", "2/2"):
+        assert cli("prepare", "--split_dir", split, "--shard", part, "--output", tmp_path / f"p{part[0]}.json", **UNSET).returncode == 0
+    before = output.read_bytes()
+    result = cli("--prepared", tmp_path / "p2.json", *common, **UNSET)
+    assert_usage_error(
+        result,
+        "--resume: settings differ from the earlier run's (shard '1/2' -> '2/2'); its rows would not be comparable. "
+        "Use the same settings, a new --output, or --force",
+    )
+    assert output.read_bytes() == before
+
+
 def test_a_printed_resume_command_names_the_part_so_that_it_runs_outside_the_array_too():
     from pathlib import Path
 

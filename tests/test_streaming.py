@@ -137,7 +137,8 @@ def test_frame_runs_hold_the_same_frames_as_a_set(frames):
         expected.add(frame)
         assert list(runs) == sorted(expected)  # in order, each once: runs neither overlap nor repeat
     assert all((frame in runs) == (frame in expected) for frame in range(-1, 42))
-    assert bool(runs) == bool(expected) and "3" not in runs
+    assert bool(runs) == bool(expected) and "3" not in runs and 2.0 not in runs
+    assert all((np.int64(frame) in runs) == (frame in expected) for frame in range(41))  # numpy's integers too, as a set
     if expected:
         assert (runs.first(), runs.last()) == (min(expected), max(expected))
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import inspect
+import operator
 import os
 import sys
 import threading
@@ -336,7 +337,9 @@ class FrameRuns:
             self._ends.insert(after, frame + 1)
 
     def __contains__(self, frame: object) -> bool:
-        if not isinstance(frame, int):
+        try:
+            frame = operator.index(frame)  # an int, or an integer such as numpy's, as a set would find it
+        except TypeError:
             return False
         after = bisect.bisect_right(self._starts, frame)
         return bool(after) and frame < self._ends[after - 1]
