@@ -266,10 +266,19 @@ def _manifest(run: Run) -> str:
         ["started", manifest.get("started_utc", "")],
         *[[key, str(value)] for key, value in environment.items() if not isinstance(value, (dict, list))],
         *[
-            [f"{group}: {key}", str(value)]
+            [f"{group}: {key}", _fact(value)]
             for group, values in environment.items()
             if isinstance(values, dict)
             for key, value in values.items()
         ],
     ]
     return _table(["", ""], facts)
+
+
+def _fact(value: Any) -> str:
+    """A manifest value in a cell: where a model package's code came from in a word (with its
+    distribution), the manifest holding the rest; anything else as it is."""
+    if isinstance(value, dict) and "verdict" in value:
+        distribution = " ".join(str(part) for part in (value.get("distribution"), value.get("version")) if part)
+        return f"{value['verdict']} ({distribution})" if distribution else str(value["verdict"])
+    return str(value)

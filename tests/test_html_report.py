@@ -61,6 +61,8 @@ def test_the_page_has_every_section_and_every_picture_decodes(run, tmp_path):
     assert "sam2.1_tiny_mask" in section(dom, "summary") and "static_mask" in section(dom, "objects")
     assert "No power in this run" in section(dom, "memory-power")  # a CPU has no power source
     assert "http" not in page.read_text().replace("http-equiv", "")  # nothing fetched from a network
+    # where the model code came from, in a word and its distribution (the manifest holds the rest)
+    assert re.search(r"model_code: sam2</td>\s*<td>(meta|repackaged-identical|modified|unknown) \(\S+ \S+\)</td>", section(dom, "manifest"))
 
 
 def test_a_run_without_traces_says_why_instead_of_drawing(run, tmp_path):
