@@ -26,15 +26,30 @@ def job_of(frames_dir: Path, prompt_mask: np.ndarray, prompt_frame: int = 0) -> 
     return Job(frames_dir, n_frames, [Prompt(prompt_frame, [[8, 8]], [0, 0, 16, 16], prompt_mask)])
 
 
+def built(runner_class: type, spec, settings: RunSettings, overrides: list[str] = ()):
+    """A runner built with `overrides` added to its model's configuration."""
+    runner = runner_class(spec, settings)
+    base_overrides = runner.size_overrides
+    runner.size_overrides = lambda imgsz: [*base_overrides(imgsz), *overrides]
+    runner.build()
+    return runner
+
+
+def track(runner, job: Job) -> None:
+    """The job through a built runner: init, prompt, every frame."""
+    with runner.inference_context():
+        runner.init_video(job)
+        runner.add_prompt(job)
+        for _ in runner.propagate(job):
+            pass
+
+
 def propagated_outputs(
     runner_class: type, spec, settings: RunSettings, job: Job, overrides: list[str] = ()
 ) -> tuple[list, dict, list[int]]:
     """(per propagated frame, its mask logits, object pointer, object score and memory features in
     one float tensor; the row's columns; the outputs the state kept for one object between frames)."""
-    runner = runner_class(spec, settings)
-    base_overrides = runner.size_overrides
-    runner.size_overrides = lambda imgsz: [*base_overrides(imgsz), *overrides]
-    runner.build()
+    runner = built(runner_class, spec, settings, overrides)
     outputs, kept = [], []
     propagate = runner.predictor.propagate_in_video
 
@@ -52,11 +67,7 @@ def propagated_outputs(
 
     runner.predictor.propagate_in_video = recording
     try:
-        with runner.inference_context():
-            runner.init_video(job)
-            runner.add_prompt(job)
-            for _ in runner.propagate(job):
-                pass
+        track(runner, job)
     finally:
         runner.cleanup()
     return outputs, dict(runner.row_columns()), kept

@@ -12,7 +12,7 @@ import pytest
 from conftest import cli, require
 from hypothesis import given
 from hypothesis import strategies as st
-from streaming_probe import compare_modes, job_of
+from streaming_probe import built, compare_modes, job_of, track
 
 from sav_benchmark.masks import PackedMasks, read_mask
 from sav_benchmark.runners import MODELS
@@ -164,17 +164,9 @@ def test_tracked_frames_share_one_record_per_direction():
 @pytest.mark.parametrize("overrides,key", [([], streaming.TRACKED_PER_OBJECT), ([LEGACY], streaming.TRACKED_ALL)], ids=["sam2", "legacy"])
 def test_a_streamed_job_keeps_shared_records_of_its_tracked_frames(video, overrides, key):
     frames_dir, mask = video
-    runner = Sam2Runner(SPEC, replace(SETTINGS, stream=True))
-    base_overrides = runner.size_overrides
-    runner.size_overrides = lambda imgsz: [*base_overrides(imgsz), *overrides]
-    runner.build()
-    job = job_of(frames_dir, mask)
+    runner = built(Sam2Runner, SPEC, replace(SETTINGS, stream=True), overrides)
     try:
-        with runner.inference_context():
-            runner.init_video(job)
-            runner.add_prompt(job)
-            for _ in runner.propagate(job):
-                pass
+        track(runner, job_of(frames_dir, mask))
         records = runner.state[key][0] if key == streaming.TRACKED_PER_OBJECT else runner.state[key]
         assert isinstance(records, streaming.TrackedFrames) and sorted(records) == list(range(FRAMES))
         assert all(records[frame] is streaming.SHARED_RECORDS[False] for frame in range(1, FRAMES))
